@@ -1,0 +1,169 @@
+"""Command line: thin wrappers over :class:`SearchService`.
+
+Exit codes: 0 success, 1 a user error (one line, no traceback), 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .errors import KarabakhError
+from .service import SearchResult, SearchService
+
+path_option = click.Path(file_okay=False, path_type=Path)
+
+
+def common(func):
+    """--articles/--index on every command, defaulting to the environment."""
+
+    @click.option("--articles", type=path_option, envvar="KARABAKH_QA_ARTICLES",
+                  help="Articles folder (default: seeds/).")
+    @click.option("--index", "index_dir", type=path_option, envvar="KARABAKH_QA_INDEX",
+                  help="Index folder (default: index/).")
+    @click.option("--model", default=None, help="Embedding model name or folder.")
+    @wraps(func)
+    def wrapper(articles, index_dir, model, **kwargs):
+        settings = Settings.from_env(articles_dir=articles, index_dir=index_dir, model_name=model)
+        try:
+            return func(settings, **kwargs)
+        except KarabakhError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+def main(verbose: bool) -> None:
+    """karabakh-qa: cited answers from a folder of news articles."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def print_report(report) -> None:
+    d = report.to_dict()
+    click.echo(
+        f"generation {d['generation']}: {d['articles']} articles, {d['passages']} passages "
+        f"in {d['seconds']:.1f}s"
+    )
+    click.echo(
+        f"  added {len(d['added'])}, changed {len(d['changed'])}, removed {len(d['removed'])}, "
+        f"unchanged {d['unchanged']}; embedded {d['embedded']} passages, reused {d['reused']}"
+    )
+    for s in d["skipped"]:
+        click.echo(f"  skipped {s['source']}: {s['reason']}")
+
+
+@main.command("index")
+@common
+@click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
+@click.option("--wait", is_flag=True, help="Wait for another running build instead of refusing.")
+@click.option("--watch", is_flag=True, help="Keep watching the folder and rebuild on changes.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Torch threads for embedding (default: all cores).")
+def index_cmd(settings: Settings, full: bool, wait: bool, watch: bool, threads: int | None) -> None:
+    """Build (incrementally) the index from the articles folder."""
+    import os
+
+    settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
+    service = SearchService(settings)
+    with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        report = service.build(full=full, wait=wait, progress=progress)
+    print_report(report)
+    if watch:
+        from .watch import watch_folder
+
+        click.echo(f"watching {settings.articles_dir} (Ctrl-C to stop)")
+        watch_folder(service, on_build=print_report)
+
+
+def print_result(result: SearchResult) -> None:
+    if not result.answer_found:
+        click.echo("No confident answer in the archive; the nearest passages are:\n")
+    for hit in result.hits:
+        d = hit.to_dict()
+        date = d["date"] or "date unknown"
+        if d["date_source"] == "text":
+            date += " (inferred from the text)"
+        section = f", section \"{d['section']}\"" if d["section"] else ""
+        click.echo(f"[{d['rank']}] {d['text']}")
+        click.echo(
+            f"    — {d['source']}, {date}, paragraph {d['paragraph']}{section}, "
+            f"chars {d['start']}–{d['end']} (score {d['score']:.3f})"
+        )
+        for c in d["also_in"]:
+            click.echo(f"    also in {c['source']} paragraph {c['paragraph']} ({c['date'] or 'date unknown'})")
+        click.echo()
+
+
+@main.command()
+@common
+@click.argument("question")
+@click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+@click.option("--source", "sources", multiple=True, help="Only this article (repeatable).")
+@click.option("--since", default=None, help="Only passages dated on or after YYYY-MM-DD.")
+@click.option("--until", default=None, help="Only passages dated on or before YYYY-MM-DD.")
+def ask(settings: Settings, question: str, k: int, as_json: bool, sources, since, until) -> None:
+    """Cited passages answering QUESTION ('-' with --json: one question per stdin line)."""
+    service = SearchService(settings)
+    stale = service.stale()
+    if stale:
+        click.echo(
+            f"warning: index is stale ({len(stale)} article files changed since it was built, "
+            f"e.g. {stale[0]}); run `karabakh-qa index`",
+            err=True,
+        )
+    if question == "-":
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                out = service.search(line, k, list(sources), since, until).to_dict()
+            except KarabakhError as exc:
+                out = {**exc.to_dict(), "question": line.strip()}
+            click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    result = service.search(question, k, list(sources), since, until)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_result(result)
+
+
+@main.command()
+@common
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(settings: Settings, host: str, port: int, threads: int) -> None:
+    """Serve the web form and JSON API with waitress (builds the index if missing)."""
+    import waitress
+
+    from .web import create_app
+
+    service = SearchService(settings)
+    report = service.ensure_index()
+    if report:
+        print_report(report)
+    app = create_app(settings, service=service)
+    click.echo(f"serving on http://{host}:{port}/")
+    waitress.serve(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,81 @@
+"""Settings: every knob in one frozen dataclass, passed explicitly everywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration for indexing, searching and serving.
+
+    Paths default to the project's ``seeds/`` and ``index/``; the environment
+    variables ``KARABAKH_QA_ARTICLES`` and ``KARABAKH_QA_INDEX`` override them
+    (see :meth:`from_env`).
+    """
+
+    articles_dir: Path = PROJECT_ROOT / "seeds"
+    index_dir: Path = PROJECT_ROOT / "index"
+    web_dir: Path = PROJECT_ROOT / "web"
+    cache_dir: Path = PROJECT_ROOT / ".cache"
+
+    # Embedding model: the name is recorded in the manifest and checked at load.
+    model_name: str = DEFAULT_MODEL
+    model_max_tokens: int = 256
+    torch_threads: int = 1  # per serving process; indexing may raise it
+    embed_batch_size: int = 32
+    # Text embedded for a passage: "passage" or "title+section+passage".
+    embed_context: bool = True
+
+    # BM25 (rank-bm25 BM25Okapi parameters).
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_epsilon: float = 0.25
+
+    # Fusion: "zscore", "minmax" or "rrf"; weight is the dense share in linear fusion.
+    fusion: str = "zscore"
+    dense_weight: float = 0.4
+    rrf_k: int = 60
+    depth: int = 100
+
+    # No-answer rule (calibrated on tests/data/seed_dev.json, see README).
+    min_dense_score: float = 0.40
+    min_term_coverage: float = 0.5
+
+    # Near-duplicates: word-shingle Jaccard above this groups two passages.
+    dup_shingle: int = 3
+    dup_jaccard: float = 0.6
+
+    # Request limits.
+    max_question_chars: int = 1000
+    max_k: int = 50
+    default_k: int = 5
+    max_request_bytes: int = 1_048_576
+
+    admin_token: str | None = field(default=None, repr=False)
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (paths are coerced to Path)."""
+        for key in ("articles_dir", "index_dir", "web_dir", "cache_dir"):
+            if key in changes and changes[key] is not None:
+                changes[key] = Path(changes[key])  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then environment variables, then explicit overrides."""
+        env: dict[str, object] = {}
+        if os.environ.get("KARABAKH_QA_ARTICLES"):
+            env["articles_dir"] = Path(os.environ["KARABAKH_QA_ARTICLES"])
+        if os.environ.get("KARABAKH_QA_INDEX"):
+            env["index_dir"] = Path(os.environ["KARABAKH_QA_INDEX"])
+        if os.environ.get("KARABAKH_QA_ADMIN_TOKEN"):
+            env["admin_token"] = os.environ["KARABAKH_QA_ADMIN_TOKEN"]
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls().replace(**env)

@@ -1,0 +1,60 @@
+"""Dense retrieval: normalised embeddings in a FAISS inner-product index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+
+class DenseIndex:
+    """Exact inner-product search over L2-normalised float32 vectors (cosine)."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, dim: int) -> DenseIndex:
+        index = faiss.IndexFlatIP(dim)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls(index)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The stored vectors as a read-only numpy view (no copy)."""
+        n, d = self.size, self.dim
+        if n == 0:
+            return np.zeros((0, d), dtype=np.float32)
+        flat = faiss.rev_swig_ptr(self.index.get_xb(), n * d)
+        view = np.asarray(flat).reshape(n, d)
+        view.flags.writeable = False
+        return view
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, row ids), best first."""
+        k = min(k, self.size)
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k)
+        return scores[0], ids[0]
+
+    def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine of ``query`` with the given rows."""
+        return self.vectors[rows] @ query.astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> DenseIndex:
+        return cls(faiss.read_index(str(path)))

