@@ -1,0 +1,91 @@
+"""Adding an article over HTTP: validate, then write it atomically into the folder.
+
+Nothing touches the articles folder until the upload has passed every check,
+and the file appears under its final, generated name in one ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+
+from flask import Request
+
+from .config import Settings
+from .errors import ArticleError, BadRequest, PayloadTooLarge
+from .ingest import iso_date, parse_article
+
+MAX_ARTICLE_BYTES = 1_000_000
+
+
+def _field(body: dict, name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "\n" in value or len(value) > limit:
+        raise BadRequest(f"{name} must be one line of text, at most {limit} characters")
+    return value.strip()
+
+
+def _from_json(request: Request) -> bytes:
+    import json
+
+    try:
+        body = json.loads(request.get_data() or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the JSON body must be an object")
+    unknown = sorted(set(body) - {"text", "title", "date", "source"})
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; allowed: text, title, date, source")
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("text is required and must be non-empty")
+    title, source = _field(body, "title", 300), _field(body, "source", 300)
+    date = _field(body, "date", 10)
+    if date is not None and iso_date(date) != date:
+        raise BadRequest(f"date must be YYYY-MM-DD, got {date!r}")
+    meta = [f"{k}: {v}" for k, v in (("title", title), ("date", date), ("source", source)) if v]
+    head = "---\n" + "\n".join(meta) + "\n---\n" if meta else ""
+    return (head + text).encode("utf-8")
+
+
+def _from_multipart(request: Request) -> bytes:
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("multipart upload needs a 'file' field holding a .txt file")
+    if not (upload.filename or "").lower().endswith((".txt", ".md")):
+        raise BadRequest("only .txt or .md files are accepted")
+    return upload.read(MAX_ARTICLE_BYTES + 1)
+
+
+def save_upload(settings: Settings, request: Request) -> str:
+    """Validate the request's article and write it; returns its new source name."""
+    if request.mimetype == "application/json":
+        raw = _from_json(request)
+    elif request.mimetype == "multipart/form-data":
+        raw = _from_multipart(request)
+    else:
+        raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
+    if len(raw) > MAX_ARTICLE_BYTES:
+        raise PayloadTooLarge(f"article is larger than {MAX_ARTICLE_BYTES} bytes")
+    digest = hashlib.sha256(raw).hexdigest()
+    name = f"upload-{time.strftime('%Y%m%d', time.gmtime())}-{digest[:16]}.txt"
+    try:
+        parse_article(name, raw)  # the same checks as indexing: UTF-8, not binary, not empty
+    except ArticleError as exc:
+        raise BadRequest(exc.message) from None
+    folder = settings.articles_dir
+    if re.search(r"[^A-Za-z0-9._-]", name) or not folder.is_dir():
+        raise BadRequest("articles folder is not available")
+    tmp = folder / f".upload-{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(raw)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / name)
+    return name

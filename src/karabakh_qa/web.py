@@ -1,0 +1,261 @@
+"""Flask application factory: the HTML pages and the JSON API over one SearchService.
+
+``create_app(settings)`` builds everything; nothing lives at module level. Both
+the results page and ``/api/ask`` call :meth:`SearchService.search`; every
+error becomes ``{"ok": false, "error": ..., "status": ...}`` under ``/api/``
+and an HTML page elsewhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .errors import BadRequest, Forbidden, KarabakhError, Unauthorized
+from .service import SearchService
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+html = Blueprint("html", __name__)
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+def service() -> SearchService:
+    return current_app.extensions["karabakh_qa"]
+
+
+def segments(text: str, sentence: list[int], terms: list[list[int]]) -> list[dict]:
+    """Split ``text`` at highlight boundaries into pieces the template escapes."""
+    cuts = {0, len(text), *sentence, *(x for span in terms for x in span)}
+    points = sorted(c for c in cuts if 0 <= c <= len(text))
+    out = []
+    for a, b in zip(points, points[1:], strict=False):
+        out.append(
+            {
+                "text": text[a:b],
+                "mark": sentence[0] <= a and b <= sentence[1],
+                "em": any(s <= a and b <= e for s, e in terms),
+            }
+        )
+    return out
+
+
+def date_label(date: str | None, date_source: str | None) -> str:
+    if not date:
+        return "date unknown"
+    return f"{date} (inferred from the text)" if date_source == "text" else date
+
+
+# --- HTML --------------------------------------------------------------------------
+
+
+@html.get("/")
+def home():
+    args = request.args
+    svc = service()
+    index = svc.index()
+    sources = sorted(index.articles)
+    form = {
+        "q": args.get("q", ""),
+        "k": args.get("k", ""),
+        "source": args.getlist("source"),
+        "since": args.get("since", ""),
+        "until": args.get("until", ""),
+    }
+    result, error = None, None
+    if "q" in args:
+        try:
+            result = svc.search(form["q"], form["k"] or None, form["source"], form["since"],
+                                form["until"])
+        except BadRequest as exc:
+            error = exc.message
+    status = 400 if error else 200
+    return render_template(
+        "index.html", form=form, result=result, error=error, sources=sources,
+        articles=index.articles, segments=segments, date_label=date_label,
+    ), status
+
+
+@html.get("/articles/<path:source>")
+def article(source: str):
+    meta, passages = service().article(source)
+    paragraphs: list[dict] = []
+    for p in passages:
+        if paragraphs and paragraphs[-1]["n"] == p.paragraph:
+            paragraphs[-1]["text"] += " " + p.text
+            continue
+        paragraphs.append({"n": p.paragraph, "section": p.section, "text": p.text})
+    cited = request.args.get("p", type=int)
+    return render_template(
+        "article.html", source=source, meta=meta, paragraphs=paragraphs, cited=cited,
+        date_label=date_label,
+    )
+
+
+# --- JSON API ----------------------------------------------------------------------
+
+
+def _json_body() -> dict:
+    if not request.is_json:
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    try:
+        body = json.loads(request.get_data(cache=True) or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the JSON body must be an object")
+    return body
+
+
+@api.route("/ask", methods=["GET", "POST"])
+def ask():
+    if request.method == "POST":
+        body = _json_body()
+        unknown = sorted(set(body) - {"question", "k", "sources", "since", "until"})
+        if unknown:
+            raise BadRequest(
+                f"unknown field {unknown[0]!r}; allowed: question, k, sources, since, until"
+            )
+        params = (body.get("question"), body.get("k"), body.get("sources"), body.get("since"),
+                  body.get("until"))
+    else:
+        a = request.args
+        params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
+    return jsonify(service().search(*params).to_dict())
+
+
+@api.get("/health")
+def health():
+    return jsonify(service().health())
+
+
+@api.get("/openapi.json")
+def openapi():
+    path = Path(current_app.static_folder) / "openapi.json"
+    return current_app.response_class(path.read_bytes(), mimetype="application/json")
+
+
+def require_admin() -> None:
+    """Bearer token check, in constant time; no token configured means 403."""
+    token = current_app.config["KQA_SETTINGS"].admin_token
+    if not token:
+        raise Forbidden("admin endpoints are disabled: set KARABAKH_QA_ADMIN_TOKEN to enable them")
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else ""
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized("missing or wrong bearer token")
+
+
+@api.post("/articles")
+def add_article():
+    require_admin()
+    from .upload import save_upload
+
+    saved = save_upload(current_app.config["KQA_SETTINGS"], request)
+    report = current_app.extensions["karabakh_qa_builder"].build_now()
+    return jsonify({"ok": True, "source": saved, "build": report.to_dict()}), 201
+
+
+@api.post("/reindex")
+def reindex():
+    require_admin()
+    started = current_app.extensions["karabakh_qa_builder"].start()
+    return jsonify({"ok": True, "started": started}), 202
+
+
+# --- errors and headers --------------------------------------------------------------
+
+
+def _error(status: int, message: str):
+    if request.path.startswith("/api/"):
+        return jsonify({"ok": False, "error": message, "status": status}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def handle_error(exc: Exception):
+    if isinstance(exc, KarabakhError):
+        return _error(exc.status, exc.message)
+    if isinstance(exc, HTTPException):
+        message = {
+            404: "no such page or endpoint",
+            405: f"method {request.method} is not allowed here",
+            413: "request body too large",
+        }.get(exc.code or 500, exc.description or exc.name)
+        return _error(exc.code or 500, message)
+    log.exception("unhandled error on %s", request.path)
+    return _error(500, "internal error; the server log has details")
+
+
+def security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+class Builder:
+    """Runs incremental builds for the admin endpoints, one at a time, off-request."""
+
+    def __init__(self, svc: SearchService) -> None:
+        self.svc = svc
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def build_now(self):
+        return self.svc.build(wait=True)
+
+    def start(self) -> bool:
+        with self._lock:
+            if self._thread and self._thread.is_alive():
+                return False
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+            return True
+
+    def _run(self) -> None:
+        try:
+            self.svc.build(wait=True)
+        except KarabakhError:
+            log.exception("background build failed; the serving index is unchanged")
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+
+
+def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
+    """Build the Flask app around one SearchService (made from ``settings`` if not given)."""
+    settings = settings or Settings.from_env()
+    svc = service or SearchService(settings)
+    app = Flask(
+        __name__,
+        template_folder=str(settings.web_dir / "templates"),
+        static_folder=str(settings.web_dir / "static"),
+    )
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes + 64 * 1024,
+        KQA_SETTINGS=settings,
+        DEBUG=False,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.extensions["karabakh_qa"] = svc
+    app.extensions["karabakh_qa_builder"] = Builder(svc)
+    app.register_blueprint(html)
+    app.register_blueprint(api)
+    app.register_error_handler(Exception, handle_error)
+    app.after_request(security_headers)
+    return app

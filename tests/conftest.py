@@ -1,0 +1,69 @@
+"""Shared fixtures: small deterministic settings, a built seed index, the Flask app."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from karabakh_qa.config import PROJECT_ROOT, Settings
+from karabakh_qa.embed import HashEmbedder
+from karabakh_qa.service import SearchService
+from karabakh_qa.web import create_app
+
+SEEDS = PROJECT_ROOT / "seeds"
+
+
+def make_settings(tmp: Path, articles: Path | None = None, **kw) -> Settings:
+    return Settings(
+        articles_dir=articles or tmp / "articles",
+        index_dir=tmp / "index",
+        cache_dir=tmp / "cache",
+        model_name="hash-bow-64",
+        **kw,
+    )
+
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    return HashEmbedder(64)
+
+
+@pytest.fixture
+def seed_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+@pytest.fixture
+def seed_settings(tmp_path: Path, seed_dir: Path) -> Settings:
+    return make_settings(tmp_path, seed_dir)
+
+
+@pytest.fixture
+def seed_service(seed_settings: Settings, embedder: HashEmbedder) -> SearchService:
+    service = SearchService(seed_settings, embedder)
+    service.build()
+    return service
+
+
+@pytest.fixture
+def app(seed_settings: Settings, seed_service: SearchService):
+    return create_app(seed_settings, service=seed_service)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if isinstance(text, str):
+        path.write_bytes(text.encode("utf-8"))
+    else:
+        path.write_bytes(text)
+    return path
