@@ -45,14 +45,17 @@ def test_lone_credit_under_a_caption_and_repeated_caption():
 
 
 def test_caption_repeated_with_agency_suffix_keeps_first():
-    caption = "Azerbaijani army has retaken 13 more villages in Jabrayil region, says President Aliyev."
+    caption = (
+        "Azerbaijani army has retaken 13 more villages in Jabrayil region, says President Aliyev."
+    )
     text = f"{BODY}\n\n{caption}\n{caption} (AA)\n\n{BODY.replace('full', 'last')}\n"
     texts = [p.text for p in passages_of(text)]
     assert caption in texts and caption + " (AA)" not in texts
 
 
 def test_heading_becomes_section_and_trailing_widgets_are_dropped():
-    text = f"Title of the story\n\n{BODY}\n\nTemporary ceasefire\n\n{BODY.replace('full', 'next')}\n\nRoute 6"
+    nxt = BODY.replace("full", "next")
+    text = f"Title of the story\n\n{BODY}\n\nTemporary ceasefire\n\n{nxt}\n\nRoute 6"
     labs = [lab for lab, _ in labels_of(text)]
     assert labs == ["title", "paragraph", "heading", "paragraph", "widget"]
     ps = passages_of(text)
@@ -61,12 +64,15 @@ def test_heading_becomes_section_and_trailing_widgets_are_dropped():
 
 
 def test_two_short_lines_in_a_row_only_last_can_be_heading():
-    text = f"{BODY}\n\nPress Armenia, Turkey asks Russia\n\nReal heading\n\n{BODY.replace('full', 'x')}\n"
+    widget = "Press Armenia, Turkey asks Russia"
+    text = f"{BODY}\n\n{widget}\n\nReal heading\n\n{BODY.replace('full', 'x')}\n"
     assert [lab for lab, _ in labels_of(text)] == ["paragraph", "widget", "heading", "paragraph"]
 
 
 def test_hard_wrapped_paragraph_is_one_passage():
-    text = "This paragraph was wrapped by the site at a fixed width and\ncontinues on the next line.\n"
+    text = (
+        "This paragraph was wrapped by the site at a fixed width and\ncontinues on the next line.\n"
+    )
     ps = passages_of(text)
     assert len(ps) == 1 and ps[0].text == text.strip()
 
@@ -90,7 +96,7 @@ def test_every_seed_passage_is_a_verbatim_span():
     for article in articles:
         raw = (SEEDS / article.source).read_bytes().decode("utf-8")
         for p in chunk_article(article)[1]:
-            assert raw[p.start:p.end] == p.text
+            assert raw[p.start : p.end] == p.text
             assert p.text == p.text.strip()
             total += 1
     assert total == 86
@@ -105,12 +111,19 @@ def test_seed_furniture_never_becomes_a_passage():
     caption = "Rescuers work at the scene of a damaged building"
     assert sum(t.startswith(caption) for t in texts) == 1
     sections = {p.section for a in articles for p in chunk_article(a)[1]}
-    assert {"Temporary ceasefire", "Latest fighting", "Infrastructure damaged", "Attacks on Ganja"} <= sections
+    assert {
+        "Temporary ceasefire",
+        "Latest fighting",
+        "Infrastructure damaged",
+        "Attacks on Ganja",
+    } <= sections
 
 
 def test_passage_ids_are_stable_and_content_derived():
     assert passage_id("a.txt", "Hello,  World") == passage_id("a.txt", "hello world")
     assert passage_id("a.txt", "hello") != passage_id("b.txt", "hello")
     first = passages_of(f"{BODY}\n\nAnother paragraph, also complete.\n")
-    second = passages_of(f"New opening paragraph, inserted.\n\n{BODY}\n\nAnother paragraph, also complete.\n")
+    second = passages_of(
+        f"New opening paragraph, inserted.\n\n{BODY}\n\nAnother paragraph, also complete.\n"
+    )
     assert {p.id for p in first} <= {p.id for p in second}

@@ -23,16 +23,24 @@ def test_seed_dates_follow_precedence_and_never_invent_a_year():
 
 
 def test_front_matter_beats_marker_and_text():
-    raw = b"---\ntitle: Ceasefire holds\ndate: 2021-01-02\nsource: Wire\nurl: http://x\n---\n" \
-          b"date 2020-05-05 Body text on Sunday, October 11, 2020 here.\n"
+    raw = (
+        b"---\ntitle: Ceasefire holds\ndate: 2021-01-02\nsource: Wire\nurl: http://x\n---\n"
+        b"date 2020-05-05 Body text on Sunday, October 11, 2020 here.\n"
+    )
     article = parse_article("a.txt", raw)
-    assert (article.date, article.date_source, article.title) == ("2021-01-02", "metadata", "Ceasefire holds")
+    assert (article.date, article.date_source, article.title) == (
+        "2021-01-02",
+        "metadata",
+        "Ceasefire holds",
+    )
     assert article.publisher == "Wire" and article.url == "http://x"
-    assert article.text[article.body_start:].startswith("Body text")
+    assert article.text[article.body_start :].startswith("Body text")
 
 
 def test_date_marker_is_stripped_from_passage_text():
-    article, passages = chunk_article(parse_article("m.txt", b" date 2020-10-11 First paragraph here.\n"))
+    article, passages = chunk_article(
+        parse_article("m.txt", b" date 2020-10-11 First paragraph here.\n")
+    )
     assert article.date_source == "header"
     assert passages[0].text == "First paragraph here."
     assert passages[0].start == 17
@@ -84,8 +92,10 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path):
 
 
 def test_crlf_and_bom_keep_exact_offsets():
-    raw = "\ufeffHeadline here\r\n\r\nFirst para, with words.\r\nSecond line ends here.\r\n".encode()
+    raw = (
+        "\ufeffHeadline here\r\n\r\nFirst para, with words.\r\nSecond line ends here.\r\n".encode()
+    )
     article, passages = chunk_article(parse_article("w.txt", raw))
     for p in passages:
-        assert article.text[p.start:p.end] == p.text
+        assert article.text[p.start : p.end] == p.text
     assert [p.text for p in passages] == ["First para, with words.", "Second line ends here."]

@@ -10,10 +10,17 @@ from .conftest import SEEDS
 
 def test_tokenizer_lowercases_stems_drops_stopwords_and_joins_thousands():
     assert tokenize("The Attacks destroyed 1,165 houses in Ganja's") == [
-        "attack", "destroy", "1165", "hous", "ganja",
+        "attack",
+        "destroy",
+        "1165",
+        "hous",
+        "ganja",
     ]
     text = "Shelling of Ganja"
-    assert [(t, text[s:e]) for t, s, e in tokenize_spans(text)] == [("shell", "Shelling"), ("ganja", "Ganja")]
+    assert [(t, text[s:e]) for t, s, e in tokenize_spans(text)] == [
+        ("shell", "Shelling"),
+        ("ganja", "Ganja"),
+    ]
 
 
 def assert_parity(docs, queries):
@@ -28,10 +35,16 @@ def assert_parity(docs, queries):
 def test_bm25_matrix_matches_rank_bm25_on_seeds():
     articles, _ = read_articles(SEEDS)
     docs = [tokenize(p.text) for a in articles for p in chunk_article(a)[1]]
-    queries = [tokenize(q) for q in (
-        "How many houses have been destroyed?", "ceasefire Moscow talks", "Su-25 jet shot down",
-        "bread recipe", "Ganja Ganja attack",  # repeated term counts twice, as in rank-bm25
-    )]
+    queries = [
+        tokenize(q)
+        for q in (
+            "How many houses have been destroyed?",
+            "ceasefire Moscow talks",
+            "Su-25 jet shot down",
+            "bread recipe",
+            "Ganja Ganja attack",  # repeated term counts twice, as in rank-bm25
+        )
+    ]
     assert_parity(docs, queries)
 
 

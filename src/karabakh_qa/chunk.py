@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from .records import Article, Passage
 
 TRIM = " \t\r\n\xa0\ufeff\u200b"
-TERMINAL = tuple('.!?…:;"”’\'')
+TERMINAL = tuple(".!?…:;\"”’'")
 HEADING_MAX_WORDS = 14
 HEADING_MAX_CHARS = 120
 
@@ -168,12 +168,17 @@ def classify(items: list[Unit]) -> list[str]:
             label = "read_more"
         elif words <= 8 and _UI.match(text):
             label = "ui"
-        elif words <= 15 and _SOURCE_LINE.match(text) and ":" in text[:30] or (
-            words <= 15 and re.match(r"^(editing|reporting|writing) by\b", text, re.I)
+        elif (
+            words <= 15
+            and _SOURCE_LINE.match(text)
+            and ":" in text[:30]
+            or (words <= 15 and re.match(r"^(editing|reporting|writing) by\b", text, re.I))
         ):
             label = "source"
-        elif words <= 4 and not _ends_sentence(text) and (
-            _CREDIT.match(text) or unit.lines_before > 0
+        elif (
+            words <= 4
+            and not _ends_sentence(text)
+            and (_CREDIT.match(text) or unit.lines_before > 0)
         ):
             label = "credit"
         elif last_kept is not None and _same_caption(last_kept, text):
@@ -223,7 +228,9 @@ def split_long(
             pieces.append((s, e))
             continue
         # One over-long sentence: cut between words.
-        word_spans = [(m.start() + s, m.end() + s) for m in re.finditer(r"\S+", text[s - start : e - start])]
+        word_spans = [
+            (m.start() + s, m.end() + s) for m in re.finditer(r"\S+", text[s - start : e - start])
+        ]
         cur = word_spans[0]
         for ws in word_spans[1:]:
             if count_tokens(text[cur[0] - start : ws[1] - start]) > max_tokens:
@@ -284,7 +291,11 @@ def chunk_article(
     """Passages of one article, and the article with an inferred date if it had none."""
     items = units(article.text, article.body_start)
     labels = classify(items)
-    kept = [(u, lab) for u, lab in zip(items, labels, strict=True) if lab in ("paragraph", "heading", "title")]
+    kept = [
+        (u, lab)
+        for u, lab in zip(items, labels, strict=True)
+        if lab in ("paragraph", "heading", "title")
+    ]
     title = article.title
     if title is None:
         title = next((u.text for u, lab in kept if lab == "title"), None)

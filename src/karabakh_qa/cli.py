@@ -23,10 +23,19 @@ path_option = click.Path(file_okay=False, path_type=Path)
 def common(func):
     """--articles/--index on every command, defaulting to the environment."""
 
-    @click.option("--articles", type=path_option, envvar="KARABAKH_QA_ARTICLES",
-                  help="Articles folder (default: seeds/).")
-    @click.option("--index", "index_dir", type=path_option, envvar="KARABAKH_QA_INDEX",
-                  help="Index folder (default: index/).")
+    @click.option(
+        "--articles",
+        type=path_option,
+        envvar="KARABAKH_QA_ARTICLES",
+        help="Articles folder (default: seeds/).",
+    )
+    @click.option(
+        "--index",
+        "index_dir",
+        type=path_option,
+        envvar="KARABAKH_QA_INDEX",
+        help="Index folder (default: index/).",
+    )
     @click.option("--model", default=None, help="Embedding model name or folder.")
     @wraps(func)
     def wrapper(articles, index_dir, model, **kwargs):
@@ -69,8 +78,12 @@ def print_report(report) -> None:
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of refusing.")
 @click.option("--watch", is_flag=True, help="Keep watching the folder and rebuild on changes.")
-@click.option("--threads", type=click.IntRange(1, 64), default=None,
-              help="Torch threads for embedding (default: all cores).")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Torch threads for embedding (default: all cores).",
+)
 def index_cmd(settings: Settings, full: bool, wait: bool, watch: bool, threads: int | None) -> None:
     """Build (incrementally) the index from the articles folder."""
     import os
@@ -78,6 +91,7 @@ def index_cmd(settings: Settings, full: bool, wait: bool, watch: bool, threads: 
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
     service = SearchService(settings)
     with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.length = max(total, 1)
             bar.update(done - bar.pos)
@@ -99,14 +113,17 @@ def print_result(result: SearchResult) -> None:
         date = d["date"] or "date unknown"
         if d["date_source"] == "text":
             date += " (inferred from the text)"
-        section = f", section \"{d['section']}\"" if d["section"] else ""
+        section = f', section "{d["section"]}"' if d["section"] else ""
         click.echo(f"[{d['rank']}] {d['text']}")
         click.echo(
             f"    — {d['source']}, {date}, paragraph {d['paragraph']}{section}, "
             f"chars {d['start']}–{d['end']} (score {d['score']:.3f})"
         )
         for c in d["also_in"]:
-            click.echo(f"    also in {c['source']} paragraph {c['paragraph']} ({c['date'] or 'date unknown'})")
+            click.echo(
+                f"    also in {c['source']} paragraph {c['paragraph']} "
+                f"({c['date'] or 'date unknown'})"
+            )
         click.echo()
 
 

@@ -44,8 +44,11 @@ class Settings:
     rrf_k: int = 60
     depth: int = 100
 
-    # No-answer rule (calibrated on tests/data/seed_dev.json, see README).
+    # No-answer rule (calibrated on tests/data/seed_dev.json, see README): an answer
+    # is found when a top-3 passage has cosine >= min_dense_score, or cosine >=
+    # min_dense_with_terms while covering >= min_term_coverage of the query's idf.
     min_dense_score: float = 0.40
+    min_dense_with_terms: float = 0.25
     min_term_coverage: float = 0.5
 
     # Near-duplicates: word-shingle Jaccard above this groups two passages.

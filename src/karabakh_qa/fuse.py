@@ -52,6 +52,7 @@ def fuse(
     ``*_ranks`` 1-based ranks in those lists, 0 when a candidate is not in one.
     """
     if method == "rrf":
+
         def rrf(ranks: np.ndarray) -> np.ndarray:
             return np.where(ranks > 0, 1.0 / (rrf_k + np.maximum(ranks, 1)), 0.0)
 

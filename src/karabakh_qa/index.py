@@ -77,7 +77,9 @@ def embed_with_reuse(
     Returns (vectors, keys, number embedded); ``known`` gains the new vectors.
     """
     keys = [embed_key(embedder.name, t) for t in texts]
-    todo = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1])
+    todo = sorted(
+        {k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda kv: kv[1]
+    )
     total = len(todo)
     for start in range(0, total, batch_size * 8):
         chunk = todo[start : start + batch_size * 8]
@@ -219,7 +221,9 @@ def load_index(settings: Settings) -> LoadedIndex:
             ) from exc
         check_manifest(loaded.manifest, settings)
         if len(loaded.passages) != loaded.dense.size:
-            raise IndexUnavailable(f"index at {path} is inconsistent: run `karabakh-qa index --full`")
+            raise IndexUnavailable(
+                f"index at {path} is inconsistent: run `karabakh-qa index --full`"
+            )
         return loaded
     raise IndexUnavailable(f"index in {settings.index_dir} kept changing while loading; try again")
 
@@ -343,7 +347,9 @@ def build_index(
         chunked: list[Article] = []
         passages: list[Passage] = []
         for article in articles:
-            article, parts = chunk_article(article, embedder.count_tokens, settings.model_max_tokens)
+            article, parts = chunk_article(
+                article, embedder.count_tokens, settings.model_max_tokens
+            )
             if not parts:
                 skipped.append(Skipped(article.source, "no indexable text after cleaning"))
                 continue
@@ -378,7 +384,11 @@ def build_index(
                 "embed_context": settings.embed_context,
             },
             "tokenizer": TOKENIZER_VERSION,
-            "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "epsilon": settings.bm25_epsilon},
+            "bm25": {
+                "k1": settings.bm25_k1,
+                "b": settings.bm25_b,
+                "epsilon": settings.bm25_epsilon,
+            },
             "dedup": {"shingle": settings.dup_shingle, "jaccard": settings.dup_jaccard},
             "articles": {
                 a.source: {
@@ -396,7 +406,11 @@ def build_index(
                 {**s.to_dict(), "sha256": _sha_or_none(settings.articles_dir / s.source)}
                 for s in skipped
             ],
-            "counts": {"articles": len(chunked), "passages": len(passages), "vocab": len(bm25.vocab)},
+            "counts": {
+                "articles": len(chunked),
+                "passages": len(passages),
+                "vocab": len(bm25.vocab),
+            },
             "build": {"embedded": embedded, "reused": len(passages) - embedded},
         }
         name = f"gen-{generation:06d}"

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 ARTICLE_SUFFIXES = (".txt", ".md")
 FRONT_MATTER_KEYS = ("title", "date", "source", "url")
 
-_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<body>.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?---[ \t]*\r?\n(?P<body>.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M
+)
 _FM_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_]+)\s*:\s*(?P<value>.*?)\s*$")
 _DATE_MARKER = re.compile(
     r"\A\ufeff?[ \t]*date[ \t]*[:=]?[ \t]*(?P<date>\d{4}-\d{2}-\d{2})(?:[ \t]+|[ \t]*\r?\n)", re.I
@@ -87,7 +89,9 @@ def parse_article(source: str, raw: bytes) -> Article:
             if date:
                 date_source = "metadata"
             else:
-                log.warning("%s: front-matter date %r is not YYYY-MM-DD; ignored", source, meta["date"])
+                log.warning(
+                    "%s: front-matter date %r is not YYYY-MM-DD; ignored", source, meta["date"]
+                )
     marker = _DATE_MARKER.match(text[body_start:])
     if marker:
         marker_date = iso_date(marker.group("date"))

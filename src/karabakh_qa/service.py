@@ -261,8 +261,16 @@ class SearchService:
         dn = index.dense.scores_for(qvec, candidates)
         sr, dr = ranks_of(candidates, sparse_top), ranks_of(candidates, dense_top)
         fused = fuse(
-            candidates, bm, dn, bm_all[sparse_top], index.dense.scores_for(qvec, dense_top),
-            sr, dr, s.fusion, s.dense_weight, s.rrf_k,
+            candidates,
+            bm,
+            dn,
+            bm_all[sparse_top],
+            index.dense.scores_for(qvec, dense_top),
+            sr,
+            dr,
+            s.fusion,
+            s.dense_weight,
+            s.rrf_k,
         )
         order = np.lexsort((candidates, -fused))
         allowed_set = None if allowed is None else set(allowed.tolist())
@@ -331,7 +339,7 @@ class SearchService:
         cover = max(term_coverage(h.passage.text, terms, index) for h in hits[:3])
         s = self.settings
         return best_dense >= s.min_dense_score or (
-            cover >= s.min_term_coverage and best_dense >= s.min_dense_score - 0.15
+            cover >= s.min_term_coverage and best_dense >= s.min_dense_with_terms
         )
 
     # --- articles and health -------------------------------------------------------

@@ -77,14 +77,21 @@ def home():
     result, error = None, None
     if "q" in args:
         try:
-            result = svc.search(form["q"], form["k"] or None, form["source"], form["since"],
-                                form["until"])
+            result = svc.search(
+                form["q"], form["k"] or None, form["source"], form["since"], form["until"]
+            )
         except BadRequest as exc:
             error = exc.message
     status = 400 if error else 200
     return render_template(
-        "index.html", form=form, result=result, error=error, sources=sources,
-        articles=index.articles, segments=segments, date_label=date_label,
+        "index.html",
+        form=form,
+        result=result,
+        error=error,
+        sources=sources,
+        articles=index.articles,
+        segments=segments,
+        date_label=date_label,
     ), status
 
 
@@ -99,7 +106,11 @@ def article(source: str):
         paragraphs.append({"n": p.paragraph, "section": p.section, "text": p.text})
     cited = request.args.get("p", type=int)
     return render_template(
-        "article.html", source=source, meta=meta, paragraphs=paragraphs, cited=cited,
+        "article.html",
+        source=source,
+        meta=meta,
+        paragraphs=paragraphs,
+        cited=cited,
         date_label=date_label,
     )
 
@@ -128,8 +139,13 @@ def ask():
             raise BadRequest(
                 f"unknown field {unknown[0]!r}; allowed: question, k, sources, since, until"
             )
-        params = (body.get("question"), body.get("k"), body.get("sources"), body.get("since"),
-                  body.get("until"))
+        params = (
+            body.get("question"),
+            body.get("k"),
+            body.get("sources"),
+            body.get("since"),
+            body.get("until"),
+        )
     else:
         a = request.args
         params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from karabakh_qa.cli import main
+
+from .conftest import write
+
+
+@pytest.fixture
+def run(seed_settings, monkeypatch):
+    monkeypatch.setenv("KARABAKH_QA_ARTICLES", str(seed_settings.articles_dir))
+    monkeypatch.setenv("KARABAKH_QA_INDEX", str(seed_settings.index_dir))
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(main, list(args), input=input)
+
+    return invoke
+
+
+def args(*a):
+    return [*a, "--model", "hash-bow-64"]
+
+
+def test_index_then_ask_json(run):
+    result = run(*args("index"))
+    assert result.exit_code == 0, result.output
+    assert "generation 1: 5 articles, 86 passages" in result.output
+    assert "added 5, changed 0, removed 0, unchanged 0; embedded 86 passages" in result.output
+    result = run(*args("ask", "How many houses have been destroyed?", "--json", "-k", "2"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert list(data) == ["ok", "question", "answer_found", "took_ms", "index", "results"]
+    assert data["ok"] is True and len(data["results"]) == 2
+    assert "1,165 houses" in data["results"][0]["text"]
+
+
+def test_ask_human_output_and_stdin_mode(run):
+    run(*args("index"))
+    result = run(*args("ask", "houses destroyed", "-k", "1"))
+    assert result.exit_code == 0
+    assert "003_10ac5b029c183a1d.txt, 2020-10-11, paragraph 3" in result.output
+    assert "also in 000_f1506f499b213b55.txt paragraph 10 (date unknown)" in result.output
+    result = run(
+        *args("ask", "-", "--json", "-k", "1"),
+        input="houses destroyed\n\nSu-25 jet\n" + "x" * 1001 + "\n",
+    )
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [d["ok"] for d in lines] == [True, True, False]
+    assert lines[2]["status"] == 400 and "at most 1000" in lines[2]["error"]
+
+
+@pytest.mark.parametrize(
+    "argv,code,message",
+    [
+        (("ask", "houses"), 1, "error: no index in"),
+        (("ask", "houses", "-k", "0"), 1, "error: no index in"),
+        (("ask",), 2, "Missing argument"),
+        (("index", "--bogus"), 2, "No such option"),
+        (("frobnicate",), 2, "No such command"),
+    ],
+)
+def test_exit_codes_without_index(run, argv, code, message):
+    result = run(*args(*argv)) if argv[0] != "frobnicate" else run(*argv)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_user_errors_exit_1_in_one_line(run, seed_settings):
+    run(*args("index"))
+    result = run(*args("ask", "houses", "-k", "99"))
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: k must be a whole number from 1 to 50, got 99"
+    result = run(*args("ask", "houses", "--since", "2020-02-30"))
+    assert result.exit_code == 1 and "since must be a date" in result.output
+    result = run(*args("index", "--articles", str(seed_settings.articles_dir / "nope")))
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_stale_warning(run, seed_settings):
+    run(*args("index"))
+    write(seed_settings.articles_dir, "new.txt", "Fresh paragraph about talks.\n")
+    result = run(*args("ask", "talks", "-k", "1"))
+    assert result.exit_code == 0
+    assert "warning: index is stale (1 article files changed" in result.output

@@ -1,0 +1,164 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from karabakh_qa.errors import Conflict, IndexUnavailable
+from karabakh_qa.index import build_index, build_lock, current_generation_path, load_index
+
+from .conftest import make_settings, write
+
+
+def test_build_writes_versioned_generation_without_pickles(seed_service):
+    s = seed_service.settings
+    gen = current_generation_path(s.index_dir)
+    assert gen.name == "gen-000001"
+    assert sorted(p.name for p in gen.iterdir()) == [
+        "bm25.npz",
+        "bm25_idf.npy",
+        "dense.faiss",
+        "embed_keys.json",
+        "manifest.json",
+        "passages.jsonl",
+        "vocab.json",
+    ]
+    m = json.loads((gen / "manifest.json").read_text())
+    assert m["schema_version"] == 1 and m["model"]["name"] == "hash-bow-64"
+    assert m["counts"] == {"articles": 5, "passages": 86, "vocab": m["counts"]["vocab"]}
+    assert m["bm25"] == {"k1": 1.2, "b": 0.75, "epsilon": 0.25}
+    assert len(m["articles"]) == 5 and all(len(a["sha256"]) == 64 for a in m["articles"].values())
+
+
+def test_missing_index_says_what_to_run(tmp_path):
+    with pytest.raises(IndexUnavailable, match="run `karabakh-qa index`"):
+        load_index(make_settings(tmp_path))
+
+
+def test_model_mismatch_is_a_clear_error(seed_service):
+    other = seed_service.settings.replace(model_name="sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(IndexUnavailable, match="built with model 'hash-bow-64'.*index --full"):
+        load_index(other)
+
+
+def test_stale_index_is_reported(seed_service):
+    assert seed_service.stale() == []
+    write(seed_service.settings.articles_dir, "new.txt", "A brand new paragraph about talks.\n")
+    (seed_service.settings.articles_dir / "000_f1506f499b213b55.txt").unlink()
+    assert seed_service.stale() == ["000_f1506f499b213b55.txt", "new.txt"]
+
+
+def test_incremental_build_embeds_only_new_and_changed(seed_service, seed_settings, embedder):
+    folder = seed_settings.articles_dir
+    write(
+        folder, "005_new.txt", "Peace talks resumed in Geneva on Tuesday.\n\nNobody expected it.\n"
+    )
+    changed = folder / "004_669fca5e7478b4f6.txt"
+    changed.write_text(changed.read_text() + "\nA late update paragraph was appended.\n")
+    (folder / "002_90d5f99ab22388b6.txt").unlink()
+    report = build_index(seed_settings, embedder)
+    assert report.added == ["005_new.txt"]
+    assert report.changed == ["004_669fca5e7478b4f6.txt"]
+    assert report.removed == ["002_90d5f99ab22388b6.txt"]
+    assert len(report.unchanged) == 3
+    assert report.embedded == 3  # two new paragraphs + the appended one
+    assert report.generation == 2
+    assert [p.name for p in seed_settings.index_dir.glob("gen-*")] == ["gen-000002"]
+    result = seed_service.search("Geneva peace talks", 3)
+    assert result.hits[0].passage.source == "005_new.txt"
+    assert all(
+        h.passage.source != "002_90d5f99ab22388b6.txt"
+        for h in seed_service.search("Su-25 jet", 50).hits
+    )
+    assert (
+        seed_service.search("late update paragraph appended", 1)
+        .hits[0]
+        .passage.source.startswith("004")
+    )
+    full = build_index(seed_settings, embedder, full=True)
+    assert full.embedded == full.passages
+
+
+def test_changed_article_loses_old_passages(seed_service, seed_settings, embedder):
+    path = seed_settings.articles_dir / "004_669fca5e7478b4f6.txt"
+    path.write_text("Entirely rewritten: the talks moved to Vienna.\n")
+    build_index(seed_settings, embedder)
+    _, passages = seed_service.article("004_669fca5e7478b4f6.txt")
+    assert [p.text for p in passages] == ["Entirely rewritten: the talks moved to Vienna."]
+
+
+def test_second_build_refuses_while_lock_held(seed_settings, embedder):
+    with (
+        build_lock(seed_settings.index_dir),
+        pytest.raises(Conflict, match="another build is running"),
+    ):
+        build_index(seed_settings, embedder)
+
+
+def test_bad_new_article_keeps_serving_and_is_reported(seed_service, seed_settings, embedder):
+    write(seed_settings.articles_dir, "broken.txt", b"\xff\xfe\x00binary")
+    report = build_index(seed_settings, embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("broken.txt", "binary file (contains NUL bytes)")
+    ]
+    assert report.articles == 5
+    assert seed_service.search("houses destroyed", 1).hits
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from karabakh_qa.config import Settings
+    from karabakh_qa.embed import HashEmbedder
+    from karabakh_qa.index import build_index
+
+    class Slow(HashEmbedder):
+        def encode(self, texts, batch_size=32):
+            print("embedding", flush=True)
+            time.sleep(30)
+            return super().encode(texts, batch_size)
+
+    s = Settings(
+        articles_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]), model_name="hash-bow-64"
+    )
+    build_index(s, Slow(64), full=True)
+    """
+)
+
+
+def test_kill_9_during_build_leaves_serving_generation(
+    seed_service, seed_settings, embedder, tmp_path
+):
+    script = tmp_path / "slow_build.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(seed_settings.articles_dir),
+            str(seed_settings.index_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "embedding"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert current_generation_path(seed_settings.index_dir).name == "gen-000001"
+    assert seed_service.search("houses destroyed", 1).hits[0].passage.text.count("1,165") == 1
+    report = build_index(seed_settings, embedder)  # lock released by the kernel
+    assert report.generation == 2 and report.embedded == 0
+    assert not list(seed_settings.index_dir.glob(".tmp-*"))
+
+
+def test_kill_9_after_tmp_written(seed_service, seed_settings, embedder):
+    stray = seed_settings.index_dir / ".tmp-deadbeef"
+    stray.mkdir()
+    (stray / "manifest.json").write_text("{half")
+    assert load_index(seed_settings).generation == 1
+    build_index(seed_settings, embedder)
+    assert not stray.exists()

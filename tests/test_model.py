@@ -1,0 +1,75 @@
+"""Tests that load the real embedding model (marked slow; a few seconds each)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from karabakh_qa.chunk import normalise
+from karabakh_qa.config import Settings
+from karabakh_qa.embed import model_path, sha256_file
+from karabakh_qa.service import SearchService
+
+pytestmark = pytest.mark.slow
+DEV = json.loads((Path(__file__).parent / "data" / "seed_dev.json").read_text())
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    from .conftest import SEEDS
+
+    tmp = tmp_path_factory.mktemp("real")
+    service = SearchService(Settings(articles_dir=SEEDS, index_dir=tmp / "index"))
+    service.build()
+    return service
+
+
+def test_packaged_weights_are_byte_identical_to_upstream():
+    weights = model_path("sentence-transformers/all-MiniLM-L6-v2") / "model.safetensors"
+    assert sha256_file(weights) == WEIGHTS_SHA256
+
+
+def test_index_records_model_and_weights_hash(real):
+    model = real.index().manifest["model"]
+    assert model == {
+        "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "weights_sha256": WEIGHTS_SHA256,
+        "dim": 384,
+        "max_tokens": 256,
+        "embed_context": True,
+    }
+
+
+def test_houses_question_puts_1165_paragraph_first(real):
+    result = real.search("How many houses have been destroyed?")
+    top = result.hits[0].to_dict()
+    assert result.answer_found is True
+    assert "1,165 houses, 57 buildings, and 146 public buildings" in top["text"]
+    assert (top["source"], top["date"], top["date_source"]) == (
+        "003_10ac5b029c183a1d.txt",
+        "2020-10-11",
+        "header",
+    )
+    assert [c["source"] for c in top["also_in"]] == [
+        "000_f1506f499b213b55.txt",
+        "001_8494f7265b4a0e6d.txt",
+    ]
+
+
+def rank_of(result, gold):
+    return next((h.rank for h in result.hits if normalise(gold) in normalise(h.passage.text)), None)
+
+
+def test_seed_dev_set_hit_at_3_and_mrr(real):
+    ranks = [rank_of(real.search(item["q"], 10), item["gold"]) for item in DEV["questions"]]
+    hit3 = sum(1 for r in ranks if r and r <= 3) / len(ranks)
+    mrr = sum(1 / r for r in ranks if r) / len(ranks)
+    assert len(ranks) >= 25
+    assert hit3 >= 0.95, ranks
+    assert mrr >= 0.90, ranks
+
+
+def test_no_answer_rule_separates_dev_from_off_topic(real):
+    assert all(real.search(item["q"]).answer_found for item in DEV["questions"])
+    assert not any(real.search(q).answer_found for q in DEV["off_topic"])

@@ -1,0 +1,101 @@
+import pytest
+
+from karabakh_qa.errors import BadRequest
+from karabakh_qa.service import SearchService
+
+from .conftest import make_settings, write
+
+TINY = {
+    "a.txt": "---\ndate: 2020-01-05\n---\nThe river flooded the old mill near the bridge.\n\n"
+    "Farmers counted losses of wheat and barley.\n",
+    "b.txt": " date 2020-02-10 The central bank raised interest rates again.\n\n"
+    "Inflation reached nine percent in January.\n",
+    "c.txt": "Undated: the bridge over the river was repaired by volunteers.\n",
+}
+
+
+@pytest.fixture
+def tiny(tmp_path, embedder):
+    for name, text in TINY.items():
+        write(tmp_path / "articles", name, text)
+    service = SearchService(make_settings(tmp_path), embedder)
+    service.build()
+    return service
+
+
+def ranked(result):
+    return [(h.passage.source, h.passage.paragraph) for h in result.hits]
+
+
+def test_exact_ranking_on_tiny_corpus(tiny):
+    assert ranked(tiny.search("river bridge", 3)) == [("c.txt", 1), ("a.txt", 1), ("b.txt", 1)]
+    assert ranked(tiny.search("interest rates", 2)) == [("b.txt", 1), ("b.txt", 2)]
+
+
+def test_hit_shape_offsets_highlights_and_explain(tiny):
+    hit = tiny.search("Inflation in January", 1).hits[0].to_dict()
+    assert hit["text"] == "Inflation reached nine percent in January."
+    assert (hit["date"], hit["date_source"]) == ("2020-02-10", "header")
+    raw = (tiny.settings.articles_dir / "b.txt").read_text()
+    assert raw[hit["start"] : hit["end"]] == hit["text"]
+    assert hit["highlights"] == {"sentence": [0, 42], "terms": [[0, 9], [34, 41]]}
+    assert hit["explain"]["bm25_rank"] == 1 and hit["explain"]["dense_rank"] == 1
+    assert set(hit) >= {"rank", "score", "id", "source", "paragraph", "section", "also_in"}
+
+
+def test_filters(tiny):
+    assert ranked(tiny.search("river bridge", 5, sources=["a.txt"])) == [("a.txt", 1), ("a.txt", 2)]
+    assert {h.passage.source for h in tiny.search("river", 5, since="2020-02-01").hits} == {"b.txt"}
+    assert {h.passage.source for h in tiny.search("river", 5, until="2020-01-31").hits} == {"a.txt"}
+    assert tiny.search("river", 5, since="2021-01-01").hits == []
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"question": ""}, "question is required"),
+        ({"question": "   "}, "question is required"),
+        ({"question": None}, "question is required"),
+        ({"question": "x" * 1001}, "at most 1000"),
+        ({"question": "q", "k": 0}, "k must be a whole number from 1 to 50"),
+        ({"question": "q", "k": 51}, "k must be"),
+        ({"question": "q", "k": "abc"}, "k must be"),
+        ({"question": "q", "k": True}, "k must be"),
+        ({"question": "q", "sources": ["zzz.txt"]}, "unknown source 'zzz.txt'"),
+        ({"question": "q", "sources": [1]}, "sources must be a list"),
+        ({"question": "q", "since": "2020-13-01"}, "since must be a date as YYYY-MM-DD"),
+        ({"question": "q", "until": "yesterday"}, "until must be a date"),
+        ({"question": "q", "since": "2020-02-01", "until": "2020-01-01"}, "is after until"),
+    ],
+)
+def test_validation_errors(tiny, kwargs, message):
+    with pytest.raises(BadRequest, match=message):
+        tiny.search(**kwargs)
+
+
+def test_seed_duplicates_collapse_into_also_in(seed_service):
+    result = seed_service.search("How many houses have been destroyed?", 5)
+    top = result.hits[0].to_dict()
+    assert "1,165 houses" in top["text"] and top["source"].startswith("003")
+    assert [(c["source"][:3], c["paragraph"], c["identical"]) for c in top["also_in"]] == [
+        ("000", 10, True),
+        ("001", 12, True),
+    ]
+    groups = [h.passage.group for h in result.hits]
+    assert len(groups) == len(set(groups))
+
+
+def test_source_filter_shows_allowed_copy(seed_service):
+    top = seed_service.search(
+        "How many houses have been destroyed?", 1, sources=["000_f1506f499b213b55.txt"]
+    ).hits[0]
+    assert top.passage.source.startswith("000") and "1,165" in top.passage.text
+
+
+def test_live_switch_to_new_generation(seed_service, seed_settings):
+    first = seed_service.index()
+    write(seed_settings.articles_dir, "zz.txt", "Volcanic ash closed the airport in Reykjavik.\n")
+    other = SearchService(seed_settings, seed_service.embedder)
+    other.build()
+    assert seed_service.index() is not first
+    assert seed_service.search("Reykjavik airport", 1).hits[0].passage.source == "zz.txt"
