@@ -8,6 +8,11 @@ import faiss
 import numpy as np
 
 
+def set_dense_threads(threads: int) -> None:
+    """Size FAISS's OpenMP pool (two threads on a busy 2-core box are slower than one)."""
+    faiss.omp_set_num_threads(max(1, threads))
+
+
 class DenseIndex:
     """Exact inner-product search over L2-normalised float32 vectors (cosine)."""
 

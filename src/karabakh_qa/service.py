@@ -18,6 +18,7 @@ import numpy as np
 
 from .chunk import normalise, sentences
 from .config import Settings
+from .dense import set_dense_threads
 from .embed import Embedder, load_embedder
 from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
@@ -83,6 +84,8 @@ class SearchService:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
+        # Threads must fit the free cores: FAISS's OpenMP pool like torch's.
+        set_dense_threads(settings.torch_threads)
         self._embedder = embedder
         self._index: LoadedIndex | None = None
         self._lock = threading.Lock()

@@ -36,20 +36,21 @@ def service() -> SearchService:
     return current_app.extensions["karabakh_qa"]
 
 
-def segments(text: str, sentence: list[int], terms: list[list[int]]) -> list[dict]:
-    """Split ``text`` at highlight boundaries into pieces the template escapes."""
-    cuts = {0, len(text), *sentence, *(x for span in terms for x in span)}
-    points = sorted(c for c in cuts if 0 <= c <= len(text))
-    out = []
-    for a, b in zip(points, points[1:], strict=False):
-        out.append(
-            {
-                "text": text[a:b],
-                "mark": sentence[0] <= a and b <= sentence[1],
-                "em": any(s <= a and b <= e for s, e in terms),
-            }
-        )
-    return out
+def segments(text: str, sentence: list[int], terms: list[list[int]]) -> dict[str, list[dict]]:
+    """``text`` cut into the parts before, inside and after the best sentence,
+    each a list of ``{"text", "em"}`` pieces (``em``: a matched query term).
+    The template escapes every piece and wraps the sentence in one ``<mark>``."""
+
+    def pieces(a: int, b: int) -> list[dict]:
+        cuts = sorted({a, b, *(x for span in terms for x in span if a < x < b)})
+        return [
+            {"text": text[x:y], "em": any(s <= x and y <= e for s, e in terms)}
+            for x, y in zip(cuts, cuts[1:], strict=False)
+            if y > x
+        ]
+
+    s, e = sentence
+    return {"before": pieces(0, s), "sentence": pieces(s, e), "after": pieces(e, len(text))}
 
 
 def date_label(date: str | None, date_source: str | None) -> str:

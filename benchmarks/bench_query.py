@@ -1,0 +1,140 @@
+"""Query latency (seeds and a generated 100k-passage index) and indexing throughput.
+
+Run: .venv/bin/python benchmarks/bench_query.py [--passages 100000]
+Serving uses 1 torch thread (the default); the question's embedding is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import percentiles, time_calls  # noqa: E402
+
+from karabakh_qa.config import PROJECT_ROOT, Settings  # noqa: E402
+from karabakh_qa.dense import DenseIndex, set_dense_threads  # noqa: E402
+from karabakh_qa.embed import SentenceTransformerEmbedder  # noqa: E402
+from karabakh_qa.index import LoadedIndex, embed_text  # noqa: E402
+from karabakh_qa.records import Passage  # noqa: E402
+from karabakh_qa.service import SearchService  # noqa: E402
+from karabakh_qa.sparse import BM25Index, tokenize  # noqa: E402
+
+DEV = json.loads((PROJECT_ROOT / "tests" / "data" / "seed_dev.json").read_text())
+QUESTIONS = [q["q"] for q in DEV["questions"]] + DEV["off_topic"]
+
+
+def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
+    """n passages of Zipf-distributed synthetic words and random unit vectors."""
+    rng = np.random.default_rng(seed)
+    real_words = sorted({w for q in QUESTIONS for w in q.lower().replace("?", "").split()})
+    vocab = real_words + [f"w{i}" for i in range(30_000)]
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    lengths = rng.integers(20, 80, size=n)
+    words = rng.choice(len(vocab), size=int(lengths.sum()), p=p)
+    passages, texts, pos = [], [], 0
+    for i, length in enumerate(lengths):
+        text = " ".join(vocab[w] for w in words[pos : pos + length]) + "."
+        pos += length
+        texts.append(text)
+        pid = f"{i:016x}"
+        passages.append(
+            Passage(
+                pid,
+                f"synthetic/{i // 20}.txt",
+                i % 20 + 1,
+                1,
+                None,
+                0,
+                len(text),
+                text,
+                None,
+                None,
+                None,
+                pid,
+            )
+        )
+    bm25 = BM25Index.fit([tokenize(t) for t in texts])
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    manifest = {
+        "generation": 1,
+        "built_at": "synthetic",
+        "model": {"name": "synthetic"},
+        "counts": {"articles": n // 20, "passages": n},
+        "skipped": [],
+        "articles": {f"synthetic/{j}.txt": {} for j in range(n // 20 + 1)},
+    }
+    return LoadedIndex(None, manifest, passages, bm25, DenseIndex.build(vectors, dim), [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=4, help="passes over the questions")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    queries = QUESTIONS * args.rounds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Indexing throughput: the real build on the seeds with all cores...
+        settings = Settings(index_dir=Path(tmp) / "index", torch_threads=cores)
+        builder = SearchService(settings)
+        builder.embedder  # load the model before timing  # noqa: B018
+        t = time.perf_counter()
+        report = builder.build(full=True)
+        build_s = time.perf_counter() - t
+        # ...beside the model's raw encode throughput on the same texts.
+        texts = [embed_text(p, True) for p in builder.index().passages]
+        t = time.perf_counter()
+        builder.embedder.encode(texts)
+        encode_s = time.perf_counter() - t
+        print(
+            f"indexing: {report.passages} passages in {build_s:.2f}s = "
+            f"{report.passages / build_s:.1f} passages/s (build incl. cleaning, BM25, FAISS, "
+            f"write); raw model encode {len(texts) / encode_s:.1f} passages/s; {cores} threads"
+        )
+
+        # Warm query latency on the seeds, 1 torch thread.
+        import torch
+
+        torch.set_num_threads(1)
+        set_dense_threads(1)
+        serving = SearchService(settings.replace(torch_threads=1), builder.embedder)
+        seed_ms = time_calls(lambda q: serving.search(q, 5), queries)
+        p50, p95 = percentiles(seed_ms)
+        print(
+            f"seeds ({report.passages} passages): p50 {p50:.2f} ms, p95 {p95:.2f} ms "
+            f"over {len(seed_ms)} queries, 1 torch thread"
+        )
+        enc_ms = time_calls(lambda q: serving.embedder.encode([q]), queries)
+        print(f"  of which question embedding alone: p50 {percentiles(enc_ms)[0]:.2f} ms")
+
+        # Generated 100k-passage index.
+        t = time.perf_counter()
+        big = synthetic_index(args.passages, builder.embedder.dim)
+        print(
+            f"synthetic index of {args.passages} passages built in {time.perf_counter() - t:.1f}s"
+        )
+        big_service = SearchService(
+            settings.replace(index_dir=Path(tmp) / "none", torch_threads=1), builder.embedder
+        )
+        big_service._index = big  # served as is: no CURRENT file to switch to
+        big_ms = time_calls(lambda q: big_service.search(q, 5), queries)
+        p50, p95 = percentiles(big_ms)
+        print(
+            f"{args.passages} passages: p50 {p50:.2f} ms, p95 {p95:.2f} ms "
+            f"over {len(big_ms)} queries, 1 torch thread"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""A real browser: Debian's headless Chromium driven by Playwright against `karabakh-qa serve`."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+OUT = Path(__file__).resolve().parents[1] / "test-output"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(seed_settings):
+    port = free_port()
+    env = {
+        **os.environ,
+        "KARABAKH_QA_ARTICLES": str(seed_settings.articles_dir),
+        "KARABAKH_QA_INDEX": str(seed_settings.index_dir),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "karabakh_qa.cli",
+            "serve",
+            "--model",
+            "hash-bow-64",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/health")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not start: " + proc.stdout.read())
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
+def test_ask_follow_citation_and_screenshot(server):
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server + "/")
+        page.get_by_label("Your question").fill("How many houses have been destroyed?")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("li.hit")
+        first = page.locator("li.hit").first
+        assert "1,165 houses" in first.locator("blockquote").inner_text()
+        assert "1,165" in first.locator("mark").first.inner_text()
+        link = first.locator("a.cite-link")
+        assert link.inner_text() == "003_10ac5b029c183a1d.txt, paragraph 3"
+        page.screenshot(path=str(OUT / "results.png"), full_page=True)
+        link.click()
+        page.wait_for_url("**/articles/003_10ac5b029c183a1d.txt?p=3#p3")
+        cited = page.locator("p.para.cited")
+        assert cited.count() == 1 and cited.get_attribute("id") == "p3"
+        assert "1,165 houses" in cited.inner_text()
+        assert page.locator("h1").count() == 1
+        page.screenshot(path=str(OUT / "article.png"), full_page=True)
+        browser.close()
+    assert (OUT / "results.png").stat().st_size > 10_000
