@@ -21,7 +21,6 @@ from common import percentiles, time_calls  # noqa: E402
 
 from karabakh_qa.config import PROJECT_ROOT, Settings  # noqa: E402
 from karabakh_qa.dense import DenseIndex, set_dense_threads  # noqa: E402
-from karabakh_qa.embed import SentenceTransformerEmbedder  # noqa: E402
 from karabakh_qa.index import LoadedIndex, embed_text  # noqa: E402
 from karabakh_qa.records import Passage  # noqa: E402
 from karabakh_qa.service import SearchService  # noqa: E402
