@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, reque
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
-from .errors import BadRequest, Forbidden, KarabakhError, Unauthorized
+from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .service import SearchService
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,13 @@ def handle_error(exc: Exception):
     return _error(500, "internal error; the server log has details")
 
 
+def limit_body() -> None:
+    """Refuse an oversized body up front, whatever the route would do with it."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body too large: at most {limit} bytes")
+
+
 def security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -274,5 +281,6 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     app.register_blueprint(html)
     app.register_blueprint(api)
     app.register_error_handler(Exception, handle_error)
+    app.before_request(limit_body)
     app.after_request(security_headers)
     return app

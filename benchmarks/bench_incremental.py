@@ -1,0 +1,60 @@
+"""Full build over a few thousand articles vs. adding one article.
+
+Run: .venv/bin/python benchmarks/bench_incremental.py [--articles 3000]
+Articles are SciFact abstracts (../shared/benchmarks/scifact/corpus.jsonl) written
+out as files with a front-matter title, into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from karabakh_qa.config import PROJECT_ROOT, Settings
+from karabakh_qa.service import SearchService
+
+CORPUS = PROJECT_ROOT.parent / "shared" / "benchmarks" / "scifact" / "corpus.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--articles", type=int, default=3000)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    args = parser.parse_args()
+    docs = [json.loads(line) for line in args.corpus.open()][: args.articles + 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "articles"
+        folder.mkdir()
+
+        def write(doc: dict) -> None:
+            title = doc["title"].replace("\n", " ")
+            (folder / f"scifact-{doc['_id']}.txt").write_text(
+                f"---\ntitle: {title}\n---\n{doc['text']}\n", encoding="utf-8"
+            )
+
+        for doc in docs[:-1]:
+            write(doc)
+        settings = Settings(articles_dir=folder, index_dir=Path(tmp) / "index",
+                            torch_threads=os.cpu_count() or 1)
+        service = SearchService(settings)
+        service.embedder  # load the model outside the timings  # noqa: B018
+        t = time.perf_counter()
+        full = service.build(full=True)
+        full_s = time.perf_counter() - t
+        print(f"full build: {full.articles} articles, {full.passages} passages, "
+              f"embedded {full.embedded}, {full_s:.1f}s ({full.passages / full_s:.1f} passages/s)")
+        write(docs[-1])
+        t = time.perf_counter()
+        update = service.build()
+        update_s = time.perf_counter() - t
+        print(f"one-article update: added {update.added}, embedded {update.embedded} passages "
+              f"(the new article has {update.passages - full.passages} passages), "
+              f"reused {update.reused}, {update_s:.2f}s = {100 * update_s / full_s:.2f}% of the full build")
+
+
+if __name__ == "__main__":
+    main()

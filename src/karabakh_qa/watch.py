@@ -1,0 +1,86 @@
+"""``index --watch``: rebuild, debounced, when article files change."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .errors import KarabakhError
+from .index import BuildReport
+from .ingest import ARTICLE_SUFFIXES
+from .service import SearchService
+
+log = logging.getLogger(__name__)
+
+
+def relevant(path: str, root: Path) -> bool:
+    """An article file (not hidden, not a temporary upload) under ``root``."""
+    p = Path(path)
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        return False
+    return p.suffix.lower() in ARTICLE_SUFFIXES and not any(
+        part.startswith((".", "~")) for part in rel.parts
+    )
+
+
+class Debouncer(FileSystemEventHandler):
+    """Calls ``action`` once, ``delay`` seconds after the last relevant event."""
+
+    def __init__(self, root: Path, action: Callable[[], None], delay: float = 1.5) -> None:
+        self.root = root.resolve()
+        self.action = action
+        self.delay = delay
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+        if event.event_type in ("opened", "closed_no_write") or not any(
+            relevant(str(p), self.root) for p in paths if p
+        ):
+            return
+        with self._lock:
+            if self._timer:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.delay, self.action)
+            self._timer.daemon = True
+            self._timer.start()
+
+
+def watch_folder(
+    service: SearchService,
+    on_build: Callable[[BuildReport], None] | None = None,
+    delay: float = 1.5,
+    stop: threading.Event | None = None,
+) -> None:
+    """Block, rebuilding incrementally after changes, until ``stop`` is set (or Ctrl-C)."""
+    stop = stop or threading.Event()
+
+    def rebuild() -> None:
+        try:
+            report = service.build(wait=True)
+        except KarabakhError as exc:
+            log.error("rebuild failed, the serving index is unchanged: %s", exc.message)
+            return
+        if on_build:
+            on_build(report)
+
+    root = service.settings.articles_dir
+    observer = Observer()
+    observer.schedule(Debouncer(root, rebuild, delay), str(root), recursive=True)
+    observer.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        observer.stop()
+        observer.join()

@@ -1,0 +1,156 @@
+"""Issue 5: uploads, reindex, watch, and queries during rebuilds."""
+
+import io
+import threading
+import time
+
+import pytest
+
+from karabakh_qa.service import SearchService
+from karabakh_qa.watch import watch_folder
+from karabakh_qa.web import create_app
+
+from .conftest import write
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def admin(seed_settings, seed_service):
+    settings = seed_settings.replace(admin_token=TOKEN)
+    app = create_app(settings, service=seed_service)
+    return app.test_client()
+
+
+def folder_state(settings):
+    return sorted(p.name for p in settings.articles_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    "headers,status,message",
+    [
+        ({}, 401, "missing or wrong bearer token"),
+        ({"Authorization": "Bearer nope"}, 401, "missing or wrong bearer token"),
+        ({"Authorization": TOKEN}, 401, "missing or wrong bearer token"),
+        ({"Authorization": f"Basic {TOKEN}"}, 401, "missing or wrong bearer token"),
+    ],
+)
+def test_upload_auth_refused(admin, seed_settings, headers, status, message):
+    before = folder_state(seed_settings)
+    r = admin.post("/api/articles", json={"text": "x y z."}, headers=headers)
+    assert (r.status_code, r.get_json()) == (status, {"ok": False, "error": message, "status": status})
+    assert folder_state(seed_settings) == before
+
+
+def test_upload_json_with_right_token_is_indexed(admin, seed_settings, seed_service):
+    r = admin.post("/api/articles", headers=AUTH, json={
+        "text": "Snow closed the Lachin corridor road on Tuesday.\n\nConvoys waited at the checkpoint.",
+        "title": "Road closed", "date": "2021-01-12", "source": "Wire"})
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["source"].startswith("upload-") and body["source"].endswith(".txt")
+    assert body["build"]["added"] == [body["source"]] and body["build"]["embedded"] == 2
+    hit = seed_service.search("Lachin corridor snow", 1).hits[0].to_dict()
+    assert (hit["source"], hit["date"], hit["date_source"], hit["title"]) == (
+        body["source"], "2021-01-12", "metadata", "Road closed")
+    raw = (seed_settings.articles_dir / body["source"]).read_text()
+    assert raw[hit["start"]:hit["end"]] == hit["text"]
+
+
+def test_upload_multipart_txt(admin, seed_service):
+    data = {"file": (io.BytesIO("Floods hit the valley of Zangilan.\n".encode()), "floods.txt")}
+    r = admin.post("/api/articles", headers=AUTH, data=data, content_type="multipart/form-data")
+    assert r.status_code == 201
+    assert seed_service.search("Zangilan floods", 1).hits[0].passage.source == r.get_json()["source"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,message",
+    [
+        ({"json": {"text": ""}}, 400, "text is required"),
+        ({"json": {"text": "   \n"}}, 400, "text is required"),
+        ({"json": {"title": "no text"}}, 400, "text is required"),
+        ({"json": {"text": "ok.", "date": "12/01/2021"}}, 400, "date must be YYYY-MM-DD"),
+        ({"json": {"text": "ok.", "author": "x"}}, 400, "unknown field 'author'"),
+        ({"json": {"text": "x" * 1_000_001}}, 413, "larger than 1000000 bytes"),
+        ({"data": "{bad", "content_type": "application/json"}, 400, "malformed JSON"),
+        ({"data": {"file": (io.BytesIO("Caf\xe9".encode("latin-1")), "a.txt")},
+          "content_type": "multipart/form-data"}, 400, "not UTF-8"),
+        ({"data": {"file": (io.BytesIO(b"\x00\x01binary"), "a.txt")},
+          "content_type": "multipart/form-data"}, 400, "binary file"),
+        ({"data": {"file": (io.BytesIO(b""), "a.txt")},
+          "content_type": "multipart/form-data"}, 400, "empty file"),
+        ({"data": {"file": (io.BytesIO(b"fine text."), "a.pdf")},
+          "content_type": "multipart/form-data"}, 400, "only .txt or .md"),
+        ({"data": {"other": "x"}, "content_type": "multipart/form-data"}, 400, "needs a 'file' field"),
+        ({"data": "plain", "content_type": "text/plain"}, 400, "send JSON"),
+        ({"data": "x" * 3_000_000, "content_type": "text/plain"}, 413, "too large"),
+    ],
+)
+def test_bad_uploads_touch_nothing(admin, seed_settings, seed_service, kwargs, status, message):
+    before = folder_state(seed_settings)
+    r = admin.post("/api/articles", headers=AUTH, **kwargs)
+    data = r.get_json()
+    assert r.status_code == status and data["status"] == status and data["ok"] is False
+    assert message in data["error"]
+    assert folder_state(seed_settings) == before
+    assert seed_service.index().generation == 1
+
+
+def test_reindex_starts_background_build(admin, seed_settings, seed_service):
+    assert admin.post("/api/reindex").status_code == 401
+    write(seed_settings.articles_dir, "new.txt", "Geologists studied the mud volcano near Baku.\n")
+    r = admin.post("/api/reindex", headers=AUTH)
+    assert r.status_code == 202 and r.get_json() == {"ok": True, "started": True}
+    admin.application.extensions["karabakh_qa_builder"].join(30)
+    assert seed_service.index().generation == 2
+    assert seed_service.search("mud volcano", 1).hits[0].passage.source == "new.txt"
+
+
+def test_queries_during_rebuilds_never_fail(admin, seed_settings, seed_service):
+    errors, done = [], threading.Event()
+
+    def hammer():
+        client = admin.application.test_client()
+        while not done.is_set():
+            r = client.get("/api/ask?q=houses+destroyed&k=3")
+            if r.status_code != 200 or not r.get_json()["results"]:
+                errors.append(r.status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    builder = SearchService(seed_settings, seed_service.embedder)
+    for i in range(6):
+        write(seed_settings.articles_dir, f"extra{i}.txt", f"Extra report number {i} on talks.\n")
+        builder.build(wait=True)
+    done.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert seed_service.index().generation == 7
+
+
+def test_watch_rebuilds_after_changes(seed_settings, seed_service):
+    stop = threading.Event()
+    reports = []
+    thread = threading.Thread(
+        target=watch_folder, args=(seed_service,), kwargs={"on_build": reports.append,
+                                                          "delay": 0.2, "stop": stop})
+    thread.start()
+    try:
+        time.sleep(0.5)
+        write(seed_settings.articles_dir, "watched.txt", "A heron nested on the Kura river bank.\n")
+        write(seed_settings.articles_dir, ".ignored.txt", "hidden file\n")
+        deadline = time.time() + 20
+        while not reports and time.time() < deadline:
+            time.sleep(0.1)
+        assert reports and reports[0].added == ["watched.txt"]
+        (seed_settings.articles_dir / "watched.txt").unlink()
+        while len(reports) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert reports[1].removed == ["watched.txt"]
+    finally:
+        stop.set()
+        thread.join(10)
