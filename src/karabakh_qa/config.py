@@ -37,6 +37,7 @@ class Settings:
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     bm25_epsilon: float = 0.25
+    bm25_context: bool = False  # index title + section with the passage text
 
     # Fusion: "zscore", "minmax" or "rrf"; weight is the dense share in linear fusion.
     fusion: str = "zscore"

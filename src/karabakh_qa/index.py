@@ -236,6 +236,67 @@ def stale_sources(index: LoadedIndex, articles_dir: Path) -> list[str]:
     return sorted(s for s in set(built) | set(now) if built.get(s) != now.get(s))
 
 
+# --- assembling ---------------------------------------------------------------
+
+
+@dataclass
+class Assembled:
+    """Everything a generation holds, built in memory from articles."""
+
+    articles: list[Article]
+    passages: list[Passage]
+    keys: list[str]
+    embedded: int
+    dense: DenseIndex
+    bm25: BM25Index
+    skipped: list[Skipped]
+
+    def loaded(self) -> LoadedIndex:
+        """An in-memory LoadedIndex (for evaluation: nothing is written)."""
+        manifest = {
+            "generation": 0,
+            "built_at": "in-memory",
+            "model": {"name": "in-memory"},
+            "counts": {"articles": len(self.articles), "passages": len(self.passages)},
+            "articles": {a.source: {"title": a.title} for a in self.articles},
+            "skipped": [],
+        }
+        return LoadedIndex(None, manifest, self.passages, self.bm25, self.dense, self.keys)
+
+
+def assemble(
+    articles: list[Article],
+    settings: Settings,
+    embedder: Embedder,
+    known: dict[str, np.ndarray],
+    progress: Progress | None = None,
+) -> Assembled:
+    """Chunk, group, embed (reusing ``known`` vectors) and fit BM25 over ``articles``."""
+    chunked: list[Article] = []
+    passages: list[Passage] = []
+    skipped: list[Skipped] = []
+    for article in articles:
+        article, parts = chunk_article(article, embedder.count_tokens, settings.model_max_tokens)
+        if not parts:
+            skipped.append(Skipped(article.source, "no indexable text after cleaning"))
+            continue
+        chunked.append(article)
+        passages.extend(parts)
+    passages = group_passages(passages, settings.dup_shingle, settings.dup_jaccard)
+    texts = [embed_text(p, settings.embed_context) for p in passages]
+    vectors, keys, embedded = embed_with_reuse(
+        texts, embedder, known, settings.embed_batch_size, progress
+    )
+    bm25 = BM25Index.fit(
+        [tokenize(embed_text(p, settings.bm25_context)) for p in passages],
+        settings.bm25_k1,
+        settings.bm25_b,
+        settings.bm25_epsilon,
+    )
+    dense = DenseIndex.build(vectors, embedder.dim)
+    return Assembled(chunked, passages, keys, embedded, dense, bm25, skipped)
+
+
 # --- writing -----------------------------------------------------------------
 
 
@@ -344,29 +405,10 @@ def build_index(
         before = {s: m["sha256"] for s, m in prev.articles.items()} if prev else {}
         known = prev.known_vectors() if prev else {}
 
-        chunked: list[Article] = []
-        passages: list[Passage] = []
-        for article in articles:
-            article, parts = chunk_article(
-                article, embedder.count_tokens, settings.model_max_tokens
-            )
-            if not parts:
-                skipped.append(Skipped(article.source, "no indexable text after cleaning"))
-                continue
-            chunked.append(article)
-            passages.extend(parts)
-        passages = group_passages(passages, settings.dup_shingle, settings.dup_jaccard)
-        texts = [embed_text(p, settings.embed_context) for p in passages]
-        vectors, keys, embedded = embed_with_reuse(
-            texts, embedder, known, settings.embed_batch_size, progress
-        )
-        dense = DenseIndex.build(vectors, embedder.dim)
-        bm25 = BM25Index.fit(
-            [tokenize(p.text) for p in passages],
-            settings.bm25_k1,
-            settings.bm25_b,
-            settings.bm25_epsilon,
-        )
+        built = assemble(articles, settings, embedder, known, progress)
+        chunked, passages, keys = built.articles, built.passages, built.keys
+        embedded, dense, bm25 = built.embedded, built.dense, built.bm25
+        skipped.extend(built.skipped)
         now = {a.source: a.sha256 for a in chunked}
         generation = (prev.generation if prev else _last_generation(index_dir)) + 1
         counts = defaultdict(int)
@@ -388,6 +430,7 @@ def build_index(
                 "k1": settings.bm25_k1,
                 "b": settings.bm25_b,
                 "epsilon": settings.bm25_epsilon,
+                "context": settings.bm25_context,
             },
             "dedup": {"shingle": settings.dup_shingle, "jaccard": settings.dup_jaccard},
             "articles": {

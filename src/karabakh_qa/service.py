@@ -67,6 +67,76 @@ class SearchResult:
         }
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The union of both retrievers' top lists, with every candidate's exact scores."""
+
+    rows: np.ndarray
+    bm25: np.ndarray  # exact BM25 score of each candidate
+    dense: np.ndarray  # exact cosine of each candidate
+    bm25_top: np.ndarray  # scores of BM25's own top list (normalisation reference)
+    dense_top: np.ndarray
+    bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
+    dense_rank: np.ndarray
+    bm25_all: np.ndarray  # BM25 score of every passage
+
+    def fused(self, method: str, dense_weight: float, rrf_k: int = 60) -> np.ndarray:
+        return fuse(
+            self.rows,
+            self.bm25,
+            self.dense,
+            self.bm25_top,
+            self.dense_top,
+            self.bm25_rank,
+            self.dense_rank,
+            method,
+            dense_weight,
+            rrf_k,
+        )
+
+    def explain(self, i: int | None, row: int, index: LoadedIndex, qvec: np.ndarray) -> dict:
+        """Per-retriever score and rank of passage ``row`` (candidate ``i`` if it is one)."""
+        dense = self.dense[i] if i is not None else index.dense.scores_for(qvec, np.array([row]))[0]
+        return {
+            "bm25_score": round(float(self.bm25_all[row]), 6),
+            "bm25_rank": int(self.bm25_rank[i]) if i is not None and self.bm25_rank[i] else None,
+            "dense_score": round(float(dense), 6),
+            "dense_rank": int(self.dense_rank[i]) if i is not None and self.dense_rank[i] else None,
+        }
+
+
+def retrieve(
+    index: LoadedIndex,
+    terms: list[str],
+    qvec: np.ndarray,
+    depth: int,
+    allowed: np.ndarray | None = None,
+) -> Candidates:
+    """Top ``depth`` of BM25 and of FAISS (within ``allowed`` rows), scored exactly by both."""
+    n = len(index.passages)
+    bm_all = index.bm25.scores(terms)
+    if allowed is None:
+        sparse_top = _top(bm_all, np.arange(n), depth, positive=True)
+        _, d_rows = index.dense.search(qvec, depth)
+        dense_top = d_rows[d_rows >= 0].astype(np.int64)
+    else:
+        sparse_top = _top(bm_all[allowed], allowed, depth, positive=True)
+        dense_top = _top(index.dense.scores_for(qvec, allowed), allowed, depth, False)
+    rows = np.union1d(sparse_top, dense_top)
+    dense = index.dense.scores_for(qvec, rows)
+    position = {int(r): i for i, r in enumerate(rows)}
+    return Candidates(
+        rows=rows,
+        bm25=bm_all[rows],
+        dense=dense,
+        bm25_top=bm_all[sparse_top],
+        dense_top=dense[[position[int(r)] for r in dense_top]],
+        bm25_rank=ranks_of(rows, sparse_top),
+        dense_rank=ranks_of(rows, dense_top),
+        bm25_all=bm_all,
+    )
+
+
 def _top(scores: np.ndarray, rows: np.ndarray, depth: int, positive: bool) -> np.ndarray:
     """Rows of the ``depth`` best ``scores`` (aligned with ``rows``), best first."""
     if positive:
@@ -82,12 +152,18 @@ def _top(scores: np.ndarray, rows: np.ndarray, depth: int, positive: bool) -> np
 class SearchService:
     """Question in, cited passages out. Thread-safe; one per process."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        static_index: LoadedIndex | None = None,
+    ) -> None:
         self.settings = settings
         # Threads must fit the free cores: FAISS's OpenMP pool like torch's.
         set_dense_threads(settings.torch_threads)
         self._embedder = embedder
-        self._index: LoadedIndex | None = None
+        self._index: LoadedIndex | None = static_index
+        self._static = static_index is not None  # an in-memory index: never reloaded
         self._lock = threading.Lock()
 
     # --- resources -------------------------------------------------------------
@@ -104,6 +180,8 @@ class SearchService:
 
     def index(self) -> LoadedIndex:
         """The newest generation; reloaded when ``CURRENT`` points elsewhere."""
+        if self._static:
+            return self._index
         current = current_generation_path(self.settings.index_dir)
         loaded = self._index
         if loaded is not None and current == loaded.path:
@@ -245,57 +323,27 @@ class SearchService:
 
     def _rank(self, index: LoadedIndex, q: Query) -> tuple[list[Hit], bool]:
         s = self.settings
-        n = len(index.passages)
         allowed = self._allowed(index, q)
-        if n == 0 or (allowed is not None and len(allowed) == 0):
+        if not index.passages or (allowed is not None and len(allowed) == 0):
             return [], False
         terms = tokenize(q.question)
         qvec = self.embedder.encode([q.question])[0]
-        bm_all = index.bm25.scores(terms)
-        if allowed is None:
-            sparse_top = _top(bm_all, np.arange(n), s.depth, positive=True)
-            d_scores, d_rows = index.dense.search(qvec, s.depth)
-            dense_top = d_rows[d_rows >= 0].astype(np.int64)
-        else:
-            sparse_top = _top(bm_all[allowed], allowed, s.depth, positive=True)
-            dense_top = _top(index.dense.scores_for(qvec, allowed), allowed, s.depth, False)
-        candidates = np.union1d(sparse_top, dense_top)
-        bm = bm_all[candidates]
-        dn = index.dense.scores_for(qvec, candidates)
-        sr, dr = ranks_of(candidates, sparse_top), ranks_of(candidates, dense_top)
-        fused = fuse(
-            candidates,
-            bm,
-            dn,
-            bm_all[sparse_top],
-            index.dense.scores_for(qvec, dense_top),
-            sr,
-            dr,
-            s.fusion,
-            s.dense_weight,
-            s.rrf_k,
-        )
-        order = np.lexsort((candidates, -fused))
+        cands = retrieve(index, terms, qvec, s.depth, allowed)
+        fused = cands.fused(s.fusion, s.dense_weight, s.rrf_k)
+        order = np.lexsort((cands.rows, -fused))
         allowed_set = None if allowed is None else set(allowed.tolist())
-        pos = {int(c): i for i, c in enumerate(candidates)}
+        pos = {int(c): i for i, c in enumerate(cands.rows)}
         hits: list[Hit] = []
         seen: set[str] = set()
         query_terms = set(terms)
         for i in order:
-            row = int(candidates[i])
+            row = int(cands.rows[i])
             group = index.passages[row].group
             if group in seen:
                 continue
             seen.add(group)
             rep = index.row_of.get(group, row)
             shown = rep if allowed_set is None or rep in allowed_set else row
-            j = pos.get(shown)
-            explain = {
-                "bm25_score": round(float(bm_all[shown]), 6),
-                "bm25_rank": int(sr[j]) if j is not None and sr[j] else None,
-                "dense_score": round(float(index.dense.scores_for(qvec, np.array([shown]))[0]), 6),
-                "dense_rank": int(dr[j]) if j is not None and dr[j] else None,
-            }
             passage = index.passages[shown]
             hits.append(
                 Hit(
@@ -304,7 +352,7 @@ class SearchService:
                     passage=passage,
                     also_in=self._copies(index, group, shown),
                     highlights=highlight(passage.text, query_terms, index),
-                    explain=explain,
+                    explain=cands.explain(pos.get(shown), shown, index, qvec),
                 )
             )
             if len(hits) == q.k:
