@@ -53,7 +53,8 @@ def main() -> None:
         update_s = time.perf_counter() - t
         print(f"one-article update: added {update.added}, embedded {update.embedded} passages "
               f"(the new article has {update.passages - full.passages} passages), "
-              f"reused {update.reused}, {update_s:.2f}s = {100 * update_s / full_s:.2f}% of the full build")
+              f"reused {update.reused}, {update_s:.2f}s = "
+              f"{100 * update_s / full_s:.2f}% of the full build")
 
 
 if __name__ == "__main__":

@@ -39,30 +39,46 @@ def folder_state(settings):
 def test_upload_auth_refused(admin, seed_settings, headers, status, message):
     before = folder_state(seed_settings)
     r = admin.post("/api/articles", json={"text": "x y z."}, headers=headers)
-    assert (r.status_code, r.get_json()) == (status, {"ok": False, "error": message, "status": status})
+    assert (r.status_code, r.get_json()) == (
+        status,
+        {"ok": False, "error": message, "status": status},
+    )
     assert folder_state(seed_settings) == before
 
 
 def test_upload_json_with_right_token_is_indexed(admin, seed_settings, seed_service):
-    r = admin.post("/api/articles", headers=AUTH, json={
-        "text": "Snow closed the Lachin corridor road on Tuesday.\n\nConvoys waited at the checkpoint.",
-        "title": "Road closed", "date": "2021-01-12", "source": "Wire"})
+    r = admin.post(
+        "/api/articles",
+        headers=AUTH,
+        json={
+            "text": "Snow closed the Lachin corridor road on Tuesday.\n\nConvoys waited at the checkpoint.",
+            "title": "Road closed",
+            "date": "2021-01-12",
+            "source": "Wire",
+        },
+    )
     assert r.status_code == 201, r.get_json()
     body = r.get_json()
     assert body["source"].startswith("upload-") and body["source"].endswith(".txt")
     assert body["build"]["added"] == [body["source"]] and body["build"]["embedded"] == 2
     hit = seed_service.search("Lachin corridor snow", 1).hits[0].to_dict()
     assert (hit["source"], hit["date"], hit["date_source"], hit["title"]) == (
-        body["source"], "2021-01-12", "metadata", "Road closed")
+        body["source"],
+        "2021-01-12",
+        "metadata",
+        "Road closed",
+    )
     raw = (seed_settings.articles_dir / body["source"]).read_text()
-    assert raw[hit["start"]:hit["end"]] == hit["text"]
+    assert raw[hit["start"] : hit["end"]] == hit["text"]
 
 
 def test_upload_multipart_txt(admin, seed_service):
-    data = {"file": (io.BytesIO("Floods hit the valley of Zangilan.\n".encode()), "floods.txt")}
+    data = {"file": (io.BytesIO(b"Floods hit the valley of Zangilan.\n"), "floods.txt")}
     r = admin.post("/api/articles", headers=AUTH, data=data, content_type="multipart/form-data")
     assert r.status_code == 201
-    assert seed_service.search("Zangilan floods", 1).hits[0].passage.source == r.get_json()["source"]
+    assert (
+        seed_service.search("Zangilan floods", 1).hits[0].passage.source == r.get_json()["source"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,15 +91,40 @@ def test_upload_multipart_txt(admin, seed_service):
         ({"json": {"text": "ok.", "author": "x"}}, 400, "unknown field 'author'"),
         ({"json": {"text": "x" * 1_000_001}}, 413, "larger than 1000000 bytes"),
         ({"data": "{bad", "content_type": "application/json"}, 400, "malformed JSON"),
-        ({"data": {"file": (io.BytesIO("Caf\xe9".encode("latin-1")), "a.txt")},
-          "content_type": "multipart/form-data"}, 400, "not UTF-8"),
-        ({"data": {"file": (io.BytesIO(b"\x00\x01binary"), "a.txt")},
-          "content_type": "multipart/form-data"}, 400, "binary file"),
-        ({"data": {"file": (io.BytesIO(b""), "a.txt")},
-          "content_type": "multipart/form-data"}, 400, "empty file"),
-        ({"data": {"file": (io.BytesIO(b"fine text."), "a.pdf")},
-          "content_type": "multipart/form-data"}, 400, "only .txt or .md"),
-        ({"data": {"other": "x"}, "content_type": "multipart/form-data"}, 400, "needs a 'file' field"),
+        (
+            {
+                "data": {"file": (io.BytesIO("Caf\xe9".encode("latin-1")), "a.txt")},
+                "content_type": "multipart/form-data",
+            },
+            400,
+            "not UTF-8",
+        ),
+        (
+            {
+                "data": {"file": (io.BytesIO(b"\x00\x01binary"), "a.txt")},
+                "content_type": "multipart/form-data",
+            },
+            400,
+            "binary file",
+        ),
+        (
+            {"data": {"file": (io.BytesIO(b""), "a.txt")}, "content_type": "multipart/form-data"},
+            400,
+            "empty file",
+        ),
+        (
+            {
+                "data": {"file": (io.BytesIO(b"fine text."), "a.pdf")},
+                "content_type": "multipart/form-data",
+            },
+            400,
+            "only .txt or .md",
+        ),
+        (
+            {"data": {"other": "x"}, "content_type": "multipart/form-data"},
+            400,
+            "needs a 'file' field",
+        ),
         ({"data": "plain", "content_type": "text/plain"}, 400, "send JSON"),
         ({"data": "x" * 3_000_000, "content_type": "text/plain"}, 413, "too large"),
     ],
@@ -136,8 +177,10 @@ def test_watch_rebuilds_after_changes(seed_settings, seed_service):
     stop = threading.Event()
     reports = []
     thread = threading.Thread(
-        target=watch_folder, args=(seed_service,), kwargs={"on_build": reports.append,
-                                                          "delay": 0.2, "stop": stop})
+        target=watch_folder,
+        args=(seed_service,),
+        kwargs={"on_build": reports.append, "delay": 0.2, "stop": stop},
+    )
     thread.start()
     try:
         time.sleep(0.5)

@@ -291,6 +291,8 @@ def chunk_article(
     """Passages of one article, and the article with an inferred date if it had none."""
     items = units(article.text, article.body_start)
     labels = classify(items)
+    if "paragraph" not in labels:  # a one-liner or list of short lines: keep the text
+        labels = ["paragraph" if lab in ("title", "heading", "widget") else lab for lab in labels]
     kept = [
         (u, lab)
         for u, lab in zip(items, labels, strict=True)

@@ -182,5 +182,119 @@ def serve(settings: Settings, host: str, port: int, threads: int) -> None:
     waitress.serve(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
 
 
+@main.group("eval")
+def eval_group() -> None:
+    """Retrieval quality on public benchmarks (pytrec_eval metrics)."""
+
+
+def eval_options(func):
+    @click.option(
+        "--run-out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the default system's TREC run file here.",
+    )
+    @click.option(
+        "--weights",
+        default=None,
+        help="Also evaluate the default fusion at these dense weights, e.g. 0.3,0.5.",
+    )
+    @click.option("--fusion", type=click.Choice(["zscore", "minmax", "rrf"]), default=None)
+    @click.option("--dense-weight", type=click.FloatRange(0, 1), default=None)
+    @click.option("--k1", type=click.FloatRange(0), default=None)
+    @click.option("--b", type=click.FloatRange(0, 1), default=None)
+    @click.option(
+        "--bm25-context/--no-bm25-context",
+        default=None,
+        help="Index title and section in BM25 too.",
+    )
+    @click.option(
+        "--embed-context/--no-embed-context",
+        default=None,
+        help="Embed title and section with the passage.",
+    )
+    @click.option("--threads", type=click.IntRange(1, 64), default=None)
+    @wraps(func)
+    def wrapper(
+        settings: Settings,
+        run_out,
+        weights,
+        fusion,
+        dense_weight,
+        k1,
+        b,
+        bm25_context,
+        embed_context,
+        threads,
+        **kwargs,
+    ):
+        import os
+
+        settings = settings.replace(
+            fusion=fusion or settings.fusion,
+            dense_weight=settings.dense_weight if dense_weight is None else dense_weight,
+            bm25_k1=settings.bm25_k1 if k1 is None else k1,
+            bm25_b=settings.bm25_b if b is None else b,
+            bm25_context=settings.bm25_context if bm25_context is None else bm25_context,
+            embed_context=settings.embed_context if embed_context is None else embed_context,
+            torch_threads=threads or os.cpu_count() or 1,
+        )
+        collection, tag = func(settings, **kwargs)
+        run_evaluation(settings, collection, tag, run_out, weights)
+
+    return wrapper
+
+
+def run_evaluation(settings: Settings, collection, tag: str, run_out, weights) -> None:
+    from .embed import load_embedder
+    from .evaluate import evaluate, table, variants, write_run
+
+    systems = variants(settings)
+    for w in weights.split(",") if weights else []:
+        systems[f"{settings.fusion} w={float(w):g}"] = (settings.fusion, float(w))
+    click.echo(
+        f"{tag}: {len(collection.docs)} documents, {len(collection.qrels)} queries; "
+        f"k1={settings.bm25_k1} b={settings.bm25_b} bm25_context={settings.bm25_context} "
+        f"embed_context={settings.embed_context} depth={settings.depth}",
+        err=True,
+    )
+    embedder = load_embedder(settings.model_name, settings.torch_threads)
+    metrics, runs = evaluate(collection, settings, embedder, systems)
+    click.echo(table(metrics))
+    if run_out:
+        default = next(name for name in systems if name.startswith("default"))
+        write_run(runs[default], run_out, "karabakh-qa")
+        click.echo(f"run file: {run_out}", err=True)
+
+
+@eval_group.command("beir")
+@common
+@eval_options
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--split", default="test", show_default=True)
+def eval_beir(settings: Settings, folder: Path, split: str):
+    """Evaluate on a BEIR-layout FOLDER (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)."""
+    from .evaluate import load_beir
+
+    return load_beir(folder, split), f"{folder.name}/{split}"
+
+
+@eval_group.command("squad")
+@common
+@eval_options
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--part",
+    type=click.Choice(["report", "tune", "all"]),
+    default="report",
+    show_default=True,
+    help="Questions of every 4th article are for tuning only.",
+)
+def eval_squad(settings: Settings, file: Path, part: str):
+    """Evaluate on SQuAD v1.1 FILE: the gold passage of a question is its paragraph."""
+    from .evaluate import load_squad
+
+    return load_squad(file, part), f"squad/{part}"
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -79,6 +79,8 @@ class Settings:
             env["articles_dir"] = Path(os.environ["KARABAKH_QA_ARTICLES"])
         if os.environ.get("KARABAKH_QA_INDEX"):
             env["index_dir"] = Path(os.environ["KARABAKH_QA_INDEX"])
+        if os.environ.get("KARABAKH_QA_CACHE"):
+            env["cache_dir"] = Path(os.environ["KARABAKH_QA_CACHE"])
         if os.environ.get("KARABAKH_QA_ADMIN_TOKEN"):
             env["admin_token"] = os.environ["KARABAKH_QA_ADMIN_TOKEN"]
         env.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,207 @@
+"""Evaluation on public benchmarks (BEIR layout, SQuAD v1.1) with pytrec_eval.
+
+Collections are indexed by the same code as articles (:func:`index.assemble`)
+and every query goes through the same retrieval (:func:`service.retrieve`);
+only the final fusion varies, so BM25 alone, dense alone, RRF and the default
+fusion are compared on identical candidates. A document split into several
+passages scores as its best passage. Embeddings are cached on disk by model
+and embedded-text hash, so a second run does not re-embed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytrec_eval
+
+from .config import Settings
+from .embed import Embedder
+from .errors import BadRequest
+from .index import assemble
+from .records import Article
+from .service import retrieve
+from .sparse import tokenize
+
+log = logging.getLogger(__name__)
+
+MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "R@1", "R@5")
+RUN_DEPTH = 100
+
+
+@dataclass
+class Collection:
+    docs: list[Article]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def _article(doc_id: str, title: str | None, text: str) -> Article:
+    return Article(
+        source=doc_id,
+        text=text,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        title=title or None,
+    )
+
+
+def load_beir(folder: Path, split: str = "test") -> Collection:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (header line)."""
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
+        if not path.is_file():
+            raise BadRequest(f"{path} is missing: not a BEIR-layout folder for split {split!r}")
+    docs = []
+    with open(folder / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            docs.append(_article(str(d["_id"]), d.get("title"), d.get("text") or d.get("title")))
+    with open(folder / "queries.jsonl", encoding="utf-8") as fh:
+        queries = {str(q["_id"]): q["text"] for q in map(json.loads, fh)}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh, delimiter="\t")
+        next(rows, None)
+        for row in rows:
+            if len(row) >= 3 and int(row[2]) > 0:
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return Collection(docs, {q: queries[q] for q in qrels if q in queries}, qrels)
+
+
+def load_squad(path: Path, part: str = "report", tune_every: int = 4) -> Collection:
+    """SQuAD v1.1: each paragraph a document ``<title>#<i>``; gold = its paragraph.
+
+    ``part``: "tune" keeps questions of every ``tune_every``-th article (0, 4, 8…),
+    "report" the others, "all" everything. The corpus is always complete.
+    """
+    if part not in ("tune", "report", "all"):
+        raise BadRequest("part must be tune, report or all")
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    docs, queries, qrels = [], {}, {}
+    for a, article in enumerate(data):
+        title = article["title"]
+        keep = part == "all" or (a % tune_every == 0) == (part == "tune")
+        for i, para in enumerate(article["paragraphs"]):
+            doc_id = f"{title}#{i}"
+            docs.append(_article(doc_id, title.replace("_", " "), para["context"]))
+            if keep:
+                for qa in para["qas"]:
+                    queries[qa["id"]] = qa["question"]
+                    qrels[qa["id"]] = {doc_id: 1}
+    return Collection(docs, queries, qrels)
+
+
+class EmbeddingCache:
+    """Vectors by (model, embedded text) hash in one .npz per model: no pickles."""
+
+    def __init__(self, folder: Path, model: str) -> None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+        self.path = folder / f"{slug}.npz"
+
+    def load(self) -> dict[str, np.ndarray]:
+        if not self.path.exists():
+            return {}
+        with np.load(self.path, allow_pickle=False) as data:
+            keys = [k.decode() for k in data["keys"]]
+            return dict(zip(keys, data["vectors"], strict=True))
+
+    def save(self, known: dict[str, np.ndarray]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array([k.encode() for k in known], dtype="S40")
+        vectors = np.stack(list(known.values())).astype(np.float32)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vectors)
+        tmp.replace(self.path)
+
+
+def variants(settings: Settings) -> dict[str, tuple[str, float]]:
+    """The systems in the table: (fusion method, dense weight)."""
+    return {
+        "BM25": ("zscore", 0.0),
+        "dense": ("zscore", 1.0),
+        "RRF k=60": ("rrf", 0.5),
+        f"default ({settings.fusion} w={settings.dense_weight:g})": (
+            settings.fusion,
+            settings.dense_weight,
+        ),
+    }
+
+
+def score(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100, MRR@10, R@1, R@5 by pytrec_eval."""
+    measures = {"ndcg_cut.10", "recall.1,5,100"}
+    per_q = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    top10 = {q: dict(sorted(d.items(), key=lambda kv: -kv[1])[:10]) for q, d in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    n = len(qrels)
+
+    def mean(values: dict, key: str) -> float:
+        return sum(v[key] for v in values.values()) / n  # queries with no result count as 0
+
+    return {
+        "nDCG@10": mean(per_q, "ndcg_cut_10"),
+        "Recall@100": mean(per_q, "recall_100"),
+        "MRR@10": mean(rr, "recip_rank"),
+        "R@1": mean(per_q, "recall_1"),
+        "R@5": mean(per_q, "recall_5"),
+    }
+
+
+def evaluate(
+    collection: Collection,
+    settings: Settings,
+    embedder: Embedder,
+    systems: dict[str, tuple[str, float]] | None = None,
+    progress=None,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """Metrics and runs (qid -> docid -> score) for each system."""
+    systems = systems or variants(settings)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings", embedder.name)
+    known = cache.load()
+    before = len(known)
+    built = assemble(collection.docs, settings, embedder, known, progress)
+    if len(known) > before:
+        cache.save(known)
+    index = built.loaded()
+    sources = [p.source for p in index.passages]
+    qids = sorted(collection.qrels)
+    texts = [collection.queries[q] for q in qids]
+    qvecs = embedder.encode(texts, batch_size=64)
+    runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
+    for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
+        cands = retrieve(index, tokenize(text), qvec, settings.depth)
+        for name, (method, weight) in systems.items():
+            fused = cands.fused(method, weight, settings.rrf_k)
+            best: dict[str, float] = {}
+            for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
+                doc = sources[row]
+                if value > best.get(doc, -np.inf):
+                    best[doc] = value
+            top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:RUN_DEPTH]
+            runs[name][qid] = dict(top)
+    metrics = {name: score(run, collection.qrels) for name, run in runs.items()}
+    return metrics, runs
+
+
+def write_run(run: dict[str, dict[str, float]], path: Path, tag: str) -> None:
+    """TREC run format: ``qid Q0 docid rank score tag``, ranks from 1, each doc once."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for qid in sorted(run):
+            ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))
+            for rank, (doc, value) in enumerate(ranked, start=1):
+                fh.write(f"{qid} Q0 {doc} {rank} {value:.6f} {tag}\n")
+
+
+def table(metrics: dict[str, dict[str, float]]) -> str:
+    """A plain-text table, one row per system."""
+    width = max(len(n) for n in metrics) + 2
+    lines = ["system".ljust(width) + "".join(m.rjust(12) for m in MEASURES)]
+    for name, values in metrics.items():
+        lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in MEASURES))
+    return "\n".join(lines)
