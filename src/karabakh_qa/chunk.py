@@ -219,33 +219,37 @@ def sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
 def split_long(
     text: str, start: int, count_tokens: Callable[[str], int], max_tokens: int
 ) -> list[tuple[int, int]]:
-    """Pack sentences into spans of at most ``max_tokens`` word pieces."""
-    if count_tokens(text) <= max_tokens:
+    """Pack sentences into spans that fit a ``max_tokens`` model window.
+
+    ``count_tokens`` counts word pieces including the special tokens (what
+    ``count_tokens("")`` returns). Word-piece counts add up across whitespace,
+    so each sentence (or, for a run-on sentence, each word) is tokenized once.
+    """
+    overhead = count_tokens("")
+    budget = max_tokens - overhead
+    if len(text) <= budget or count_tokens(text) - overhead <= budget:
         return [(start, start + len(text))]
-    pieces: list[tuple[int, int]] = []
+    pieces: list[tuple[int, int, int]] = []  # (start, end, cost)
     for s, e in sentences(text, start):
-        if count_tokens(text[s - start : e - start]) <= max_tokens:
-            pieces.append((s, e))
+        cost = count_tokens(text[s - start : e - start]) - overhead
+        if cost <= budget:
+            pieces.append((s, e, cost))
             continue
         # One over-long sentence: cut between words.
-        word_spans = [
-            (m.start() + s, m.end() + s) for m in re.finditer(r"\S+", text[s - start : e - start])
-        ]
-        cur = word_spans[0]
-        for ws in word_spans[1:]:
-            if count_tokens(text[cur[0] - start : ws[1] - start]) > max_tokens:
-                pieces.append(cur)
-                cur = ws
+        for m in re.finditer(r"\S+", text[s - start : e - start]):
+            w_cost = count_tokens(m.group()) - overhead
+            ws, we = m.start() + s, m.end() + s
+            if pieces and pieces[-1][0] >= s and pieces[-1][2] + w_cost <= budget:
+                pieces[-1] = (pieces[-1][0], we, pieces[-1][2] + w_cost)
             else:
-                cur = (cur[0], ws[1])
-        pieces.append(cur)
-    packed: list[tuple[int, int]] = []
-    for s, e in pieces:
-        if packed and count_tokens(text[packed[-1][0] - start : e - start]) <= max_tokens:
-            packed[-1] = (packed[-1][0], e)
+                pieces.append((ws, we, w_cost))
+    packed: list[list[int]] = []
+    for s, e, cost in pieces:
+        if packed and packed[-1][2] + cost <= budget:
+            packed[-1][1:] = [e, packed[-1][2] + cost]
         else:
-            packed.append((s, e))
-    return packed
+            packed.append([s, e, cost])
+    return [(s, e) for s, e, _ in packed]
 
 
 def infer_date(texts: list[str]) -> str | None:
@@ -318,7 +322,7 @@ def chunk_article(
         if label == "title":
             continue
         paragraph += 1
-        spans = split_long(unit.text, unit.start, count_tokens, max_tokens - 2)
+        spans = split_long(unit.text, unit.start, count_tokens, max_tokens)
         for part, (s, e) in enumerate(spans, start=1):
             text = article.text[s:e]
             key = normalise(text)

@@ -26,11 +26,46 @@ DATE_RANK = {"metadata": 0, "header": 1, "text": 2, None: 3}
 MAX_POSTINGS = 64  # shingles shared by more passages than this are too common to seed pairs
 
 
-def shingles(text: str, size: int = 3) -> frozenset[str]:
-    words = normalise(text).split()
+def shingles(normalised: str, size: int = 3) -> frozenset[str]:
+    """Word ``size``-grams of an already normalised text."""
+    words = normalised.split()
     if len(words) < size:
         return frozenset([" ".join(words)]) if words else frozenset()
     return frozenset(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+
+
+def similar_pairs(sets: list[frozenset[str]], threshold: float) -> list[tuple[int, int]]:
+    """Pairs (i < j) whose shingle sets have Jaccard >= ``threshold``.
+
+    Candidates share at least one shingle that is not too common and have
+    compatible sizes (Jaccard <= min/max size); their exact intersections come
+    from one sparse row-wise product, so no Python loop runs over pairs.
+    """
+    n = len(sets)
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for i, s in enumerate(sets):
+        for sh in s:
+            rows.append(i)
+            cols.append(vocab.setdefault(sh, len(vocab)))
+    if not rows:
+        return []
+    m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(vocab)))
+    df = np.asarray(m.sum(axis=0)).ravel()
+    rare = m[:, np.flatnonzero(df <= MAX_POSTINGS)]
+    pairs = sparse.triu(rare @ rare.T, k=1).tocoo()
+    i, j = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
+    size = np.asarray(m.sum(axis=1)).ravel()
+    ok = np.minimum(size[i], size[j]) >= threshold * np.maximum(size[i], size[j])
+    i, j = i[ok], j[ok]
+    out: list[tuple[int, int]] = []
+    for lo in range(0, len(i), 200_000):
+        a, b = i[lo : lo + 200_000], j[lo : lo + 200_000]
+        inter = np.asarray(m[a].multiply(m[b]).sum(axis=1)).ravel()
+        jac = inter / np.maximum(size[a] + size[b] - inter, 1)
+        keep = jac >= threshold
+        out.extend(zip(a[keep].tolist(), b[keep].tolist(), strict=True))
+    return out
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -48,30 +83,16 @@ def group_passages(passages: list[Passage], size: int = 3, threshold: float = 0.
     """The passages with ``group`` set to their group's representative id."""
     n = len(passages)
     parent = list(range(n))
-    sets = [shingles(p.text, size) for p in passages]
+    keys = [normalise(p.text) for p in passages]
+    sets = [shingles(key, size) for key in keys]
     by_key: dict[str, int] = {}
-    for i, p in enumerate(passages):
-        key = normalise(p.text)
+    for i, key in enumerate(keys):
         if key in by_key:
             parent[_find(parent, i)] = _find(parent, by_key[key])
         else:
             by_key[key] = i
-    # Candidate pairs share at least one not-too-common shingle.
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, s in enumerate(sets):
-        for sh in s:
-            rows.append(i)
-            cols.append(vocab.setdefault(sh, len(vocab)))
-    if rows:
-        m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, len(vocab)))
-        df = np.asarray(m.sum(axis=0)).ravel()
-        m = m[:, np.flatnonzero(df <= MAX_POSTINGS)]
-        pairs = sparse.triu(m @ m.T, k=1).tocoo()
-        for i, j in zip(pairs.row.tolist(), pairs.col.tolist(), strict=True):
-            a, b = sets[i], sets[j]
-            if a and b and len(a & b) / len(a | b) >= threshold:
-                parent[_find(parent, i)] = _find(parent, j)
+    for i, j in similar_pairs(sets, threshold):
+        parent[_find(parent, i)] = _find(parent, j)
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
         members[_find(parent, i)].append(i)

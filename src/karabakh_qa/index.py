@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,15 @@ class LoadedIndex:
     @property
     def articles(self) -> dict[str, dict]:
         return self.manifest["articles"]
+
+    def chunks_of(self, article: Article) -> tuple[Article, list[Passage]] | None:
+        """The article's stored passages if its bytes are unchanged (no re-chunking)."""
+        meta = self.articles.get(article.source)
+        if meta is None or meta["sha256"] != article.sha256:
+            return None
+        fields = ("title", "date", "date_source", "url", "publisher")
+        article = replace(article, **{k: meta.get(k) for k in fields})
+        return article, [self.passages[i] for i in self.by_source[article.source]]
 
     def known_vectors(self) -> dict[str, np.ndarray]:
         vectors = self.dense.vectors
@@ -270,13 +279,21 @@ def assemble(
     embedder: Embedder,
     known: dict[str, np.ndarray],
     progress: Progress | None = None,
+    previous: LoadedIndex | None = None,
 ) -> Assembled:
-    """Chunk, group, embed (reusing ``known`` vectors) and fit BM25 over ``articles``."""
+    """Chunk, group, embed and fit BM25 over ``articles``.
+
+    Unchanged articles of ``previous`` keep their passages, and any passage whose
+    embedded text is in ``known`` keeps its vector.
+    """
     chunked: list[Article] = []
     passages: list[Passage] = []
     skipped: list[Skipped] = []
     for article in articles:
-        article, parts = chunk_article(article, embedder.count_tokens, settings.model_max_tokens)
+        reused = previous.chunks_of(article) if previous else None
+        article, parts = reused or chunk_article(
+            article, embedder.count_tokens, settings.model_max_tokens
+        )
         if not parts:
             skipped.append(Skipped(article.source, "no indexable text after cleaning"))
             continue
@@ -378,7 +395,11 @@ def _previous(settings: Settings, embedder: Embedder, full: bool) -> LoadedIndex
     except IndexUnavailable as exc:
         log.info("no reusable index (%s); building from scratch", exc.message)
         return None
-    if prev.manifest["model"].get("weights_sha256") != embedder.weights_sha256:
+    model = prev.manifest["model"]
+    if (model.get("weights_sha256"), model.get("max_tokens")) != (
+        embedder.weights_sha256,
+        settings.model_max_tokens,
+    ):
         return None
     return prev
 
@@ -405,7 +426,7 @@ def build_index(
         before = {s: m["sha256"] for s, m in prev.articles.items()} if prev else {}
         known = prev.known_vectors() if prev else {}
 
-        built = assemble(articles, settings, embedder, known, progress)
+        built = assemble(articles, settings, embedder, known, progress, prev)
         chunked, passages, keys = built.articles, built.passages, built.keys
         embedded, dense, bm25 = built.embedded, built.dense, built.bm25
         skipped.extend(built.skipped)
