@@ -127,3 +127,16 @@ def test_passage_ids_are_stable_and_content_derived():
         f"New opening paragraph, inserted.\n\n{BODY}\n\nAnother paragraph, also complete.\n"
     )
     assert {p.id for p in first} <= {p.id for p in second}
+
+
+def test_run_on_sentence_is_cut_between_words_within_budget():
+    text = " ".join(f"word{i}" for i in range(130))  # no sentence end at all
+    spans = split_long(text, 10, lambda s: len(s.split()) + 2, 52)
+    assert [(e - s) > 0 for s, e in spans] == [True] * 3
+    assert [len(text[s - 10 : e - 10].split()) for s, e in spans] == [50, 50, 30]
+    assert " ".join(text[s - 10 : e - 10] for s, e in spans) == text
+
+
+def test_one_line_article_is_kept_even_without_final_punctuation():
+    ps = passages_of("Floods hit the valley of Zangilan\n")
+    assert [p.text for p in ps] == ["Floods hit the valley of Zangilan"]

@@ -29,12 +29,14 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
         main, ["eval", "beir", str(TINY), "--model", "hash-bow-64", "--run-out", str(run)]
     )
     assert result.exit_code == 0, result.output
-    rows = {
-        line[:30].strip(): line[30:].split()
-        for line in result.output.splitlines()
-        if line.startswith(("BM25", "dense", "RRF", "default"))
+    rows = {}
+    for line in result.output.splitlines():
+        parts = line.split()
+        if len(parts) > 5 and parts[0] in ("BM25", "dense", "RRF", "BM25+dense", "default"):
+            rows[" ".join(parts[:-5])] = parts[-5:]
+    assert set(rows) == {
+        "BM25", "dense", "RRF k=60", "BM25+dense z-score 0.6/0.4", "default (zscore 1,1.3,2,1)"
     }
-    assert set(rows) == {"BM25", "dense", "RRF k=60", "default (zscore w=0.4)"}
     for values in rows.values():
         assert values == ["0.8155", "1.0000", "0.7500", "0.5000", "1.0000"]
     lines = [line.split() for line in run.read_text().splitlines()]

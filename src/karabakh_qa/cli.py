@@ -187,6 +187,18 @@ def eval_group() -> None:
     """Retrieval quality on public benchmarks (pytrec_eval metrics)."""
 
 
+def parse_weights(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        parsed = tuple(float(w) for w in value.split(","))
+    except ValueError:
+        parsed = ()
+    if len(parsed) != 4:
+        raise click.BadParameter("give four numbers: bm25,dense,sentence,coverage")
+    return parsed
+
+
 def eval_options(func):
     @click.option(
         "--run-out",
@@ -196,10 +208,10 @@ def eval_options(func):
     @click.option(
         "--weights",
         default=None,
-        help="Also evaluate the default fusion at these dense weights, e.g. 0.3,0.5.",
+        callback=lambda ctx, param, value: parse_weights(value),
+        help="Fusion weights bm25,dense,sentence,coverage (e.g. 1,1.3,2,1).",
     )
     @click.option("--fusion", type=click.Choice(["zscore", "minmax", "rrf"]), default=None)
-    @click.option("--dense-weight", type=click.FloatRange(0, 1), default=None)
     @click.option("--k1", type=click.FloatRange(0), default=None)
     @click.option("--b", type=click.FloatRange(0, 1), default=None)
     @click.option(
@@ -219,7 +231,6 @@ def eval_options(func):
         run_out,
         weights,
         fusion,
-        dense_weight,
         k1,
         b,
         bm25_context,
@@ -229,28 +240,29 @@ def eval_options(func):
     ):
         import os
 
+        chosen = {
+            "fusion": fusion,
+            "fusion_weights": weights,
+            "bm25_k1": k1,
+            "bm25_b": b,
+            "bm25_context": bm25_context,
+            "embed_context": embed_context,
+        }
         settings = settings.replace(
-            fusion=fusion or settings.fusion,
-            dense_weight=settings.dense_weight if dense_weight is None else dense_weight,
-            bm25_k1=settings.bm25_k1 if k1 is None else k1,
-            bm25_b=settings.bm25_b if b is None else b,
-            bm25_context=settings.bm25_context if bm25_context is None else bm25_context,
-            embed_context=settings.embed_context if embed_context is None else embed_context,
             torch_threads=threads or os.cpu_count() or 1,
+            **{k: v for k, v in chosen.items() if v is not None},
         )
         collection, tag = func(settings, **kwargs)
-        run_evaluation(settings, collection, tag, run_out, weights)
+        run_evaluation(settings, collection, tag, run_out)
 
     return wrapper
 
 
-def run_evaluation(settings: Settings, collection, tag: str, run_out, weights) -> None:
+def run_evaluation(settings: Settings, collection, tag: str, run_out) -> None:
     from .embed import load_embedder
     from .evaluate import evaluate, table, variants, write_run
 
     systems = variants(settings)
-    for w in weights.split(",") if weights else []:
-        systems[f"{settings.fusion} w={float(w):g}"] = (settings.fusion, float(w))
     click.echo(
         f"{tag}: {len(collection.docs)} documents, {len(collection.qrels)} queries; "
         f"k1={settings.bm25_k1} b={settings.bm25_b} bm25_context={settings.bm25_context} "

@@ -120,16 +120,15 @@ class EmbeddingCache:
         tmp.replace(self.path)
 
 
-def variants(settings: Settings) -> dict[str, tuple[str, float]]:
-    """The systems in the table: (fusion method, dense weight)."""
+def variants(settings: Settings) -> dict[str, tuple[str, tuple[float, ...]]]:
+    """The systems in the table: (fusion method, feature weights)."""
+    weights = ",".join(f"{w:g}" for w in settings.fusion_weights)
     return {
-        "BM25": ("zscore", 0.0),
-        "dense": ("zscore", 1.0),
-        "RRF k=60": ("rrf", 0.5),
-        f"default ({settings.fusion} w={settings.dense_weight:g})": (
-            settings.fusion,
-            settings.dense_weight,
-        ),
+        "BM25": ("zscore", (1, 0, 0, 0)),
+        "dense": ("zscore", (0, 1, 0, 0)),
+        "RRF k=60": ("rrf", (0, 0, 0, 0)),
+        "BM25+dense z-score 0.6/0.4": ("zscore", (0.6, 0.4, 0, 0)),
+        f"default ({settings.fusion} {weights})": (settings.fusion, settings.fusion_weights),
     }
 
 
@@ -157,7 +156,7 @@ def evaluate(
     collection: Collection,
     settings: Settings,
     embedder: Embedder,
-    systems: dict[str, tuple[str, float]] | None = None,
+    systems: dict[str, tuple[str, tuple[float, ...]]] | None = None,
     progress=None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
     """Metrics and runs (qid -> docid -> score) for each system."""
@@ -176,8 +175,8 @@ def evaluate(
     runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
         cands = retrieve(index, tokenize(text), qvec, settings.depth)
-        for name, (method, weight) in systems.items():
-            fused = cands.fused(method, weight, settings.rrf_k)
+        for name, (method, weights) in systems.items():
+            fused = cands.fused(method, weights, settings.rrf_k)
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
                 doc = sources[row]

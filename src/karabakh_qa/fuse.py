@@ -1,10 +1,12 @@
-"""Fusion of the sparse and dense rankings.
+"""Fusion of the retrievers' evidence into one score per candidate.
 
-Linear fusion normalises each retriever's scores (z-score or min-max over its
-own top-``depth`` list, so the two scales become comparable) and mixes them
-with a weight; reciprocal rank fusion is the rank-only alternative. Every
-candidate gets its *exact* score from both retrievers, so a passage found by
-only one of them is not punished by a missing value.
+Linear fusion: each feature (BM25, passage cosine, best-sentence cosine,
+best-sentence term coverage) is normalised over the query's candidates
+(z-score or min-max), then mixed with weights chosen on training data (see
+README, "Retrieval quality"). Every candidate has every feature computed
+exactly, so a passage found by only one retriever is not punished by a missing
+value. Reciprocal rank fusion, which uses only the BM25 and dense ranks, is the
+rank-only alternative.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from __future__ import annotations
 import numpy as np
 
 METHODS = ("zscore", "minmax", "rrf")
+FEATURES = ("bm25", "dense", "sentence", "coverage")
 
 
-def normalise(scores: np.ndarray, reference: np.ndarray, method: str) -> np.ndarray:
-    """Scale ``scores`` by the statistics of ``reference`` (a retriever's top list)."""
-    if len(reference) == 0:
-        return np.zeros_like(scores, dtype=np.float64)
+def normalise(values: np.ndarray, method: str) -> np.ndarray:
+    """Scale one feature over the candidates; a constant feature becomes 0."""
+    values = values.astype(np.float64)
+    if len(values) == 0:
+        return values
     if method == "zscore":
-        std = float(np.std(reference))
-        return (scores - float(np.mean(reference))) / (std if std > 1e-12 else 1.0)
+        std = float(np.std(values))
+        return (values - float(np.mean(values))) / std if std > 1e-12 else values * 0.0
     if method == "minmax":
-        lo, hi = float(np.min(reference)), float(np.max(reference))
-        return (scores - lo) / (hi - lo if hi - lo > 1e-12 else 1.0)
+        lo, hi = float(np.min(values)), float(np.max(values))
+        return (values - lo) / (hi - lo) if hi - lo > 1e-12 else values * 0.0
     raise ValueError(f"unknown normalisation {method!r}")
 
 
@@ -33,32 +37,37 @@ def ranks_of(candidates: np.ndarray, ranked: np.ndarray) -> np.ndarray:
     return np.array([position.get(int(c), 0) for c in candidates], dtype=np.int64)
 
 
+def rrf(rank_lists: list[np.ndarray], k: int = 60) -> np.ndarray:
+    """Sum of 1 / (k + rank) over the lists a candidate appears in (rank 0 = absent)."""
+    total = np.zeros(len(rank_lists[0]), dtype=np.float64)
+    for ranks in rank_lists:
+        total += np.where(ranks > 0, 1.0 / (k + np.maximum(ranks, 1)), 0.0)
+    return total
+
+
 def fuse(
-    candidates: np.ndarray,
-    sparse_scores: np.ndarray,
-    dense_scores: np.ndarray,
-    sparse_top: np.ndarray,
-    dense_top: np.ndarray,
-    sparse_ranks: np.ndarray,
-    dense_ranks: np.ndarray,
+    features: np.ndarray,
+    weights: tuple[float, ...],
     method: str = "zscore",
-    dense_weight: float = 0.5,
+    ranks: list[np.ndarray] | None = None,
     rrf_k: int = 60,
 ) -> np.ndarray:
-    """Fused score of each candidate (higher is better).
+    """Fused score per candidate (higher is better).
 
-    ``*_scores`` are the exact scores of the candidates; ``*_top`` the scores
-    of each retriever's own top list (the normalisation reference);
-    ``*_ranks`` 1-based ranks in those lists, 0 when a candidate is not in one.
+    ``features`` is (len(FEATURES), candidates); ``ranks`` the BM25 and dense
+    ranks, needed for ``method="rrf"``.
     """
     if method == "rrf":
-
-        def rrf(ranks: np.ndarray) -> np.ndarray:
-            return np.where(ranks > 0, 1.0 / (rrf_k + np.maximum(ranks, 1)), 0.0)
-
-        return rrf(sparse_ranks) + rrf(dense_ranks)
+        if ranks is None:
+            raise ValueError("rrf needs the retrievers' ranks")
+        return rrf(ranks, rrf_k)
     if method not in METHODS:
         raise ValueError(f"unknown fusion {method!r}; choose one of {', '.join(METHODS)}")
-    s = normalise(sparse_scores.astype(np.float64), sparse_top.astype(np.float64), method)
-    d = normalise(dense_scores.astype(np.float64), dense_top.astype(np.float64), method)
-    return (1 - dense_weight) * s + dense_weight * d
+    if len(weights) != len(features):
+        names = ", ".join(FEATURES)
+        raise ValueError(f"need {len(features)} weights ({names}), got {len(weights)}")
+    out = np.zeros(features.shape[1], dtype=np.float64)
+    for weight, values in zip(weights, features, strict=True):
+        if weight:
+            out += weight * normalise(values, method)
+    return out

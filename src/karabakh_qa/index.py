@@ -45,11 +45,12 @@ from .embed import Embedder
 from .errors import Conflict, IndexUnavailable
 from .ingest import Skipped, file_hashes, read_articles
 from .records import Article, Passage
+from .sentences import SentenceIndex, passage_sentences, sentence_embed_text
 from .sparse import TOKENIZER_VERSION, BM25Index, tokenize
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Progress = Callable[[int, int], None]
 
 
@@ -104,6 +105,7 @@ class LoadedIndex:
     bm25: BM25Index
     dense: DenseIndex
     embed_keys: list[str]
+    sentences: SentenceIndex
     row_of: dict[str, int] = field(init=False)
     groups: dict[str, list[int]] = field(init=False)
     by_source: dict[str, list[int]] = field(init=False)
@@ -135,7 +137,10 @@ class LoadedIndex:
 
     def known_vectors(self) -> dict[str, np.ndarray]:
         vectors = self.dense.vectors
-        return {key: vectors[i] for i, key in enumerate(self.embed_keys)}
+        known = {key: vectors[i] for i, key in enumerate(self.embed_keys)}
+        svecs = self.sentences.vectors
+        known.update({key: svecs[i] for i, key in enumerate(self.sentences.keys)})
+        return known
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,13 @@ def load_generation(path: Path) -> LoadedIndex:
         passages = [Passage.from_dict(json.loads(line)) for line in fh]
     keys = json.loads((path / "embed_keys.json").read_text(encoding="utf-8"))
     return LoadedIndex(
-        path, manifest, passages, BM25Index.load(path), DenseIndex.load(path / "dense.faiss"), keys
+        path,
+        manifest,
+        passages,
+        BM25Index.load(path),
+        DenseIndex.load(path / "dense.faiss"),
+        keys,
+        SentenceIndex.load(path),
     )
 
 
@@ -258,6 +269,7 @@ class Assembled:
     embedded: int
     dense: DenseIndex
     bm25: BM25Index
+    sentences: SentenceIndex
     skipped: list[Skipped]
 
     def loaded(self) -> LoadedIndex:
@@ -270,7 +282,9 @@ class Assembled:
             "articles": {a.source: {"title": a.title} for a in self.articles},
             "skipped": [],
         }
-        return LoadedIndex(None, manifest, self.passages, self.bm25, self.dense, self.keys)
+        return LoadedIndex(
+            None, manifest, self.passages, self.bm25, self.dense, self.keys, self.sentences
+        )
 
 
 def assemble(
@@ -311,7 +325,17 @@ def assemble(
         settings.bm25_epsilon,
     )
     dense = DenseIndex.build(vectors, embedder.dim)
-    return Assembled(chunked, passages, keys, embedded, dense, bm25, skipped)
+    spans = [passage_sentences(p) for p in passages]
+    s_texts = [
+        sentence_embed_text(p, span, settings.embed_context)
+        for p, pspans in zip(passages, spans, strict=True)
+        for span in pspans
+    ]
+    s_vectors, s_keys, _ = embed_with_reuse(
+        s_texts, embedder, known, settings.embed_batch_size, progress
+    )
+    sents = SentenceIndex.build(passages, spans, s_vectors, s_keys, bm25.term_ids)
+    return Assembled(chunked, passages, keys, embedded, dense, bm25, sents, skipped)
 
 
 # --- writing -----------------------------------------------------------------
@@ -356,6 +380,7 @@ def _write_generation(
     keys: list[str],
     dense: DenseIndex,
     bm25: BM25Index,
+    sents: SentenceIndex,
 ) -> None:
     tmp.mkdir(parents=True)
     with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
@@ -364,6 +389,7 @@ def _write_generation(
     (tmp / "embed_keys.json").write_text(json.dumps(keys), encoding="utf-8")
     dense.save(tmp / "dense.faiss")
     bm25.save(tmp)
+    sents.save(tmp)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -479,7 +505,7 @@ def build_index(
         }
         name = f"gen-{generation:06d}"
         tmp = index_dir / f".tmp-{uuid.uuid4().hex}"
-        _write_generation(tmp, manifest, passages, keys, dense, bm25)
+        _write_generation(tmp, manifest, passages, keys, dense, bm25, built.sentences)
         path = _switch(index_dir, tmp, name)
     seconds = time.perf_counter() - started
     report = BuildReport(

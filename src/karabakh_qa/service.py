@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import normalise, sentences
+from .chunk import normalise
 from .config import Settings
 from .dense import set_dense_threads
 from .embed import Embedder, load_embedder
@@ -69,39 +69,28 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class Candidates:
-    """The union of both retrievers' top lists, with every candidate's exact scores."""
+    """The union of both retrievers' top lists (plus their groups' representatives),
+    with every candidate's exact features."""
 
     rows: np.ndarray
-    bm25: np.ndarray  # exact BM25 score of each candidate
-    dense: np.ndarray  # exact cosine of each candidate
-    bm25_top: np.ndarray  # scores of BM25's own top list (normalisation reference)
-    dense_top: np.ndarray
+    features: np.ndarray  # (len(FEATURES), candidates): bm25, dense, sentence, coverage
     bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
     dense_rank: np.ndarray
-    bm25_all: np.ndarray  # BM25 score of every passage
+    best_sentence: np.ndarray  # per candidate: index of the sentence to mark
 
-    def fused(self, method: str, dense_weight: float, rrf_k: int = 60) -> np.ndarray:
-        return fuse(
-            self.rows,
-            self.bm25,
-            self.dense,
-            self.bm25_top,
-            self.dense_top,
-            self.bm25_rank,
-            self.dense_rank,
-            method,
-            dense_weight,
-            rrf_k,
-        )
+    def fused(self, method: str, weights: tuple[float, ...], rrf_k: int = 60) -> np.ndarray:
+        return fuse(self.features, weights, method, [self.bm25_rank, self.dense_rank], rrf_k)
 
-    def explain(self, i: int | None, row: int, index: LoadedIndex, qvec: np.ndarray) -> dict:
-        """Per-retriever score and rank of passage ``row`` (candidate ``i`` if it is one)."""
-        dense = self.dense[i] if i is not None else index.dense.scores_for(qvec, np.array([row]))[0]
+    def explain(self, i: int) -> dict:
+        """Why candidate ``i`` ranked: each feature, and its rank in each retriever."""
+        bm25, dense, sentence, coverage = (round(float(x), 6) for x in self.features[:, i])
         return {
-            "bm25_score": round(float(self.bm25_all[row]), 6),
-            "bm25_rank": int(self.bm25_rank[i]) if i is not None and self.bm25_rank[i] else None,
-            "dense_score": round(float(dense), 6),
-            "dense_rank": int(self.dense_rank[i]) if i is not None and self.dense_rank[i] else None,
+            "bm25_score": bm25,
+            "bm25_rank": int(self.bm25_rank[i]) or None,
+            "dense_score": dense,
+            "dense_rank": int(self.dense_rank[i]) or None,
+            "sentence_score": sentence,
+            "term_coverage": coverage,
         }
 
 
@@ -112,7 +101,7 @@ def retrieve(
     depth: int,
     allowed: np.ndarray | None = None,
 ) -> Candidates:
-    """Top ``depth`` of BM25 and of FAISS (within ``allowed`` rows), scored exactly by both."""
+    """Top ``depth`` of BM25 and of FAISS (within ``allowed`` rows), scored exactly by all."""
     n = len(index.passages)
     bm_all = index.bm25.scores(terms)
     if allowed is None:
@@ -123,17 +112,20 @@ def retrieve(
         sparse_top = _top(bm_all[allowed], allowed, depth, positive=True)
         dense_top = _top(index.dense.scores_for(qvec, allowed), allowed, depth, False)
     rows = np.union1d(sparse_top, dense_top)
-    dense = index.dense.scores_for(qvec, rows)
-    position = {int(r): i for i, r in enumerate(rows)}
+    reps = [index.row_of[index.passages[r].group] for r in rows.tolist()]
+    if allowed is not None:
+        reps = np.intersect1d(reps, allowed)
+    rows = np.union1d(rows, reps).astype(np.int64)
+    qcols, counts = index.bm25.query_vector(terms)
+    qidf = np.maximum(index.bm25.idf[qcols], 0.0) if len(qcols) else np.zeros(0)
+    sentence, coverage, best = index.sentences.features(rows, qvec, qcols, qidf)
+    features = np.stack([bm_all[rows], index.dense.scores_for(qvec, rows), sentence, coverage])
     return Candidates(
         rows=rows,
-        bm25=bm_all[rows],
-        dense=dense,
-        bm25_top=bm_all[sparse_top],
-        dense_top=dense[[position[int(r)] for r in dense_top]],
+        features=features,
         bm25_rank=ranks_of(rows, sparse_top),
         dense_rank=ranks_of(rows, dense_top),
-        bm25_all=bm_all,
+        best_sentence=best,
     )
 
 
@@ -329,7 +321,7 @@ class SearchService:
         terms = tokenize(q.question)
         qvec = self.embedder.encode([q.question])[0]
         cands = retrieve(index, terms, qvec, s.depth, allowed)
-        fused = cands.fused(s.fusion, s.dense_weight, s.rrf_k)
+        fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         order = np.lexsort((cands.rows, -fused))
         allowed_set = None if allowed is None else set(allowed.tolist())
         pos = {int(c): i for i, c in enumerate(cands.rows)}
@@ -344,6 +336,7 @@ class SearchService:
             seen.add(group)
             rep = index.row_of.get(group, row)
             shown = rep if allowed_set is None or rep in allowed_set else row
+            j = pos[shown]
             passage = index.passages[shown]
             hits.append(
                 Hit(
@@ -351,13 +344,16 @@ class SearchService:
                     score=float(fused[i]),
                     passage=passage,
                     also_in=self._copies(index, group, shown),
-                    highlights=highlight(passage.text, query_terms, index),
-                    explain=cands.explain(pos.get(shown), shown, index, qvec),
+                    highlights={
+                        "sentence": index.sentences.span(shown, int(cands.best_sentence[j])),
+                        "terms": matched_terms(passage.text, query_terms),
+                    },
+                    explain=cands.explain(j),
                 )
             )
             if len(hits) == q.k:
                 break
-        return hits, self._answer_found(hits, query_terms, index)
+        return hits, self._answer_found(hits)
 
     def _copies(self, index: LoadedIndex, group: str, shown: int) -> tuple[dict, ...]:
         key = normalise(index.passages[shown].text)
@@ -380,18 +376,18 @@ class SearchService:
             )
         return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
 
-    def _answer_found(self, hits: list[Hit], terms: set[str], index: LoadedIndex) -> bool:
-        """Convincing when the best passage is semantically close, or close enough
-        and covers most of the question's (idf-weighted) terms. Thresholds are
-        calibrated on tests/data/seed_dev.json (README, "No answer")."""
-        if not hits:
-            return False
-        best_dense = max(h.explain["dense_score"] for h in hits[:3])
-        cover = max(term_coverage(h.passage.text, terms, index) for h in hits[:3])
+    def _answer_found(self, hits: list[Hit]) -> bool:
+        """Convincing when a top-3 passage is semantically close, or close enough and
+        has a sentence covering most of the question's (idf-weighted) terms.
+        Thresholds are calibrated on tests/data/seed_dev.json (README, "No answer")."""
         s = self.settings
-        return best_dense >= s.min_dense_score or (
-            cover >= s.min_term_coverage and best_dense >= s.min_dense_with_terms
-        )
+        for h in hits[:3]:
+            dense, cover = h.explain["dense_score"], h.explain["term_coverage"]
+            if dense >= s.min_dense_score or (
+                dense >= s.min_dense_with_terms and cover >= s.min_term_coverage
+            ):
+                return True
+        return False
 
     # --- articles and health -------------------------------------------------------
 
@@ -412,26 +408,6 @@ class SearchService:
         return self.settings.articles_dir
 
 
-def term_coverage(text: str, terms: set[str], index: LoadedIndex) -> float:
-    """Share of the query's idf mass that ``text`` contains."""
-    if not terms:
-        return 0.0
-    present = {t for t, _, _ in tokenize_spans(text)} & terms
-    total = sum(max(index.bm25.term_idf(t), 0.0) for t in terms) or 1.0
-    return sum(max(index.bm25.term_idf(t), 0.0) for t in present) / total
-
-
-def highlight(text: str, terms: set[str], index: LoadedIndex) -> dict:
-    """Offsets within ``text`` of the best-matching sentence and the query terms."""
-    spans = tokenize_spans(text)
-    matched = [[s, e] for t, s, e in spans if t in terms]
-    best, best_score = None, 0.0
-    for s, e in sentences(text):
-        inside = {t for t, ts, te in spans if ts >= s and te <= e and t in terms}
-        score = sum(index.bm25.term_idf(t) for t in inside)
-        if score > best_score:
-            best, best_score = [s, e], score
-    if best is None:
-        first = sentences(text)
-        best = list(first[0]) if first else [0, len(text)]
-    return {"sentence": best, "terms": matched}
+def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
+    """Offsets within ``text`` of every token whose term is in the query."""
+    return [[s, e] for t, s, e in tokenize_spans(text) if t in terms]
