@@ -23,6 +23,7 @@ from karabakh_qa.config import PROJECT_ROOT, Settings  # noqa: E402
 from karabakh_qa.dense import DenseIndex, set_dense_threads  # noqa: E402
 from karabakh_qa.index import LoadedIndex, embed_text  # noqa: E402
 from karabakh_qa.records import Passage  # noqa: E402
+from karabakh_qa.sentences import SentenceIndex, passage_sentences  # noqa: E402
 from karabakh_qa.service import SearchService  # noqa: E402
 from karabakh_qa.sparse import BM25Index, tokenize  # noqa: E402
 
@@ -31,7 +32,8 @@ QUESTIONS = [q["q"] for q in DEV["questions"]] + DEV["off_topic"]
 
 
 def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
-    """n passages of Zipf-distributed synthetic words and random unit vectors."""
+    """n passages of Zipf-distributed synthetic words (about 4 sentences each) and
+    random unit vectors for passages and sentences."""
     rng = np.random.default_rng(seed)
     real_words = sorted({w for q in QUESTIONS for w in q.lower().replace("?", "").split()})
     vocab = real_words + [f"w{i}" for i in range(30_000)]
@@ -39,40 +41,31 @@ def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
     p /= p.sum()
     lengths = rng.integers(20, 80, size=n)
     words = rng.choice(len(vocab), size=int(lengths.sum()), p=p)
-    passages, texts, pos = [], [], 0
+    passages, pos = [], 0
     for i, length in enumerate(lengths):
-        text = " ".join(vocab[w] for w in words[pos : pos + length]) + "."
+        chunk = [vocab[w] for w in words[pos : pos + length]]
         pos += length
-        texts.append(text)
+        text = ". ".join(" ".join(chunk[j : j + 15]).capitalize() for j in range(0, length, 15))
+        text += "."
         pid = f"{i:016x}"
-        passages.append(
-            Passage(
-                pid,
-                f"synthetic/{i // 20}.txt",
-                i % 20 + 1,
-                1,
-                None,
-                0,
-                len(text),
-                text,
-                None,
-                None,
-                None,
-                pid,
-            )
-        )
-    bm25 = BM25Index.fit([tokenize(t) for t in texts])
-    vectors = rng.standard_normal((n, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        passages.append(Passage(pid, f"synthetic/{i // 20}.txt", i % 20 + 1, 1, None, 0,
+                                len(text), text, None, None, None, pid))
+    bm25 = BM25Index.fit([tokenize(p.text) for p in passages])
+
+    def unit(rows: int) -> np.ndarray:
+        v = rng.standard_normal((rows, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    spans = [passage_sentences(p) for p in passages]
+    m = sum(len(s) for s in spans)
+    sents = SentenceIndex.build(passages, spans, unit(m), [], bm25.term_ids)
     manifest = {
-        "generation": 1,
-        "built_at": "synthetic",
-        "model": {"name": "synthetic"},
-        "counts": {"articles": n // 20, "passages": n},
-        "skipped": [],
+        "generation": 1, "built_at": "synthetic", "model": {"name": "synthetic"},
+        "counts": {"articles": n // 20, "passages": n}, "skipped": [],
         "articles": {f"synthetic/{j}.txt": {} for j in range(n // 20 + 1)},
     }
-    return LoadedIndex(None, manifest, passages, bm25, DenseIndex.build(vectors, dim), [])
+    dense = DenseIndex.build(unit(n), dim)
+    return LoadedIndex(None, manifest, passages, bm25, dense, [], sents)
 
 
 def main() -> None:
@@ -121,12 +114,12 @@ def main() -> None:
         t = time.perf_counter()
         big = synthetic_index(args.passages, builder.embedder.dim)
         print(
-            f"synthetic index of {args.passages} passages built in {time.perf_counter() - t:.1f}s"
+            f"synthetic index of {args.passages} passages ({len(big.sentences.spans)} sentences) "
+            f"built in {time.perf_counter() - t:.1f}s"
         )
         big_service = SearchService(
-            settings.replace(index_dir=Path(tmp) / "none", torch_threads=1), builder.embedder
+            settings.replace(torch_threads=1), builder.embedder, static_index=big
         )
-        big_service._index = big  # served as is: no CURRENT file to switch to
         big_ms = time_calls(lambda q: big_service.search(q, 5), queries)
         p50, p95 = percentiles(big_ms)
         print(

@@ -73,15 +73,20 @@ class SentenceIndex:
         )
 
     def features(
-        self, rows: np.ndarray, qvec: np.ndarray, qcols: np.ndarray, qidf: np.ndarray
+        self,
+        rows: np.ndarray,
+        qvec: np.ndarray,
+        qcols: np.ndarray,
+        qidf: np.ndarray,
+        total: float,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each passage row: best sentence cosine, best idf coverage, and the
-        index (within the passage) of the sentence a reader should see first."""
+        """For each passage row: best sentence cosine, best idf coverage (of
+        ``total``, the question's whole idf mass), and the index within the
+        passage of the sentence a reader should see first."""
         starts, ends = self.bounds[rows], self.bounds[rows + 1]
         counts = ends - starts
         flat = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         cos = self.vectors[flat].astype(np.float32) @ qvec.astype(np.float32)
-        total = float(qidf.sum())
         if len(qcols) and total > 0:
             cover = np.asarray(self.terms[flat][:, qcols] @ qidf).ravel() / total
         else:

@@ -116,9 +116,11 @@ def retrieve(
     if allowed is not None:
         reps = np.intersect1d(reps, allowed)
     rows = np.union1d(rows, reps).astype(np.int64)
-    qcols, counts = index.bm25.query_vector(terms)
+    qcols, _ = index.bm25.query_vector(terms)
     qidf = np.maximum(index.bm25.idf[qcols], 0.0) if len(qcols) else np.zeros(0)
-    sentence, coverage, best = index.sentences.features(rows, qvec, qcols, qidf)
+    unseen = len(set(terms)) - len(qcols)  # terms no passage has: as rare as can be
+    total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
+    sentence, coverage, best = index.sentences.features(rows, qvec, qcols, qidf, total)
     features = np.stack([bm_all[rows], index.dense.scores_for(qvec, rows), sentence, coverage])
     return Candidates(
         rows=rows,
