@@ -35,7 +35,11 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
         if len(parts) > 5 and parts[0] in ("BM25", "dense", "RRF", "BM25+dense", "default"):
             rows[" ".join(parts[:-5])] = parts[-5:]
     assert set(rows) == {
-        "BM25", "dense", "RRF k=60", "BM25+dense z-score 0.6/0.4", "default (zscore 1,1.3,2,1)"
+        "BM25",
+        "dense",
+        "RRF k=60",
+        "BM25+dense z-score 0.6/0.4",
+        "default (zscore 1,1.3,2,1)",
     }
     for values in rows.values():
         assert values == ["0.8155", "1.0000", "0.7500", "0.5000", "1.0000"]
