@@ -39,7 +39,7 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
         "dense",
         "RRF k=60",
         "BM25+dense z-score 0.6/0.4",
-        "default (zscore 1,1.3,2,1)",
+        "default (zscore 1,1,2,0.6)",
     }
     for values in rows.values():
         assert values == ["0.8155", "1.0000", "0.7500", "0.5000", "1.0000"]

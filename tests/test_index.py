@@ -34,7 +34,7 @@ def test_build_writes_versioned_generation_without_pickles(seed_service):
     m = json.loads((gen / "manifest.json").read_text())
     assert m["schema_version"] == 2 and m["model"]["name"] == "hash-bow-64"
     assert m["counts"] == {"articles": 5, "passages": 86, "vocab": m["counts"]["vocab"]}
-    assert m["bm25"] == {"k1": 1.2, "b": 0.75, "epsilon": 0.25, "context": False}
+    assert m["bm25"] == {"k1": 0.9, "b": 0.4, "epsilon": 0.25, "context": True}
     assert len(m["articles"]) == 5 and all(len(a["sha256"]) == 64 for a in m["articles"].values())
 
 

@@ -33,17 +33,17 @@ class Settings:
     # Text embedded for a passage: "passage" or "title+section+passage".
     embed_context: bool = True
 
-    # BM25 (rank-bm25 BM25Okapi parameters).
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
+    # BM25 (rank-bm25 BM25Okapi parameters), chosen on training data like the weights.
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
     bm25_epsilon: float = 0.25
-    bm25_context: bool = False  # index title + section with the passage text
+    bm25_context: bool = True  # index title + section with the passage text
 
     # Fusion: "zscore", "minmax" or "rrf". Linear-fusion weights of the features
     # (bm25, passage cosine, best-sentence cosine, best-sentence term coverage),
     # chosen on SciFact train and the SQuAD tuning part (README, "Retrieval quality").
     fusion: str = "zscore"
-    fusion_weights: tuple[float, float, float, float] = (1.0, 1.3, 2.0, 1.0)
+    fusion_weights: tuple[float, float, float, float] = (1.0, 1.0, 2.0, 0.6)
     rrf_k: int = 60
     depth: int = 100
 
