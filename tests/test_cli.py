@@ -80,9 +80,15 @@ def test_user_errors_exit_1_in_one_line(run, seed_settings):
     assert result.exit_code == 1 and "does not exist" in result.output
 
 
-def test_stale_warning(run, seed_settings):
+def test_stale_index_is_an_error_unless_allowed(run, seed_settings):
     run(*args("index"))
     write(seed_settings.articles_dir, "new.txt", "Fresh paragraph about talks.\n")
     result = run(*args("ask", "talks", "-k", "1"))
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: index is stale: 1 article file(s) changed since it was built (e.g. new.txt); "
+        "run `karabakh-qa index`, or pass --allow-stale"
+    )
+    result = run(*args("ask", "talks", "-k", "1", "--allow-stale"))
     assert result.exit_code == 0
-    assert "warning: index is stale (1 article files changed" in result.output
+    assert "warning: index is stale (1 article files changed)" in result.output

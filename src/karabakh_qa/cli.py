@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .config import Settings
-from .errors import KarabakhError
+from .errors import IndexUnavailable, KarabakhError
 from .service import SearchResult, SearchService
 
 path_option = click.Path(file_okay=False, path_type=Path)
@@ -135,16 +135,29 @@ def print_result(result: SearchResult) -> None:
 @click.option("--source", "sources", multiple=True, help="Only this article (repeatable).")
 @click.option("--since", default=None, help="Only passages dated on or after YYYY-MM-DD.")
 @click.option("--until", default=None, help="Only passages dated on or before YYYY-MM-DD.")
-def ask(settings: Settings, question: str, k: int, as_json: bool, sources, since, until) -> None:
+@click.option(
+    "--allow-stale", is_flag=True, help="Answer even if articles changed since the build."
+)
+def ask(
+    settings: Settings,
+    question: str,
+    k: int,
+    as_json: bool,
+    sources,
+    since,
+    until,
+    allow_stale: bool,
+) -> None:
     """Cited passages answering QUESTION ('-' with --json: one question per stdin line)."""
     service = SearchService(settings)
     stale = service.stale()
-    if stale:
-        click.echo(
-            f"warning: index is stale ({len(stale)} article files changed since it was built, "
-            f"e.g. {stale[0]}); run `karabakh-qa index`",
-            err=True,
+    if stale and not allow_stale:
+        raise IndexUnavailable(
+            f"index is stale: {len(stale)} article file(s) changed since it was built "
+            f"(e.g. {stale[0]}); run `karabakh-qa index`, or pass --allow-stale"
         )
+    if stale:
+        click.echo(f"warning: index is stale ({len(stale)} article files changed)", err=True)
     if question == "-":
         for line in sys.stdin:
             if not line.strip():
