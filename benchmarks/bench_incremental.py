@@ -52,6 +52,7 @@ def main() -> None:
         update = service.build()
         update_s = time.perf_counter() - t
         print(f"one-article update: added {update.added}, embedded {update.embedded} passages "
+              f"and {update.embedded_sentences} sentences "
               f"(the new article has {update.passages - full.passages} passages), "
               f"reused {update.reused}, {update_s:.2f}s = "
               f"{100 * update_s / full_s:.2f}% of the full build")

@@ -67,7 +67,8 @@ def print_report(report) -> None:
     )
     click.echo(
         f"  added {len(d['added'])}, changed {len(d['changed'])}, removed {len(d['removed'])}, "
-        f"unchanged {d['unchanged']}; embedded {d['embedded']} passages, reused {d['reused']}"
+        f"unchanged {d['unchanged']}; embedded {d['embedded']} passages "
+        f"({d['embedded_sentences']} sentences), reused {d['reused']}"
     )
     for s in d["skipped"]:
         click.echo(f"  skipped {s['source']}: {s['reason']}")

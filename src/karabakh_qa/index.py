@@ -157,6 +157,7 @@ class BuildReport:
     reused: int
     seconds: float
     path: Path
+    embedded_sentences: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -169,6 +170,7 @@ class BuildReport:
             "removed": self.removed,
             "unchanged": len(self.unchanged),
             "embedded": self.embedded,
+            "embedded_sentences": self.embedded_sentences,
             "reused": self.reused,
             "seconds": round(self.seconds, 3),
         }
@@ -271,6 +273,7 @@ class Assembled:
     bm25: BM25Index
     sentences: SentenceIndex
     skipped: list[Skipped]
+    embedded_sentences: int = 0
 
     def loaded(self) -> LoadedIndex:
         """An in-memory LoadedIndex (for evaluation: nothing is written)."""
@@ -331,11 +334,11 @@ def assemble(
         for p, pspans in zip(passages, spans, strict=True)
         for span in pspans
     ]
-    s_vectors, s_keys, _ = embed_with_reuse(
+    s_vectors, s_keys, s_embedded = embed_with_reuse(
         s_texts, embedder, known, settings.embed_batch_size, progress
     )
     sents = SentenceIndex.build(passages, spans, s_vectors, s_keys, bm25.term_ids)
-    return Assembled(chunked, passages, keys, embedded, dense, bm25, sents, skipped)
+    return Assembled(chunked, passages, keys, embedded, dense, bm25, sents, skipped, s_embedded)
 
 
 # --- writing -----------------------------------------------------------------
@@ -521,6 +524,7 @@ def build_index(
         reused=len(passages) - embedded,
         seconds=seconds,
         path=path,
+        embedded_sentences=built.embedded_sentences,
     )
     log.info("built generation %d: %s", generation, report.to_dict())
     return report
