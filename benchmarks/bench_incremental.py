@@ -38,24 +38,29 @@ def main() -> None:
 
         for doc in docs[:-1]:
             write(doc)
-        settings = Settings(articles_dir=folder, index_dir=Path(tmp) / "index",
-                            torch_threads=os.cpu_count() or 1)
+        settings = Settings(
+            articles_dir=folder, index_dir=Path(tmp) / "index", torch_threads=os.cpu_count() or 1
+        )
         service = SearchService(settings)
         service.embedder  # load the model outside the timings  # noqa: B018
         t = time.perf_counter()
         full = service.build(full=True)
         full_s = time.perf_counter() - t
-        print(f"full build: {full.articles} articles, {full.passages} passages, "
-              f"embedded {full.embedded}, {full_s:.1f}s ({full.passages / full_s:.1f} passages/s)")
+        print(
+            f"full build: {full.articles} articles, {full.passages} passages, "
+            f"embedded {full.embedded}, {full_s:.1f}s ({full.passages / full_s:.1f} passages/s)"
+        )
         write(docs[-1])
         t = time.perf_counter()
         update = service.build()
         update_s = time.perf_counter() - t
-        print(f"one-article update: added {update.added}, embedded {update.embedded} passages "
-              f"and {update.embedded_sentences} sentences "
-              f"(the new article has {update.passages - full.passages} passages), "
-              f"reused {update.reused}, {update_s:.2f}s = "
-              f"{100 * update_s / full_s:.2f}% of the full build")
+        print(
+            f"one-article update: added {update.added}, embedded {update.embedded} passages "
+            f"and {update.embedded_sentences} sentences "
+            f"(the new article has {update.passages - full.passages} passages), "
+            f"reused {update.reused}, {update_s:.2f}s = "
+            f"{100 * update_s / full_s:.2f}% of the full build"
+        )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,22 @@ def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
         text = ". ".join(" ".join(chunk[j : j + 15]).capitalize() for j in range(0, length, 15))
         text += "."
         pid = f"{i:016x}"
-        passages.append(Passage(pid, f"synthetic/{i // 20}.txt", i % 20 + 1, 1, None, 0,
-                                len(text), text, None, None, None, pid))
+        passages.append(
+            Passage(
+                pid,
+                f"synthetic/{i // 20}.txt",
+                i % 20 + 1,
+                1,
+                None,
+                0,
+                len(text),
+                text,
+                None,
+                None,
+                None,
+                pid,
+            )
+        )
     bm25 = BM25Index.fit([tokenize(p.text) for p in passages])
 
     def unit(rows: int) -> np.ndarray:
@@ -60,8 +74,11 @@ def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
     m = sum(len(s) for s in spans)
     sents = SentenceIndex.build(passages, spans, unit(m), [], bm25.term_ids)
     manifest = {
-        "generation": 1, "built_at": "synthetic", "model": {"name": "synthetic"},
-        "counts": {"articles": n // 20, "passages": n}, "skipped": [],
+        "generation": 1,
+        "built_at": "synthetic",
+        "model": {"name": "synthetic"},
+        "counts": {"articles": n // 20, "passages": n},
+        "skipped": [],
         "articles": {f"synthetic/{j}.txt": {} for j in range(n // 20 + 1)},
     }
     dense = DenseIndex.build(unit(n), dim)

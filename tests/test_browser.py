@@ -1,14 +1,10 @@
 """A real browser: Debian's headless Chromium driven by Playwright against `karabakh-qa serve`."""
 
-import http.client
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from karabakh_qa.devserver import running_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -24,51 +20,14 @@ ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(seed_settings):
-    port = free_port()
     env = {
-        **os.environ,
         "KARABAKH_QA_ARTICLES": str(seed_settings.articles_dir),
         "KARABAKH_QA_INDEX": str(seed_settings.index_dir),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "karabakh_qa.cli",
-            "serve",
-            "--model",
-            "hash-bow-64",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/health")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + proc.stdout.read())
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=20)
+    with running_server(["--model", "hash-bow-64"], env, timeout=60) as (url, _):
+        yield url
 
 
 @pytest.mark.skipif(
