@@ -99,3 +99,14 @@ def test_live_switch_to_new_generation(seed_service, seed_settings):
     other.build()
     assert seed_service.index() is not first
     assert seed_service.search("Reykjavik airport", 1).hits[0].passage.source == "zz.txt"
+
+
+def test_unusable_new_generation_keeps_the_old_one_serving(seed_service, seed_settings):
+    first = seed_service.index()
+    broken = seed_settings.index_dir / "gen-000099"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    (seed_settings.index_dir / "CURRENT").write_text("gen-000099\n")
+    assert seed_service.index() is first
+    assert seed_service.search("houses destroyed", 1).hits
+    assert seed_service._rejected == broken  # not retried on every request

@@ -158,6 +158,7 @@ class SearchService:
         self._embedder = embedder
         self._index: LoadedIndex | None = static_index
         self._static = static_index is not None  # an in-memory index: never reloaded
+        self._rejected: Path | None = None  # a generation that failed to load: not retried
         self._lock = threading.Lock()
 
     # --- resources -------------------------------------------------------------
@@ -178,31 +179,44 @@ class SearchService:
             return self._index
         current = current_generation_path(self.settings.index_dir)
         loaded = self._index
-        if loaded is not None and current == loaded.path:
+        if loaded is not None and current in (loaded.path, self._rejected):
             return loaded
         with self._lock:
-            if self._index is None or self._index.path != current_generation_path(
-                self.settings.index_dir
-            ):
-                try:
-                    fresh = load_index(self.settings)
-                except IndexUnavailable:
-                    if self._index is None:
-                        raise
-                    log.exception("new generation unusable; still serving %s", self._index.path)
-                    return self._index
+            current = current_generation_path(self.settings.index_dir)
+            if self._index is not None and current in (self._index.path, self._rejected):
+                return self._index
+            try:
+                fresh = load_index(self.settings)
                 self._check_model(fresh)
-                if self._index is not None:
-                    log.info("switched to generation %d", fresh.generation)
-                self._index = fresh
+            except IndexUnavailable as exc:
+                if self._index is None:
+                    raise
+                self._rejected = current
+                log.error(
+                    "generation %s unusable (%s); still serving %s",
+                    current,
+                    exc.message,
+                    self._index.path,
+                )
+                return self._index
+            if self._index is not None:
+                log.info("switched to generation %d", fresh.generation)
+            self._index = fresh
             return self._index
 
     def _check_model(self, index: LoadedIndex) -> None:
+        """The index must have been built by the model this service embeds with."""
         built = index.manifest["model"]
-        if self._embedder is not None and built["name"] != self._embedder.name:
+        if self._embedder is None:
+            return
+        if (built["name"], built["weights_sha256"]) != (
+            self._embedder.name,
+            self._embedder.weights_sha256,
+        ):
             raise IndexUnavailable(
-                f"index was built with model {built['name']!r}, the service runs "
-                f"{self._embedder.name!r}: run `karabakh-qa index --full`"
+                f"index was built with model {built['name']!r} (weights "
+                f"{built['weights_sha256'][:12]}), the service runs {self._embedder.name!r} "
+                f"(weights {self._embedder.weights_sha256[:12]}): run `karabakh-qa index --full`"
             )
 
     def build(self, full: bool = False, wait: bool = False, progress=None) -> BuildReport:
