@@ -73,3 +73,13 @@ def test_seed_dev_set_hit_at_3_and_mrr(real):
 def test_no_answer_rule_separates_dev_from_off_topic(real):
     assert all(real.search(item["q"]).answer_found for item in DEV["questions"])
     assert not any(real.search(q).answer_found for q in DEV["off_topic"])
+
+
+def test_single_query_fast_path_matches_batch_encode(real):
+    import numpy as np
+
+    texts = ["How many houses have been destroyed?", "Ceasefire talks in Moscow"]
+    batch = real.embedder.encode(texts)
+    singles = np.vstack([real.embedder.encode([t]) for t in texts])
+    assert np.abs(batch - singles).max() < 1e-5
+    assert np.allclose(np.linalg.norm(singles, axis=1), 1.0, atol=1e-5)

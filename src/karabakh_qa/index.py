@@ -334,8 +334,12 @@ def assemble(
         for p, pspans in zip(passages, spans, strict=True)
         for span in pspans
     ]
+    def then(done: int, total: int) -> None:  # one monotonic count across both phases
+        if progress:
+            progress(embedded + done, embedded + total)
+
     s_vectors, s_keys, s_embedded = embed_with_reuse(
-        s_texts, embedder, known, settings.embed_batch_size, progress
+        s_texts, embedder, known, settings.embed_batch_size, then
     )
     sents = SentenceIndex.build(passages, spans, s_vectors, s_keys, bm25.term_ids)
     return Assembled(chunked, passages, keys, embedded, dense, bm25, sents, skipped, s_embedded)
