@@ -93,7 +93,8 @@ class SentenceTransformerEmbedder:
             import torch
 
             with torch.inference_mode():
-                out = self.model.forward(self.model.tokenize(texts))["sentence_embedding"]
+                prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
+                out = self.model.forward(prepare(texts))["sentence_embedding"]
                 out = torch.nn.functional.normalize(out, dim=1)
             return np.ascontiguousarray(out.numpy(), dtype=np.float32)
         vectors = self.model.encode(
