@@ -167,3 +167,12 @@ def test_kill_9_after_tmp_written(seed_service, seed_settings, embedder):
     assert load_index(seed_settings).generation == 1
     build_index(seed_settings, embedder)
     assert not stray.exists()
+
+
+def test_skipped_file_counts_as_changed_once_fixed(seed_service, seed_settings, embedder):
+    write(seed_settings.articles_dir, "later.txt", "")
+    build_index(seed_settings, embedder)
+    assert seed_service.stale() == []
+    write(seed_settings.articles_dir, "later.txt", "Now it has a real paragraph.\n")
+    assert seed_service.stale() == ["later.txt"]
+    assert build_index(seed_settings, embedder).added == ["later.txt"]

@@ -312,7 +312,8 @@ def assemble(
             article, embedder.count_tokens, settings.model_max_tokens
         )
         if not parts:
-            skipped.append(Skipped(article.source, "no indexable text after cleaning"))
+            reason = "no indexable text after cleaning"
+            skipped.append(Skipped(article.source, reason, article.sha256))
             continue
         chunked.append(article)
         passages.extend(parts)
@@ -334,6 +335,7 @@ def assemble(
         for p, pspans in zip(passages, spans, strict=True)
         for span in pspans
     ]
+
     def then(done: int, total: int) -> None:  # one monotonic count across both phases
         if progress:
             progress(embedded + done, embedded + total)
@@ -499,10 +501,7 @@ def build_index(
                 }
                 for a in chunked
             },
-            "skipped": [
-                {**s.to_dict(), "sha256": _sha_or_none(settings.articles_dir / s.source)}
-                for s in skipped
-            ],
+            "skipped": [s.to_dict() for s in skipped],
             "counts": {
                 "articles": len(chunked),
                 "passages": len(passages),
@@ -532,13 +531,6 @@ def build_index(
     )
     log.info("built generation %d: %s", generation, report.to_dict())
     return report
-
-
-def _sha_or_none(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "unreadable"
 
 
 def _last_generation(index_dir: Path) -> int:

@@ -38,9 +38,10 @@ class Skipped:
 
     source: str
     reason: str
+    sha256: str = "unreadable"  # recorded so that a fixed file counts as changed
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "reason": self.reason}
+        return {"source": self.source, "reason": self.reason, "sha256": self.sha256}
 
 
 def iso_date(value: str) -> str | None:
@@ -137,10 +138,12 @@ def read_articles(folder: Path) -> tuple[list[Article], list[Skipped]]:
     for path in article_files(folder):
         source = source_name(folder, path)
         try:
-            articles.append(parse_article(source, path.read_bytes()))
+            raw = path.read_bytes()
+            articles.append(parse_article(source, raw))
         except ArticleError as exc:
             log.warning("skipped %s", exc.message)
-            skipped.append(Skipped(source, exc.message.split(": ", 1)[-1]))
+            reason = exc.message.split(": ", 1)[-1]
+            skipped.append(Skipped(source, reason, hashlib.sha256(raw).hexdigest()))
         except OSError as exc:
             log.warning("skipped %s: unreadable (%s)", source, exc.strerror)
             skipped.append(Skipped(source, f"unreadable ({exc.strerror})"))
@@ -154,5 +157,5 @@ def file_hashes(folder: Path) -> dict[str, str]:
         try:
             hashes[source_name(folder, path)] = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
-            hashes[source_name(folder, path)] = "unreadable"
+            hashes[source_name(folder, path)] = Skipped.sha256
     return hashes
