@@ -28,6 +28,7 @@ def test_openapi_document_is_valid_3_1(client):
         "/api/health",
         "/api/openapi.json",
         "/api/articles",
+        "/api/articles/{source}",
         "/api/reindex",
     }
 
@@ -209,3 +210,22 @@ def test_no_index_is_503(tmp_path, embedder):
     ).test_client()
     r = client.get("/api/health")
     assert r.status_code == 503 and "run `karabakh-qa index`" in r.get_json()["error"]
+
+
+def test_article_list_and_article_json(client, seed_settings):
+    data = client.get("/api/articles").get_json()
+    schema_validate(client, data, "ArticleList")
+    assert [a["source"][:3] for a in data["articles"]] == ["000", "001", "002", "003", "004"]
+    first = data["articles"][1]
+    assert (first["title"], first["date"], first["date_source"], first["passages"]) == (
+        "Azerbaijan: Armenia continues to attack civilian areas",
+        "2020-10-11",
+        "text",
+        20,
+    )
+    art = client.get("/api/articles/003_10ac5b029c183a1d.txt").get_json()
+    schema_validate(client, art, "Article")
+    raw = (seed_settings.articles_dir / "003_10ac5b029c183a1d.txt").read_text()
+    assert all(raw[p["start"] : p["end"]] == p["text"] for p in art["passages"])
+    r = client.get("/api/articles/../../etc/passwd")
+    assert r.status_code == 404 and r.get_json()["ok"] is False

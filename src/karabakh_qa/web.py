@@ -28,6 +28,8 @@ CSP = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+ARTICLE_FIELDS = ("title", "date", "date_source", "url", "publisher", "sha256", "passages")
+
 html = Blueprint("html", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -156,6 +158,41 @@ def ask():
 @api.get("/health")
 def health():
     return jsonify(service().health())
+
+
+@api.get("/articles")
+def list_articles():
+    """Every indexed article with its metadata: the values ``sources`` accepts."""
+    articles = service().index().articles
+    return jsonify(
+        {
+            "ok": True,
+            "articles": [
+                {"source": source, **{k: meta.get(k) for k in ARTICLE_FIELDS}}
+                for source, meta in sorted(articles.items())
+            ],
+        }
+    )
+
+
+@api.get("/articles/<path:source>")
+def get_article(source: str):
+    """An indexed article's passages with offsets, for checking a citation."""
+    meta, passages = service().article(source)
+    return jsonify(
+        {
+            "ok": True,
+            "source": source,
+            **{k: meta.get(k) for k in ARTICLE_FIELDS},
+            "passages": [
+                {
+                    k: getattr(p, k)
+                    for k in ("id", "paragraph", "part", "section", "start", "end", "text")
+                }
+                for p in passages
+            ],
+        }
+    )
 
 
 @api.get("/openapi.json")
