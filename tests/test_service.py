@@ -110,3 +110,10 @@ def test_unusable_new_generation_keeps_the_old_one_serving(seed_service, seed_se
     assert seed_service.index() is first
     assert seed_service.search("houses destroyed", 1).hits
     assert seed_service._rejected == broken  # not retried on every request
+
+
+def test_repeated_source_filter_counts_once(tiny):
+    assert ranked(tiny.search("river bridge", 5, sources=["a.txt", "a.txt"])) == [
+        ("a.txt", 1),
+        ("a.txt", 2),
+    ]

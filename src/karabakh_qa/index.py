@@ -117,6 +117,28 @@ class LoadedIndex:
         for i, p in enumerate(self.passages):
             self.groups[p.group].append(i)
             self.by_source[p.source].append(i)
+        # Per-row dates ("" when unknown; ISO strings compare as dates), for filters.
+        self.dates = np.array([p.date or "" for p in self.passages], dtype="U10")
+
+    def rows_where(
+        self, sources: tuple[str, ...], since: str | None, until: str | None
+    ) -> np.ndarray:
+        """Rows from ``sources`` (all if empty) dated within [since, until]; a date
+        bound leaves out passages whose date is unknown."""
+        if sources:
+            picked = [self.by_source.get(s, []) for s in sources]
+            rows = np.unique(np.concatenate(picked)).astype(np.int64)
+        else:
+            rows = np.arange(len(self.passages), dtype=np.int64)
+        dates = self.dates[rows]
+        keep = np.ones(len(rows), dtype=bool)
+        if since or until:
+            keep &= dates != ""
+        if since:
+            keep &= dates >= since
+        if until:
+            keep &= dates <= until
+        return rows[keep]
 
     @property
     def generation(self) -> int:

@@ -299,19 +299,7 @@ class SearchService:
     def _allowed(self, index: LoadedIndex, q: Query) -> np.ndarray | None:
         if not (q.sources or q.since or q.until):
             return None
-        rows = []
-        wanted = set(q.sources)
-        for i, p in enumerate(index.passages):
-            if wanted and p.source not in wanted:
-                continue
-            if (q.since or q.until) and p.date is None:
-                continue
-            if q.since and p.date < q.since:
-                continue
-            if q.until and p.date > q.until:
-                continue
-            rows.append(i)
-        return np.asarray(rows, dtype=np.int64)
+        return index.rows_where(q.sources, q.since, q.until)
 
     def search(
         self,
