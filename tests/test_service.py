@@ -117,3 +117,20 @@ def test_repeated_source_filter_counts_once(tiny):
         ("a.txt", 1),
         ("a.txt", 2),
     ]
+
+
+def test_dense_search_within_allowed_rows_both_ways():
+    import numpy as np
+
+    from karabakh_qa.dense import DenseIndex
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dense = DenseIndex.build(x, 8)
+    q = x[7]
+    for allowed in (np.arange(0, 50, 10), np.arange(0, 50, 2)):  # direct path, FAISS selector
+        scores, rows = dense.search(q, 3, allowed)
+        expected = allowed[np.argsort(-(x[allowed] @ q))[:3]]
+        assert rows.tolist() == expected.tolist()
+        assert np.allclose(scores, x[rows] @ q, atol=1e-6)

@@ -45,13 +45,29 @@ class DenseIndex:
         view.flags.writeable = False
         return view
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, row ids), best first."""
-        k = min(k, self.size)
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, row ids), best first, optionally among ``allowed`` rows.
+
+        A small allowed set is scored directly; a large one goes through FAISS
+        with an ID selector (gathering most of the matrix would cost more)."""
+        q = query.reshape(1, -1).astype(np.float32)
+        if allowed is not None and len(allowed) * 5 < self.size:
+            scores = self.scores_for(query, allowed)
+            k = min(k, len(allowed))
+            top = np.argpartition(-scores, k - 1)[:k] if 0 < k < len(allowed) else np.arange(k)
+            order = top[np.lexsort((allowed[top], -scores[top]))]
+            return scores[order], allowed[order]
+        k = min(k, self.size if allowed is None else len(allowed))
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k)
-        return scores[0], ids[0]
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+        scores, ids = self.index.search(q, k, params=params)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep].astype(np.int64)
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine of ``query`` with the given rows."""

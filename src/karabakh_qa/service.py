@@ -106,11 +106,9 @@ def retrieve(
     bm_all = index.bm25.scores(terms)
     if allowed is None:
         sparse_top = _top(bm_all, np.arange(n), depth, positive=True)
-        _, d_rows = index.dense.search(qvec, depth)
-        dense_top = d_rows[d_rows >= 0].astype(np.int64)
     else:
         sparse_top = _top(bm_all[allowed], allowed, depth, positive=True)
-        dense_top = _top(index.dense.scores_for(qvec, allowed), allowed, depth, False)
+    _, dense_top = index.dense.search(qvec, depth, allowed)
     rows = np.union1d(sparse_top, dense_top)
     reps = [index.row_of[index.passages[r].group] for r in rows.tolist()]
     if allowed is not None:
