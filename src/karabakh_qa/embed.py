@@ -134,8 +134,8 @@ class HashEmbedder:
         for i, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
                 out[i] += self._word(word)
-            norm = np.linalg.norm(out[i])
-            out[i] = out[i] / norm if norm else self._word("\x00empty")
+            if not out[i].any():  # no words: a fixed direction rather than a zero vector
+                out[i] = self._word("\x00empty")
             out[i] /= np.linalg.norm(out[i])
         return out
 

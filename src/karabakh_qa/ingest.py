@@ -21,6 +21,7 @@ from .records import Article
 log = logging.getLogger(__name__)
 
 ARTICLE_SUFFIXES = (".txt", ".md")
+UNREADABLE = "unreadable"  # stands for the hash of a file that could not be read
 FRONT_MATTER_KEYS = ("title", "date", "source", "url")
 
 _FRONT_MATTER = re.compile(
@@ -38,7 +39,7 @@ class Skipped:
 
     source: str
     reason: str
-    sha256: str = "unreadable"  # recorded so that a fixed file counts as changed
+    sha256: str = UNREADABLE  # recorded so that a fixed file counts as changed
 
     def to_dict(self) -> dict:
         return {"source": self.source, "reason": self.reason, "sha256": self.sha256}
@@ -157,5 +158,5 @@ def file_hashes(folder: Path) -> dict[str, str]:
         try:
             hashes[source_name(folder, path)] = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
-            hashes[source_name(folder, path)] = Skipped.sha256
+            hashes[source_name(folder, path)] = UNREADABLE
     return hashes

@@ -103,7 +103,8 @@ def retrieve(
 ) -> Candidates:
     """Top ``depth`` of BM25 and of FAISS (within ``allowed`` rows), scored exactly by all."""
     n = len(index.passages)
-    bm_all = index.bm25.scores(terms)
+    qcols, qcounts = index.bm25.query_vector(terms)
+    bm_all = index.bm25.scores_of(qcols, qcounts)
     if allowed is None:
         sparse_top = _top(bm_all, np.arange(n), depth, positive=True)
     else:
@@ -114,7 +115,6 @@ def retrieve(
     if allowed is not None:
         reps = np.intersect1d(reps, allowed)
     rows = np.union1d(rows, reps).astype(np.int64)
-    qcols, _ = index.bm25.query_vector(terms)
     qidf = np.maximum(index.bm25.idf[qcols], 0.0) if len(qcols) else np.zeros(0)
     unseen = len(set(terms)) - len(qcols)  # terms no passage has: as rare as can be
     total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
@@ -404,10 +404,6 @@ class SearchService:
     def health(self) -> dict:
         index = self.index()
         return {"ok": True, **self.index_info(index), "skipped": len(index.manifest["skipped"])}
-
-    @property
-    def articles_dir(self) -> Path:
-        return self.settings.articles_dir
 
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:

@@ -107,14 +107,13 @@ class BM25Index:
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """BM25 score of every passage for the query ``terms``."""
-        cols, counts = self.query_vector(terms)
+        return self.scores_of(*self.query_vector(terms))
+
+    def scores_of(self, cols: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """BM25 score of every passage for a query vector from :meth:`query_vector`."""
         if len(cols) == 0:
             return np.zeros(self.matrix.shape[0], dtype=np.float64)
         return np.asarray(self.matrix[:, cols] @ counts).ravel()
-
-    def term_idf(self, term: str) -> float:
-        i = self.term_ids.get(term)
-        return float(self.idf[i]) if i is not None else 0.0
 
     def save(self, folder: Path) -> None:
         sparse.save_npz(folder / "bm25.npz", self.matrix.tocsc(), compressed=False)

@@ -1,6 +1,9 @@
 """Adding an article over HTTP: validate, then write it atomically into the folder.
 
-Nothing touches the articles folder until the upload has passed every check,
+The web layer turns a JSON body or an uploaded file into bytes with
+:func:`article_from_json` / :func:`article_from_upload`; :func:`save_article`
+checks them like indexing would. Nothing touches the articles folder until the
+upload has passed every check,
 and the file appears under its final, generated name in one ``os.replace``.
 """
 
@@ -12,7 +15,7 @@ import re
 import time
 import uuid
 
-from flask import Request
+from werkzeug.datastructures import FileStorage
 
 from .config import Settings
 from .errors import ArticleError, BadRequest, PayloadTooLarge
@@ -30,18 +33,8 @@ def _field(body: dict, name: str, limit: int) -> str | None:
     return value.strip()
 
 
-def _from_json(request: Request) -> bytes:
-    import json
-
-    try:
-        body = json.loads(request.get_data() or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the JSON body must be an object")
-    unknown = sorted(set(body) - {"text", "title", "date", "source"})
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; allowed: text, title, date, source")
+def article_from_json(body: dict) -> bytes:
+    """File bytes for a JSON article: front matter from title/date/source, then text."""
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("text is required and must be non-empty")
@@ -54,8 +47,8 @@ def _from_json(request: Request) -> bytes:
     return (head + text).encode("utf-8")
 
 
-def _from_multipart(request: Request) -> bytes:
-    upload = request.files.get("file")
+def article_from_upload(upload: FileStorage | None) -> bytes:
+    """File bytes of a multipart ``file`` field holding a .txt or .md article."""
     if upload is None:
         raise BadRequest("multipart upload needs a 'file' field holding a .txt file")
     if not (upload.filename or "").lower().endswith((".txt", ".md")):
@@ -63,14 +56,8 @@ def _from_multipart(request: Request) -> bytes:
     return upload.read(MAX_ARTICLE_BYTES + 1)
 
 
-def save_upload(settings: Settings, request: Request) -> str:
-    """Validate the request's article and write it; returns its new source name."""
-    if request.mimetype == "application/json":
-        raw = _from_json(request)
-    elif request.mimetype == "multipart/form-data":
-        raw = _from_multipart(request)
-    else:
-        raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
+def save_article(settings: Settings, raw: bytes) -> str:
+    """Validate an article's bytes and write them; returns the new source name."""
     if len(raw) > MAX_ARTICLE_BYTES:
         raise PayloadTooLarge(f"article is larger than {MAX_ARTICLE_BYTES} bytes")
     digest = hashlib.sha256(raw).hexdigest()

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .service import SearchService
+from .upload import article_from_json, article_from_upload, save_article
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ def article(source: str):
 # --- JSON API ----------------------------------------------------------------------
 
 
-def _json_body() -> dict:
+def _json_body(fields: tuple[str, ...]) -> dict:
+    """The request's JSON object, refusing anything but the named ``fields``."""
     if not request.is_json:
         raise BadRequest("send a JSON object with Content-Type: application/json")
     try:
@@ -130,18 +132,16 @@ def _json_body() -> dict:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the JSON body must be an object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; allowed: {', '.join(fields)}")
     return body
 
 
 @api.route("/ask", methods=["GET", "POST"])
 def ask():
     if request.method == "POST":
-        body = _json_body()
-        unknown = sorted(set(body) - {"question", "k", "sources", "since", "until"})
-        if unknown:
-            raise BadRequest(
-                f"unknown field {unknown[0]!r}; allowed: question, k, sources, since, until"
-            )
+        body = _json_body(("question", "k", "sources", "since", "until"))
         params = (
             body.get("question"),
             body.get("k"),
@@ -215,9 +215,13 @@ def require_admin() -> None:
 @api.post("/articles")
 def add_article():
     require_admin()
-    from .upload import save_upload
-
-    saved = save_upload(current_app.config["KQA_SETTINGS"], request)
+    if request.mimetype == "multipart/form-data":
+        raw = article_from_upload(request.files.get("file"))
+    elif request.mimetype == "application/json":
+        raw = article_from_json(_json_body(("text", "title", "date", "source")))
+    else:
+        raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
+    saved = save_article(current_app.config["KQA_SETTINGS"], raw)
     report = current_app.extensions["karabakh_qa_builder"].build_now()
     return jsonify({"ok": True, "source": saved, "build": report.to_dict()}), 201
 
