@@ -1,6 +1,6 @@
 """Query latency (seeds and a generated 100k-passage index) and indexing throughput.
 
-Run: .venv/bin/python benchmarks/bench_query.py [--passages 100000]
+Run: .venv/bin/python benchmarks/bench_query.py (latency at scale: bench_scale.py)
 Serving uses 1 torch thread (the default); the question's embedding is included.
 """
 
@@ -20,79 +20,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import percentiles, time_calls  # noqa: E402
 
 from karabakh_qa.config import PROJECT_ROOT, Settings  # noqa: E402
-from karabakh_qa.dense import DenseIndex, set_dense_threads  # noqa: E402
-from karabakh_qa.index import LoadedIndex, embed_text, load_index  # noqa: E402
-from karabakh_qa.records import Passage  # noqa: E402
 from karabakh_qa.sentences import (  # noqa: E402
-    SentenceIndex,
     passage_sentences,
     sentence_embed_text,
 )
 from karabakh_qa.service import SearchService  # noqa: E402
-from karabakh_qa.sparse import BM25Index, tokenize  # noqa: E402
+from karabakh_qa.store.embedded.build import embed_text  # noqa: E402
+from karabakh_qa.store.embedded.vectors import set_dense_threads  # noqa: E402
 
 DEV = json.loads((PROJECT_ROOT / "tests" / "data" / "seed_dev.json").read_text())
 QUESTIONS = [q["q"] for q in DEV["questions"]] + DEV["off_topic"]
 CORPUS = PROJECT_ROOT.parent / "shared" / "benchmarks" / "scifact" / "corpus.jsonl"
 
 
-def synthetic_index(n: int, dim: int, seed: int = 0) -> LoadedIndex:
-    """n passages of Zipf-distributed synthetic words (about 4 sentences each) and
-    random unit vectors for passages and sentences."""
-    rng = np.random.default_rng(seed)
-    real_words = sorted({w for q in QUESTIONS for w in q.lower().replace("?", "").split()})
-    vocab = real_words + [f"w{i}" for i in range(30_000)]
-    p = 1.0 / np.arange(1, len(vocab) + 1)
-    p /= p.sum()
-    lengths = rng.integers(20, 80, size=n)
-    words = rng.choice(len(vocab), size=int(lengths.sum()), p=p)
-    passages, pos = [], 0
-    for i, length in enumerate(lengths):
-        chunk = [vocab[w] for w in words[pos : pos + length]]
-        pos += length
-        text = ". ".join(" ".join(chunk[j : j + 15]).capitalize() for j in range(0, length, 15))
-        text += "."
-        pid = f"{i:016x}"
-        passages.append(
-            Passage(
-                pid,
-                f"synthetic/{i // 20}.txt",
-                i % 20 + 1,
-                1,
-                None,
-                0,
-                len(text),
-                text,
-                None,
-                None,
-                None,
-                pid,
-            )
-        )
-    bm25 = BM25Index.fit([tokenize(p.text) for p in passages])
-
-    def unit(rows: int) -> np.ndarray:
-        v = rng.standard_normal((rows, dim)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    spans = [passage_sentences(p) for p in passages]
-    m = sum(len(s) for s in spans)
-    sents = SentenceIndex.build(passages, spans, unit(m), [], bm25.term_ids)
-    manifest = {
-        "generation": 1,
-        "built_at": "synthetic",
-        "model": {"name": "synthetic"},
-        "counts": {"articles": n // 20, "passages": n},
-        "skipped": [],
-        "articles": {f"synthetic/{j}.txt": {} for j in range(n // 20 + 1)},
-    }
-    dense = DenseIndex.build(unit(n), dim)
-    return LoadedIndex(None, manifest, passages, bm25, dense, [], sents)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=4, help="passes over the questions")
     parser.add_argument("--articles", type=int, default=300, help="SciFact abstracts to index")
     args = parser.parse_args()
@@ -119,12 +61,11 @@ def main() -> None:
         report = SearchService(build_settings, builder.embedder).build(full=True)
         build_s = time.perf_counter() - t
         # ...beside the model's raw encode throughput on exactly the texts it embedded.
-        built = load_index(build_settings)
-        texts = [embed_text(p, True) for p in built.passages]
+        built = SearchService(build_settings, builder.embedder).index()
+        passages = [built.passage(int(r)) for r in np.flatnonzero(built.live_mask)]
+        texts = [embed_text(p, True) for p in passages]
         texts += [
-            sentence_embed_text(p, span, True)
-            for p in built.passages
-            for span in passage_sentences(p)
+            sentence_embed_text(p, span, True) for p in passages for span in passage_sentences(p)
         ]
         t = time.perf_counter()
         builder.embedder.encode(texts)
@@ -152,23 +93,6 @@ def main() -> None:
         )
         enc_ms = time_calls(lambda q: serving.embedder.encode([q]), queries)
         print(f"  of which question embedding alone: p50 {percentiles(enc_ms)[0]:.2f} ms")
-
-        # Generated 100k-passage index.
-        t = time.perf_counter()
-        big = synthetic_index(args.passages, builder.embedder.dim)
-        print(
-            f"synthetic index of {args.passages} passages ({len(big.sentences.spans)} sentences) "
-            f"built in {time.perf_counter() - t:.1f}s"
-        )
-        big_service = SearchService(
-            settings.replace(torch_threads=1), builder.embedder, static_index=big
-        )
-        big_ms = time_calls(lambda q: big_service.search(q, 5), queries)
-        p50, p95 = percentiles(big_ms)
-        print(
-            f"{args.passages} passages: p50 {p50:.2f} ms, p95 {p95:.2f} ms "
-            f"over {len(big_ms)} queries, 1 torch thread"
-        )
 
 
 if __name__ == "__main__":

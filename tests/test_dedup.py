@@ -1,17 +1,17 @@
-from karabakh_qa.chunk import chunk_article
-from karabakh_qa.dedup import group_passages
-from karabakh_qa.ingest import read_articles
+import numpy as np
+import pytest
 
-from .conftest import SEEDS
-
-
-def seed_passages():
-    articles, _ = read_articles(SEEDS)
-    return group_passages([p for a in articles for p in chunk_article(a)[1]])
+from karabakh_qa.dedup import band_hashes, is_copy, pairs_across, pairs_within
 
 
-def test_article_000_is_wholly_contained_in_001():
-    ps = seed_passages()
+@pytest.fixture
+def seed_passages(seed_service):
+    snap = seed_service.index()
+    return [snap.passage(r) for r in np.flatnonzero(snap.live_mask).tolist()]
+
+
+def test_article_000_is_wholly_contained_in_001(seed_passages):
+    ps = seed_passages
     by_id = {p.id: p for p in ps}
     groups = {}
     for p in ps:
@@ -22,8 +22,8 @@ def test_article_000_is_wholly_contained_in_001():
         assert by_id[p.group].source[:3] in {"001", "003"}  # dated copies represent
 
 
-def test_003_copies_with_dashes_and_changed_article_group_with_001():
-    ps = seed_passages()
+def test_003_copies_with_dashes_and_changed_article_group_with_001(seed_passages):
+    ps = seed_passages
     houses = [p for p in ps if "1,165 houses" in p.text]
     assert sorted(p.source[:3] for p in houses) == ["000", "001", "003"]
     assert len({p.group for p in houses}) == 1
@@ -33,8 +33,23 @@ def test_003_copies_with_dashes_and_changed_article_group_with_001():
     assert len(missile) == 3 and len({p.group for p in missile}) == 1  # "An" vs "The"
 
 
-def test_distinct_paragraphs_stay_apart():
-    ps = seed_passages()
+def test_distinct_paragraphs_stay_apart(seed_passages):
+    ps = seed_passages
     assert len({p.group for p in ps}) == 86 - 11 - 3  # 000 repeats 11 of 001, 003 repeats 3
     only_002 = [p for p in ps if p.source.startswith("002")]
     assert all(p.group == p.id for p in only_002)
+
+
+def test_exact_rule_and_lsh_candidates():
+    a = "Armenian attacks have so far destroyed 1,165 houses, 57 buildings and 146 public buildings."
+    b = a.replace("146 public", "146 state")  # Jaccard 10/14 = 0.714
+    c = "A completely different sentence about a ceasefire agreed in Moscow on Saturday."
+    assert is_copy(a, a.upper(), 3, 0.6)  # case and punctuation fold
+    assert is_copy(a, b, 3, 0.6) and not is_copy(a, b, 3, 0.8)
+    assert not is_copy(a, c, 3, 0.6)
+    bands = band_hashes([a, a.upper(), c], 3, 16, 2)
+    assert bands.shape == (3, 16) and bands.dtype == np.uint32
+    assert (bands[0] == bands[1]).all()  # equal after normalising: every band equal
+    assert pairs_within(bands) == {(0, 1)}
+    assert pairs_across(bands[:1], bands[1:]) == {(0, 0)}
+    assert (band_hashes([a], 3, 16, 2) == bands[:1]).all()  # stable across calls

@@ -1,5 +1,6 @@
 """Tests that load the real embedding model (marked slow; a few seconds each)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def test_packaged_weights_are_byte_identical_to_upstream():
 
 
 def test_index_records_model_and_weights_hash(real):
-    model = real.index().manifest["model"]
+    model = dataclasses.asdict(real.index().manifest.model)
     assert model == {
         "name": "sentence-transformers/all-MiniLM-L6-v2",
         "weights_sha256": WEIGHTS_SHA256,

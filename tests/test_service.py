@@ -103,13 +103,12 @@ def test_live_switch_to_new_generation(seed_service, seed_settings):
 
 def test_unusable_new_generation_keeps_the_old_one_serving(seed_service, seed_settings):
     first = seed_service.index()
-    broken = seed_settings.index_dir / "gen-000099"
-    broken.mkdir()
-    (broken / "manifest.json").write_text("{not json")
-    (seed_settings.index_dir / "CURRENT").write_text("gen-000099\n")
+    broken = seed_settings.index_dir / "gen-000099.json"
+    broken.write_text("{not json")
+    (seed_settings.index_dir / "CURRENT").write_text("gen-000099.json\n")
     assert seed_service.index() is first
     assert seed_service.search("houses destroyed", 1).hits
-    assert seed_service._rejected == broken  # not retried on every request
+    assert seed_service._rejected == broken.name  # not retried on every request
 
 
 def test_repeated_source_filter_counts_once(tiny):
@@ -119,18 +118,25 @@ def test_repeated_source_filter_counts_once(tiny):
     ]
 
 
-def test_dense_search_within_allowed_rows_both_ways():
+def test_dense_search_within_allowed_rows_both_ways(tmp_path):
     import numpy as np
 
-    from karabakh_qa.dense import DenseIndex
+    from karabakh_qa.store.embedded import vectors
 
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((50, 8)).astype(np.float32)
+    x = rng.standard_normal((50, 384)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    dense = DenseIndex.build(x, 8)
+    codec = vectors.DEFAULT_CODEC
+    codes = vectors.encode(x, codec)
+    vectors.write_index(tmp_path / "v.faiss", codes, 384, codec)
+    dense = vectors.SegmentVectors(tmp_path / "v.faiss", 50, 384, codec)
+    assert (np.asarray(dense.codes) == codes).all()  # the mapped codes are the written ones
+    decoded = vectors.decode(codes, codec)
+    assert np.abs(decoded - x).max() <= 0.5 / 255 + 1e-6  # half a bin at most
+    assert (vectors.encode(decoded, codec) == codes).all()  # re-encoding is exact
     q = x[7]
     for allowed in (np.arange(0, 50, 10), np.arange(0, 50, 2)):  # direct path, FAISS selector
         scores, rows = dense.search(q, 3, allowed)
-        expected = allowed[np.argsort(-(x[allowed] @ q))[:3]]
-        assert rows.tolist() == expected.tolist()
-        assert np.allclose(scores, x[rows] @ q, atol=1e-6)
+        expected = allowed[np.argsort(-(decoded[allowed] @ q))[:3]]
+        assert sorted(rows.tolist()) == sorted(expected.tolist())
+        assert np.allclose(np.sort(scores), np.sort(decoded[rows] @ q), atol=1e-5)

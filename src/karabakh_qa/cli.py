@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
+from .config import DEFAULT_MODEL, Settings
 from .errors import IndexUnavailable, KarabakhError
 from .service import SearchResult, SearchService
 
@@ -36,7 +36,12 @@ def common(func):
         envvar="KARABAKH_QA_INDEX",
         help="Index folder (default: index/).",
     )
-    @click.option("--model", default=None, help="Embedding model name or folder.")
+    @click.option(
+        "--model",
+        default=None,
+        help="Embedding model name or folder (default: the index's model; "
+        "hash-bow-384 is the structural-benchmark model).",
+    )
     @wraps(func)
     def wrapper(articles, index_dir, model, **kwargs):
         settings = Settings.from_env(articles_dir=articles, index_dir=index_dir, model_name=model)
@@ -61,6 +66,12 @@ def main(verbose: bool) -> None:
 
 def print_report(report) -> None:
     d = report.to_dict()
+    if not report.wrote:
+        click.echo(
+            f"generation {d['generation']}: up to date ({d['articles']} articles, "
+            f"{d['passages']} passages, {d['segments']} segments); nothing written"
+        )
+        return
     click.echo(
         f"generation {d['generation']}: {d['articles']} articles, {d['passages']} passages "
         f"in {d['seconds']:.1f}s"
@@ -68,7 +79,8 @@ def print_report(report) -> None:
     click.echo(
         f"  added {len(d['added'])}, changed {len(d['changed'])}, removed {len(d['removed'])}, "
         f"unchanged {d['unchanged']}; embedded {d['embedded']} passages "
-        f"({d['embedded_sentences']} sentences), reused {d['reused']}"
+        f"({d['embedded_sentences']} sentences), reused {d['reused']}; "
+        f"{d['segments']} segments" + (f" ({d['merged']} merged)" if d["merged"] else "")
     )
     for s in d["skipped"]:
         click.echo(f"  skipped {s['source']}: {s['reason']}")
@@ -79,14 +91,24 @@ def print_report(report) -> None:
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of refusing.")
 @click.option("--watch", is_flag=True, help="Keep watching the folder and rebuild on changes.")
+@click.option("--optimize", is_flag=True, help="Merge every segment into one.")
+@click.option("--repair", is_flag=True, help="Drop damaged segments and re-index their articles.")
 @click.option(
     "--threads",
     type=click.IntRange(1, 64),
     default=None,
     help="Torch threads for embedding (default: all cores).",
 )
-def index_cmd(settings: Settings, full: bool, wait: bool, watch: bool, threads: int | None) -> None:
-    """Build (incrementally) the index from the articles folder."""
+def index_cmd(
+    settings: Settings,
+    full: bool,
+    wait: bool,
+    watch: bool,
+    optimize: bool,
+    repair: bool,
+    threads: int | None,
+) -> None:
+    """Bring the index up to date with the articles folder (a new segment per change)."""
     import os
 
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
@@ -97,7 +119,9 @@ def index_cmd(settings: Settings, full: bool, wait: bool, watch: bool, threads: 
             bar.length = max(total, 1)
             bar.update(done - bar.pos)
 
-        report = service.build(full=full, wait=wait, progress=progress)
+        report = service.build(
+            full=full, wait=wait, progress=progress, optimize=optimize, repair=repair
+        )
     print_report(report)
     if watch:
         from .watch import watch_folder
@@ -239,10 +263,18 @@ def eval_options(func):
         help="Embed title and section with the passage.",
     )
     @click.option("--threads", type=click.IntRange(1, 64), default=None)
+    @click.option(
+        "--batches",
+        type=click.IntRange(1, 100),
+        default=1,
+        show_default=True,
+        help="Build the collection as this many segments (plus deletions).",
+    )
     @wraps(func)
     def wrapper(
         settings: Settings,
         run_out,
+        batches,
         weights,
         fusion,
         k1,
@@ -267,12 +299,12 @@ def eval_options(func):
             **{k: v for k, v in chosen.items() if v is not None},
         )
         collection, tag = func(settings, **kwargs)
-        run_evaluation(settings, collection, tag, run_out)
+        run_evaluation(settings, collection, tag, run_out, batches)
 
     return wrapper
 
 
-def run_evaluation(settings: Settings, collection, tag: str, run_out) -> None:
+def run_evaluation(settings: Settings, collection, tag: str, run_out, batches: int = 1) -> None:
     from .embed import load_embedder
     from .evaluate import evaluate, table, variants, write_run
 
@@ -283,8 +315,8 @@ def run_evaluation(settings: Settings, collection, tag: str, run_out) -> None:
         f"embed_context={settings.embed_context} depth={settings.depth}",
         err=True,
     )
-    embedder = load_embedder(settings.model_name, settings.torch_threads)
-    metrics, runs = evaluate(collection, settings, embedder, systems)
+    embedder = load_embedder(settings.model_name or DEFAULT_MODEL, settings.torch_threads)
+    metrics, runs = evaluate(collection, settings, embedder, systems, batches=batches)
     click.echo(table(metrics))
     if run_out:
         default = next(name for name in systems if name.startswith("default"))

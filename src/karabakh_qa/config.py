@@ -26,7 +26,9 @@ class Settings:
     cache_dir: Path = PROJECT_ROOT / ".cache"
 
     # Embedding model: the name is recorded in the manifest and checked at load.
-    model_name: str = DEFAULT_MODEL
+    # Empty: the model the index was built with (DEFAULT_MODEL when there is none).
+    # "hash-bow-<dim>" is the structural-benchmark model (no neural network).
+    model_name: str = ""
     model_max_tokens: int = 256
     torch_threads: int = 1  # per serving process; indexing may raise it
     embed_batch_size: int = 32
@@ -54,7 +56,8 @@ class Settings:
     min_dense_with_terms: float = 0.25
     min_term_coverage: float = 0.5
 
-    # Near-duplicates: word-shingle Jaccard above this groups two passages.
+    # Near-duplicates: word-shingle Jaccard at or above this groups two passages
+    # (README "Near-duplicates" gives the data behind the value).
     dup_shingle: int = 3
     dup_jaccard: float = 0.6
 

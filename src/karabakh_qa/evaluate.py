@@ -1,7 +1,9 @@
 """Evaluation on public benchmarks (BEIR layout, SQuAD v1.1) with pytrec_eval.
 
-Collections are indexed by the same code as articles (:func:`index.assemble`)
-and every query goes through the same retrieval (:func:`service.retrieve`);
+Collections are indexed by the same code as articles
+(:func:`store.embedded.build.build_from_articles`, into a temporary folder,
+optionally in several batches with deletions) and every query goes through
+the same retrieval (:func:`service.retrieve`);
 only the final fusion varies, so BM25 alone, dense alone, RRF and the default
 fusion are compared on identical candidates. A document split into several
 passages scores as its best passage. Embeddings are cached on disk by model
@@ -15,6 +17,7 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +27,10 @@ import pytrec_eval
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
-from .index import assemble
 from .records import Article
 from .service import retrieve
 from .sparse import tokenize
+from .store.embedded.build import build_from_articles
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,11 @@ def load_squad(path: Path, part: str = "report", tune_every: int = 4) -> Collect
 
 
 class EmbeddingCache:
-    """Vectors by (model, embedded text) hash in one .npz per model: no pickles."""
+    """8-bit vector codes by (model, embedded text) hash in one .npz per model: no pickles."""
 
     def __init__(self, folder: Path, model: str) -> None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-        self.path = folder / f"{slug}.npz"
+        self.path = folder / f"{slug}.sq8.npz"
 
     def load(self) -> dict[str, np.ndarray]:
         if not self.path.exists():
@@ -114,7 +117,7 @@ class EmbeddingCache:
     def save(self, known: dict[str, np.ndarray]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array([k.encode() for k in known], dtype="S40")
-        vectors = np.stack(list(known.values())).astype(np.float32)
+        vectors = np.stack(list(known.values())).astype(np.uint8)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=keys, vectors=vectors)
         tmp.replace(self.path)
@@ -158,17 +161,32 @@ def evaluate(
     embedder: Embedder,
     systems: dict[str, tuple[str, tuple[float, ...]]] | None = None,
     progress=None,
+    batches: int = 1,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
-    """Metrics and runs (qid -> docid -> score) for each system."""
+    """Metrics and runs (qid -> docid -> score) for each system.
+
+    ``batches`` > 1 builds the collection as that many segments, re-adding a
+    few documents of the first batch in the last (so deletions are exercised)."""
     systems = systems or variants(settings)
     cache = EmbeddingCache(settings.cache_dir / "embeddings", embedder.name)
     known = cache.load()
     before = len(known)
-    built = assemble(collection.docs, settings, embedder, known, progress)
-    if len(known) > before:
-        cache.save(known)
-    index = built.loaded()
-    sources = [p.source for p in index.passages]
+    with tempfile.TemporaryDirectory(prefix="karabakh-eval-") as tmp:
+        index = build_from_articles(
+            settings.replace(index_dir=Path(tmp)),
+            embedder,
+            collection.docs,
+            known,
+            batches,
+            progress,
+        )
+        if len(known) > before:
+            cache.save(known)
+        return _evaluate(collection, settings, embedder, systems, index)
+
+
+def _evaluate(collection, settings, embedder, systems, index):
+    sources = {}
     qids = sorted(collection.qrels)
     texts = [collection.queries[q] for q in qids]
     qvecs = embedder.encode(texts, batch_size=64)
@@ -179,7 +197,9 @@ def evaluate(
             fused = cands.fused(method, weights, settings.rrf_k)
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
-                doc = sources[row]
+                doc = sources.get(row)
+                if doc is None:
+                    doc = sources[row] = index.passage(row).source
                 if value > best.get(doc, -np.inf):
                     best[doc] = value
             top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:RUN_DEPTH]

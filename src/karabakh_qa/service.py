@@ -12,27 +12,21 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .chunk import normalise
-from .config import Settings
-from .dense import set_dense_threads
+from .config import DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
 from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
-from .index import (
-    BuildReport,
-    LoadedIndex,
-    build_index,
-    current_generation_path,
-    load_index,
-    stale_sources,
-)
 from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import tokenize, tokenize_spans
+from .store.embedded.build import BuildReport, build_index, stale_sources
+from .store.embedded.manifest import current_name, read_manifest
+from .store.embedded.search import SegmentCache, Snapshot, top_rows
+from .store.embedded.vectors import set_dense_threads
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +64,10 @@ class SearchResult:
 @dataclass(frozen=True)
 class Candidates:
     """The union of both retrievers' top lists (plus their groups' representatives),
-    with every candidate's exact features."""
+    ordered by passage id, with every candidate's exact features."""
 
     rows: np.ndarray
+    ids: np.ndarray  # passage ids (S16), the tie-break of every ordering
     features: np.ndarray  # (len(FEATURES), candidates): bm25, dense, sentence, coverage
     bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
     dense_rank: np.ndarray
@@ -80,6 +75,10 @@ class Candidates:
 
     def fused(self, method: str, weights: tuple[float, ...], rrf_k: int = 60) -> np.ndarray:
         return fuse(self.features, weights, method, [self.bm25_rank, self.dense_rank], rrf_k)
+
+    def order(self, fused: np.ndarray) -> np.ndarray:
+        """Candidate positions, best first; equal scores by passage id."""
+        return np.lexsort((self.ids, -fused))
 
     def explain(self, i: int) -> dict:
         """Why candidate ``i`` ranked: each feature, and its rank in each retriever."""
@@ -95,50 +94,43 @@ class Candidates:
 
 
 def retrieve(
-    index: LoadedIndex,
+    index: Snapshot,
     terms: list[str],
     qvec: np.ndarray,
     depth: int,
     allowed: np.ndarray | None = None,
 ) -> Candidates:
-    """Top ``depth`` of BM25 and of FAISS (within ``allowed`` rows), scored exactly by all."""
-    n = len(index.passages)
-    qcols, qcounts = index.bm25.query_vector(terms)
-    bm_all = index.bm25.scores_of(qcols, qcounts)
-    if allowed is None:
-        sparse_top = _top(bm_all, np.arange(n), depth, positive=True)
-    else:
-        sparse_top = _top(bm_all[allowed], allowed, depth, positive=True)
-    _, dense_top = index.dense.search(qvec, depth, allowed)
+    """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows), scored
+    exactly by all features."""
+    q = index.bm25.query(terms)
+    bm_all = index.bm25.scores(q)
+    pool = np.flatnonzero(bm_all > 0) if allowed is None else allowed[bm_all[allowed] > 0]
+    sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
+    dense_top = index.dense_top(qvec, depth, allowed)
     rows = np.union1d(sparse_top, dense_top)
-    reps = [index.row_of[index.passages[r].group] for r in rows.tolist()]
+    reps = np.array([index.groups.rep_of(r) for r in rows.tolist()], dtype=np.int64)
     if allowed is not None:
         reps = np.intersect1d(reps, allowed)
     rows = np.union1d(rows, reps).astype(np.int64)
-    qidf = np.maximum(index.bm25.idf[qcols], 0.0) if len(qcols) else np.zeros(0)
-    unseen = len(set(terms)) - len(qcols)  # terms no passage has: as rare as can be
+    ids = index.ids(rows)
+    by_id = np.argsort(ids, kind="stable")
+    rows, ids = rows[by_id], ids[by_id]
+    known = q.df > 0
+    qidf = np.maximum(q.idf[known], 0.0)
+    unseen = int((~known).sum())  # terms no passage has: as rare as can be
+    n = index.bm25.n
     total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
-    sentence, coverage, best = index.sentences.features(rows, qvec, qcols, qidf, total)
-    features = np.stack([bm_all[rows], index.dense.scores_for(qvec, rows), sentence, coverage])
+    known_terms = [t for t, k in zip(q.terms, known.tolist(), strict=True) if k]
+    sent = index.sentence_features(rows, qvec, known_terms, qidf, total)
+    features = np.stack([bm_all[rows], index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
     return Candidates(
         rows=rows,
+        ids=ids,
         features=features,
         bm25_rank=ranks_of(rows, sparse_top),
         dense_rank=ranks_of(rows, dense_top),
-        best_sentence=best,
+        best_sentence=sent.best,
     )
-
-
-def _top(scores: np.ndarray, rows: np.ndarray, depth: int, positive: bool) -> np.ndarray:
-    """Rows of the ``depth`` best ``scores`` (aligned with ``rows``), best first."""
-    if positive:
-        keep = scores > 0
-        scores, rows = scores[keep], rows[keep]
-    if len(rows) > depth:
-        part = np.argpartition(-scores, depth - 1)[:depth]
-        scores, rows = scores[part], rows[part]
-    order = np.lexsort((rows, -scores))
-    return rows[order]
 
 
 class SearchService:
@@ -148,15 +140,16 @@ class SearchService:
         self,
         settings: Settings,
         embedder: Embedder | None = None,
-        static_index: LoadedIndex | None = None,
+        static_index: Snapshot | None = None,
     ) -> None:
         self.settings = settings
         # Threads must fit the free cores: FAISS's OpenMP pool like torch's.
         set_dense_threads(settings.torch_threads)
         self._embedder = embedder
-        self._index: LoadedIndex | None = static_index
-        self._static = static_index is not None  # an in-memory index: never reloaded
-        self._rejected: Path | None = None  # a generation that failed to load: not retried
+        self._index: Snapshot | None = static_index
+        self._static = static_index is not None  # an evaluation index: never reloaded
+        self._rejected: str | None = None  # a generation that failed to load: not retried
+        self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
 
     # --- resources -------------------------------------------------------------
@@ -166,26 +159,39 @@ class SearchService:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(
-                        self.settings.model_name, self.settings.torch_threads
-                    )
+                    self._embedder = load_embedder(self.model_name(), self.settings.torch_threads)
         return self._embedder
 
-    def index(self) -> LoadedIndex:
-        """The newest generation; reloaded when ``CURRENT`` points elsewhere."""
+    def model_name(self) -> str:
+        """The model to embed with: the settings', or else the one the index was built with."""
+        if self.settings.model_name:
+            return self.settings.model_name
+        name = current_name(self.settings.index_dir)
+        if name is None:
+            return DEFAULT_MODEL
+        try:
+            return read_manifest(self.settings.index_dir, name).model.name
+        except (FileNotFoundError, IndexUnavailable):
+            return DEFAULT_MODEL
+
+    def index(self) -> Snapshot:
+        """The newest generation; reopened when ``CURRENT`` names another manifest.
+        Only segments this process has not opened yet are read."""
         if self._static:
             return self._index
-        current = current_generation_path(self.settings.index_dir)
+        current = current_name(self.settings.index_dir)
         loaded = self._index
-        if loaded is not None and current in (loaded.path, self._rejected):
+        if loaded is not None and current in (loaded.manifest.file_name, self._rejected):
             return loaded
         with self._lock:
-            current = current_generation_path(self.settings.index_dir)
-            if self._index is not None and current in (self._index.path, self._rejected):
+            current = current_name(self.settings.index_dir)
+            if self._index is not None and current in (
+                self._index.manifest.file_name,
+                self._rejected,
+            ):
                 return self._index
             try:
-                fresh = load_index(self.settings)
-                self._check_model(fresh)
+                fresh = self._open(current)
             except IndexUnavailable as exc:
                 if self._index is None:
                     raise
@@ -194,7 +200,7 @@ class SearchService:
                     "generation %s unusable (%s); still serving %s",
                     current,
                     exc.message,
-                    self._index.path,
+                    self._index.manifest.file_name,
                 )
                 return self._index
             if self._index is not None:
@@ -202,43 +208,85 @@ class SearchService:
             self._index = fresh
             return self._index
 
-    def _check_model(self, index: LoadedIndex) -> None:
+    def _open(self, name: str | None) -> Snapshot:
+        index_dir = self.settings.index_dir
+        for _attempt in range(3):
+            if name is None:
+                raise IndexUnavailable(
+                    f"no index in {index_dir}: run `karabakh-qa index` to build it"
+                )
+            try:
+                snap = Snapshot(index_dir, read_manifest(index_dir, name), self._segments)
+            except FileNotFoundError:
+                time.sleep(0.05)  # a build switched generations under us: read CURRENT again
+                name = current_name(index_dir)
+                continue
+            self._check_model(snap)
+            return snap
+        raise IndexUnavailable(f"index in {index_dir} kept changing while loading; try again")
+
+    def _check_model(self, index: Snapshot) -> None:
         """The index must have been built by the model this service embeds with."""
-        built = index.manifest["model"]
+        built = index.manifest.model
+        want = self.settings.model_name or built.name
+        if built.name != want:
+            raise IndexUnavailable(
+                f"index was built with model {built.name!r} but settings use {want!r}: "
+                "run `karabakh-qa index --full`"
+            )
         if self._embedder is None:
             return
-        if (built["name"], built["weights_sha256"]) != (
+        if (built.name, built.weights_sha256) != (
             self._embedder.name,
             self._embedder.weights_sha256,
         ):
             raise IndexUnavailable(
-                f"index was built with model {built['name']!r} (weights "
-                f"{built['weights_sha256'][:12]}), the service runs {self._embedder.name!r} "
+                f"index was built with model {built.name!r} (weights "
+                f"{built.weights_sha256[:12]}), the service runs {self._embedder.name!r} "
                 f"(weights {self._embedder.weights_sha256[:12]}): run `karabakh-qa index --full`"
             )
 
-    def build(self, full: bool = False, wait: bool = False, progress=None) -> BuildReport:
-        """Build a new generation from the articles folder (incremental unless ``full``)."""
-        return build_index(self.settings, self.embedder, full=full, wait=wait, progress=progress)
+    def build(
+        self,
+        full: bool = False,
+        wait: bool = False,
+        progress=None,
+        only: list[str] | None = None,
+        optimize: bool = False,
+        repair: bool = False,
+    ) -> BuildReport:
+        """Bring the index up to date with the articles folder (see store.embedded.build)."""
+        return build_index(
+            self.settings,
+            self.embedder,
+            full=full,
+            wait=wait,
+            progress=progress,
+            only=only,
+            optimize=optimize,
+            repair=repair,
+            cache=self._segments,
+        )
 
     def ensure_index(self) -> BuildReport | None:
         """Build the index if there is none; used by ``serve``."""
-        if current_generation_path(self.settings.index_dir) is None:
+        if current_name(self.settings.index_dir) is None:
             return self.build(wait=True)
         return None
 
     def stale(self) -> list[str]:
         return stale_sources(self.index(), self.settings.articles_dir)
 
-    def index_info(self, index: LoadedIndex | None = None) -> dict:
+    def index_info(self, index: Snapshot | None = None) -> dict:
         index = index or self.index()
         m = index.manifest
         return {
-            "generation": index.generation,
-            "articles": m["counts"]["articles"],
-            "passages": m["counts"]["passages"],
-            "model": m["model"]["name"],
-            "built_at": m["built_at"],
+            "generation": m.generation,
+            "articles": m.live_articles,
+            "passages": m.live_passages,
+            "segments": len(m.segments),
+            "model": m.model.name,
+            "built_at": m.built_at,
         }
 
     # --- validation --------------------------------------------------------------
@@ -250,7 +298,7 @@ class SearchService:
         sources: object = None,
         since: object = None,
         until: object = None,
-        index: LoadedIndex | None = None,
+        index: Snapshot | None = None,
     ) -> Query:
         """Check every parameter; raise :class:`BadRequest` saying what is allowed."""
         s = self.settings
@@ -274,10 +322,11 @@ class SearchService:
         if not isinstance(sources, list | tuple) or not all(isinstance(x, str) for x in sources):
             raise BadRequest("sources must be a list of article file names")
         sources = tuple(x for x in sources if x)
-        known = (index or self.index()).articles
-        unknown = [x for x in sources if x not in known]
+        snap = index or self.index()
+        unknown = [x for x in sources if snap.article(x) is None]
         if unknown:
-            names = ", ".join(sorted(known)[:20]) + (" …" if len(known) > 20 else "")
+            known = snap.article_names()
+            names = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
             raise BadRequest(f"unknown source {unknown[0]!r}; indexed sources are: {names}")
         dates = []
         for name, value in (("since", since), ("until", until)):
@@ -294,7 +343,7 @@ class SearchService:
 
     # --- search ------------------------------------------------------------------
 
-    def _allowed(self, index: LoadedIndex, q: Query) -> np.ndarray | None:
+    def _allowed(self, index: Snapshot, q: Query) -> np.ndarray | None:
         if not (q.sources or q.since or q.until):
             return None
         return index.rows_where(q.sources, q.since, q.until)
@@ -315,39 +364,37 @@ class SearchService:
         took = (time.perf_counter() - started) * 1000
         return SearchResult(q, found, hits, took, self.index_info(index))
 
-    def _rank(self, index: LoadedIndex, q: Query) -> tuple[list[Hit], bool]:
+    def _rank(self, index: Snapshot, q: Query) -> tuple[list[Hit], bool]:
         s = self.settings
         allowed = self._allowed(index, q)
-        if not index.passages or (allowed is not None and len(allowed) == 0):
+        if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return [], False
         terms = tokenize(q.question)
         qvec = self.embedder.encode([q.question])[0]
         cands = retrieve(index, terms, qvec, s.depth, allowed)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
-        order = np.lexsort((cands.rows, -fused))
         allowed_set = None if allowed is None else set(allowed.tolist())
         pos = {int(c): i for i, c in enumerate(cands.rows)}
         hits: list[Hit] = []
-        seen: set[str] = set()
+        seen: set[int] = set()
         query_terms = set(terms)
-        for i in order:
+        for i in cands.order(fused):
             row = int(cands.rows[i])
-            group = index.passages[row].group
-            if group in seen:
+            rep = index.groups.rep_of(row)
+            if rep in seen:
                 continue
-            seen.add(group)
-            rep = index.row_of.get(group, row)
+            seen.add(rep)
             shown = rep if allowed_set is None or rep in allowed_set else row
             j = pos[shown]
-            passage = index.passages[shown]
+            passage = index.passage(shown)
             hits.append(
                 Hit(
                     rank=len(hits) + 1,
                     score=float(fused[i]),
                     passage=passage,
-                    also_in=self._copies(index, group, shown),
+                    also_in=self._copies(index, shown, passage),
                     highlights={
-                        "sentence": index.sentences.span(shown, int(cands.best_sentence[j])),
+                        "sentence": index.sentence_span(shown, int(cands.best_sentence[j])),
                         "terms": matched_terms(passage.text, query_terms),
                     },
                     explain=cands.explain(j),
@@ -357,13 +404,13 @@ class SearchService:
                 break
         return hits, self._answer_found(hits)
 
-    def _copies(self, index: LoadedIndex, group: str, shown: int) -> tuple[dict, ...]:
-        key = normalise(index.passages[shown].text)
+    def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
+        key = normalise(passage.text)
         out = []
-        for row in index.groups[group]:
+        for row in index.groups.members(shown):
             if row == shown:
                 continue
-            p = index.passages[row]
+            p = index.passage(row)
             out.append(
                 {
                     "id": p.id,
@@ -396,14 +443,19 @@ class SearchService:
     def article(self, source: str) -> tuple[dict, list[Passage]]:
         """An indexed article's metadata and cleaned passages, or NotFound."""
         index = self.index()
-        meta = index.articles.get(source)
-        if meta is None:
+        found = index.article(source)
+        if found is None:
             raise NotFound(f"no indexed article called {source!r}")
-        return meta, [index.passages[i] for i in index.by_source[source]]
+        meta, rows = found
+        return meta, [index.passage(r) for r in rows]
+
+    def articles(self) -> dict[str, dict]:
+        """Every live article's metadata by file name (read once per generation)."""
+        return self.index().article_metas
 
     def health(self) -> dict:
         index = self.index()
-        return {"ok": True, **self.index_info(index), "skipped": len(index.manifest["skipped"])}
+        return {"ok": True, **self.index_info(index), "skipped": len(index.manifest.skipped)}
 
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:

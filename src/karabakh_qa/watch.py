@@ -11,9 +11,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from .errors import KarabakhError
-from .index import BuildReport
 from .ingest import ARTICLE_SUFFIXES
 from .service import SearchService
+from .store.embedded.build import BuildReport
 
 log = logging.getLogger(__name__)
 

@@ -69,8 +69,8 @@ def date_label(date: str | None, date_source: str | None) -> str:
 def home():
     args = request.args
     svc = service()
-    index = svc.index()
-    sources = sorted(index.articles)
+    articles = svc.articles()
+    sources = sorted(articles)
     form = {
         "q": args.get("q", ""),
         "k": args.get("k", ""),
@@ -93,7 +93,7 @@ def home():
         result=result,
         error=error,
         sources=sources,
-        articles=index.articles,
+        articles=articles,
         segments=segments,
         date_label=date_label,
     ), status
@@ -163,7 +163,7 @@ def health():
 @api.get("/articles")
 def list_articles():
     """Every indexed article with its metadata: the values ``sources`` accepts."""
-    articles = service().index().articles
+    articles = service().articles()
     return jsonify(
         {
             "ok": True,

@@ -8,34 +8,58 @@ import textwrap
 import pytest
 
 from karabakh_qa.errors import Conflict, IndexUnavailable
-from karabakh_qa.index import build_index, build_lock, current_generation_path, load_index
+from karabakh_qa.service import SearchService
+from karabakh_qa.store.embedded.build import build_index
+from karabakh_qa.store.embedded.files import build_lock
+from karabakh_qa.store.embedded.manifest import current_name, read_manifest
+from karabakh_qa.store.embedded.segment import ARRAYS as SEGMENT_ARRAYS
 
-from .conftest import make_settings, write
+from ..conftest import make_settings, write
 
 
-def test_build_writes_versioned_generation_without_pickles(seed_service):
+def load_index(settings):
+    return SearchService(settings).index()
+
+
+def listing(folder):
+    """Every index file with its modification time (the build lock's pid aside)."""
+    return sorted(
+        (str(p.relative_to(folder)), p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    )
+
+
+def test_build_writes_a_typed_manifest_and_one_segment_without_pickles(seed_service):
     s = seed_service.settings
-    gen = current_generation_path(s.index_dir)
-    assert gen.name == "gen-000001"
-    assert sorted(p.name for p in gen.iterdir()) == [
-        "bm25.npz",
-        "bm25_idf.npy",
-        "dense.faiss",
-        "embed_keys.json",
-        "manifest.json",
-        "passages.jsonl",
-        "sentence_bounds.npy",
-        "sentence_keys.json",
-        "sentence_spans.npy",
-        "sentence_terms.npz",
-        "sentence_vectors.npy",
-        "vocab.json",
+    assert current_name(s.index_dir) == "gen-000001.json"
+    assert sorted(p.name for p in s.index_dir.iterdir()) == [
+        ".lock",
+        "CURRENT",
+        "gen-000001.json",
+        "groups-000001.npy",
+        "seg-000001",
+        "stats-000001.npy",
     ]
-    m = json.loads((gen / "manifest.json").read_text())
-    assert m["schema_version"] == 2 and m["model"]["name"] == "hash-bow-64"
-    assert m["counts"] == {"articles": 5, "passages": 86, "vocab": m["counts"]["vocab"]}
-    assert m["bm25"] == {"k1": 0.9, "b": 0.4, "epsilon": 0.25, "context": True}
-    assert len(m["articles"]) == 5 and all(len(a["sha256"]) == 64 for a in m["articles"].values())
+    seg = s.index_dir / "seg-000001"
+    assert sorted(p.name for p in seg.iterdir()) == sorted(
+        [f"{name}.npy" for name in SEGMENT_ARRAYS]
+        + ["articles.bin", "passages.bin", "meta.json", "vectors.faiss"]
+    )
+    m = read_manifest(s.index_dir, "gen-000001.json")
+    assert m.schema_version == 3 and m.model.name == "hash-bow-64"
+    assert (m.live_articles, m.live_passages) == (5, 86)
+    assert (m.bm25.k1, m.bm25.b, m.bm25.epsilon, m.bm25.context) == (0.9, 0.4, 0.25, True)
+    assert [(r.name, r.rows, r.deletes) for r in m.segments] == [("seg-000001", 86, None)]
+    meta = json.loads((seg / "meta.json").read_text())
+    assert meta["rows"] == 86 and meta["articles"] == 5
+
+
+def test_unchanged_folder_writes_nothing(seed_service, seed_settings, embedder):
+    before = listing(seed_settings.index_dir)
+    report = build_index(seed_settings, embedder)
+    assert (report.wrote, report.generation, report.unchanged) == (False, 1, 5)
+    assert listing(seed_settings.index_dir) == before
 
 
 def test_missing_index_says_what_to_run(tmp_path):
@@ -68,10 +92,20 @@ def test_incremental_build_embeds_only_new_and_changed(seed_service, seed_settin
     assert report.added == ["005_new.txt"]
     assert report.changed == ["004_669fca5e7478b4f6.txt"]
     assert report.removed == ["002_90d5f99ab22388b6.txt"]
-    assert len(report.unchanged) == 3
+    assert report.unchanged == 3
     assert report.embedded == 3  # two new paragraphs + the appended one
-    assert report.generation == 2
-    assert [p.name for p in seed_settings.index_dir.glob("gen-*")] == ["gen-000002"]
+    assert report.generation == 2 and report.segments == 2
+    m = read_manifest(seed_settings.index_dir, "gen-000002.json")
+    # The new segment holds only 005 and the new 004; the old rows of 004 and 002 are deleted.
+    assert [(r.name, r.rows, r.deleted) for r in m.segments] == [
+        ("seg-000001", 86, 13 + 28),  # 004 had 13 passages, 002 had 28
+        ("seg-000002", 2 + 14, 0),  # 005's two, and 004's 13 plus the appended one
+    ]
+    # The previous generation stays readable for servers still on it.
+    assert sorted(p.name for p in seed_settings.index_dir.glob("gen-*")) == [
+        "gen-000001.json",
+        "gen-000002.json",
+    ]
     result = seed_service.search("Geneva peace talks", 3)
     assert result.hits[0].passage.source == "005_new.txt"
     assert all(
@@ -119,7 +153,7 @@ KILL_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from karabakh_qa.config import Settings
     from karabakh_qa.embed import HashEmbedder
-    from karabakh_qa.index import build_index
+    from karabakh_qa.store.embedded.build import build_index
 
     class Slow(HashEmbedder):
         def encode(self, texts, batch_size=32):
@@ -153,10 +187,10 @@ def test_kill_9_during_build_leaves_serving_generation(
     assert proc.stdout.readline().strip() == "embedding"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert current_generation_path(seed_settings.index_dir).name == "gen-000001"
+    assert current_name(seed_settings.index_dir) == "gen-000001.json"
     assert seed_service.search("houses destroyed", 1).hits[0].passage.text.count("1,165") == 1
     report = build_index(seed_settings, embedder)  # lock released by the kernel
-    assert report.generation == 2 and report.embedded == 0
+    assert report.generation == 1 and report.embedded == 0 and not report.wrote
     assert not list(seed_settings.index_dir.glob(".tmp-*"))
 
 
@@ -167,6 +201,12 @@ def test_kill_9_after_tmp_written(seed_service, seed_settings, embedder):
     assert load_index(seed_settings).generation == 1
     build_index(seed_settings, embedder)
     assert not stray.exists()
+    orphan = seed_settings.index_dir / "seg-000002"  # renamed, never listed: a crashed build
+    orphan.mkdir()
+    write(seed_settings.articles_dir, "new.txt", "A new paragraph about the talks.\n")
+    report = build_index(seed_settings, embedder)
+    assert report.generation == 2  # the orphan was removed, its name reused by a real segment
+    assert (orphan / "meta.json").is_file()
 
 
 def test_skipped_file_counts_as_changed_once_fixed(seed_service, seed_settings, embedder):

@@ -1,0 +1,1 @@
+"""Where passages are stored: the Store seam and its implementations."""

@@ -1,0 +1,165 @@
+"""BM25 over segments: raw postings per segment, global statistics at query time.
+
+Segments store raw term frequencies and lengths, never idf. The statistics of
+rank-bm25's ``BM25Okapi`` are those of the *live* passages of the whole
+generation: N and the total length are kept in the manifest, a term's document
+frequency is counted from its postings minus deleted rows when a query needs
+it, and the epsilon floor's average idf (a mean over the whole vocabulary)
+comes from a histogram of document frequencies that every build updates for
+the terms it touches. Scores therefore equal ``BM25Okapi.get_scores`` over the
+live passages (tests/store/test_bm25.py, across segments and deletions).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .manifest import Bm25Params
+from .segment import Segment
+
+
+def postings(docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted terms, term pointers, rows, term frequencies) of tokenised ``docs``."""
+    n = len(docs)
+    flat = [t for d in docs for t in d]
+    if not flat:
+        return np.zeros(0, "U1"), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0)
+    rows = np.repeat(np.arange(n, dtype=np.int64), [len(d) for d in docs])
+    terms, inverse = np.unique(np.asarray(flat), return_inverse=True)
+    keys, tf = np.unique(inverse.astype(np.int64) * n + rows, return_counts=True)
+    term_of = keys // n
+    ptr = np.searchsorted(term_of, np.arange(len(terms) + 1)).astype(np.int64)
+    return terms, ptr, (keys % n).astype(np.int32), np.minimum(tf, 65535).astype(np.uint16)
+
+
+def idf_of(n: int, df: np.ndarray) -> np.ndarray:
+    """rank-bm25's raw idf, log(N - df + 0.5) - log(df + 0.5), before the floor."""
+    df = np.asarray(df, dtype=np.float64)
+    return np.log(n - df + 0.5) - np.log(df + 0.5)
+
+
+def average_idf(n: int, hist: np.ndarray) -> float:
+    """Mean raw idf over the vocabulary, from a (df, number of terms) histogram."""
+    if len(hist) == 0 or n == 0:
+        return 0.0
+    df, count = hist[:, 0], hist[:, 1].astype(np.float64)
+    return float((idf_of(n, df) * count).sum() / count.sum())
+
+
+def update_histogram(hist: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The histogram after some terms' document frequencies moved from ``old`` to ``new``."""
+    counts = Counter(dict(zip(hist[:, 0].tolist(), hist[:, 1].tolist(), strict=True)))
+    counts.subtract(Counter(int(x) for x in old if x > 0))
+    counts.update(Counter(int(x) for x in new if x > 0))
+    items = sorted((d, c) for d, c in counts.items() if c > 0)
+    return np.array(items, dtype=np.int64).reshape(-1, 2)
+
+
+def segment_df(seg: Segment, live: np.ndarray | None, terms: list[str]) -> np.ndarray:
+    """Live document frequency of ``terms`` in one segment (``live`` None: all rows)."""
+    ids, found = seg.term_range(terms)
+    out = np.zeros(len(terms), dtype=np.int64)
+    ptr = seg.a["postings_ptr"]
+    for i in np.flatnonzero(found):
+        lo, hi = int(ptr[ids[i]]), int(ptr[ids[i] + 1])
+        if live is None:
+            out[i] = hi - lo
+        else:
+            out[i] = int(live[seg.a["postings_docs"][lo:hi]].sum())
+    return out
+
+
+@dataclass(frozen=True)
+class Bm25Query:
+    terms: list[str]  # distinct, in first-seen order
+    counts: np.ndarray
+    idf: np.ndarray
+    df: np.ndarray  # live document frequency (0: no passage has the term)
+
+
+@dataclass
+class Bm25View:
+    """The BM25 statistics of one generation, and scoring over its segments."""
+
+    params: Bm25Params
+    segments: list[Segment]
+    bases: np.ndarray  # global row of each segment's first row
+    live: list[np.ndarray | None]  # per segment: live-row mask, None when nothing is deleted
+    n: int  # live passages
+    total_length: int
+    hist: np.ndarray  # (k, 2) df -> number of terms
+
+    @property
+    def avgdl(self) -> float:
+        return self.total_length / self.n if self.n else 0.0
+
+    def df(self, terms: list[str]) -> np.ndarray:
+        """Live document frequency of each term over the generation."""
+        out = np.zeros(len(terms), dtype=np.int64)
+        for seg, live in zip(self.segments, self.live, strict=True):
+            out += segment_df(seg, live, terms)
+        return out
+
+    def idf(self, terms: list[str], df: np.ndarray | None = None) -> np.ndarray:
+        """rank-bm25's idf of each term (0 for a term no live passage has)."""
+        df = self.df(terms) if df is None else df
+        raw = idf_of(self.n, df)
+        if (raw < 0).any():
+            eps = self.params.epsilon * average_idf(self.n, self.hist)
+            raw = np.where(raw < 0, eps, raw)
+        return np.where(df > 0, raw, 0.0)
+
+    def query(self, terms: list[str]) -> Bm25Query:
+        """Distinct query terms (first-seen order), their counts, idf and document frequency."""
+        counts = Counter(terms)
+        distinct = list(counts)
+        df = self.df(distinct)
+        return Bm25Query(
+            distinct,
+            np.array([counts[t] for t in distinct], np.float64),
+            self.idf(distinct, df),
+            df,
+        )
+
+    def scores(self, q: Bm25Query) -> np.ndarray:
+        """BM25 score of every global row (deleted rows score 0)."""
+        distinct, counts, idf = q.terms, q.counts, q.idf
+        total = int(self.bases[-1]) if len(self.bases) else 0
+        out = np.zeros(total, dtype=np.float64)
+        if not distinct or self.n == 0:
+            return out
+        k1, b = self.params.k1, self.params.b
+        avgdl = self.avgdl
+        for seg, base, live in zip(self.segments, self.bases[:-1], self.live, strict=True):
+            ids, found = seg.term_range(distinct)
+            lengths = seg.a["lengths"]
+            for i in np.flatnonzero(found & (idf != 0)):
+                docs, tf = seg.postings(int(ids[i]))
+                tf = tf.astype(np.float64)
+                norm = k1 * (1 - b + b * lengths[docs] / avgdl)
+                out[base + docs] += counts[i] * idf[i] * (tf * (k1 + 1) / (tf + norm))
+            if live is not None:
+                out[base : base + seg.rows][~live] = 0.0
+        return out
+
+
+def full_statistics(
+    params: Bm25Params, segments: list[Segment], live: list[np.ndarray | None]
+) -> tuple[int, int, np.ndarray]:
+    """(N, total length, df histogram) computed from scratch (repair, checks)."""
+    n = total = 0
+    dfs: Counter[str] = Counter()
+    for seg, mask in zip(segments, live, strict=True):
+        lengths = np.asarray(seg.a["lengths"])
+        keep = np.ones(seg.rows, bool) if mask is None else mask
+        n += int(keep.sum())
+        total += int(lengths[keep].sum())
+        terms = seg.a["terms"].tolist()
+        for term, df in zip(terms, segment_df(seg, mask, terms).tolist(), strict=True):
+            if df:
+                dfs[term] += df
+    hist = Counter(dfs.values())
+    return n, total, np.array(sorted(hist.items()), dtype=np.int64).reshape(-1, 2)

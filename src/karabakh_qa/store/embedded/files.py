@@ -1,0 +1,111 @@
+"""Storage primitives: atomic writes, fsync, the build lock.
+
+Every rename, replace and fsync a build performs goes through the three
+functions at the top of this module, so that a test can crash the build right
+after the k-th one of them (tests/store/test_crash.py) and prove that the
+serving generation survives every such crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import Conflict
+
+
+def rename(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` (a crash point)."""
+    os.rename(src, dst)
+
+
+def replace(src: Path, dst: Path) -> None:
+    """Atomically replace ``dst`` by ``src`` (a crash point)."""
+    os.replace(src, dst)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file or a folder to disk (a crash point)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tmp_name(folder: Path, stem: str) -> Path:
+    """A fresh hidden name in ``folder``: stray ones are removed by the next build."""
+    return folder / f".tmp-{stem}-{uuid.uuid4().hex[:12]}"
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: temporary file, fsync, replace."""
+    tmp = tmp_name(path.parent, path.name)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        fsync(tmp)
+        replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` without pickles (the caller fsyncs the folder's files)."""
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file of ``folder``, then the folder itself."""
+    for f in sorted(folder.iterdir()):
+        fsync(f)
+    fsync(folder)
+
+
+def publish_folder(tmp: Path, final: Path) -> None:
+    """Make a fully written temporary folder visible under its final name."""
+    fsync_tree(tmp)
+    rename(tmp, final)
+    fsync(final.parent)
+
+
+def remove(path: Path) -> None:
+    """Delete a file or folder if present (clean-up never fails a build)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the index's build lock; refuse (or wait) when another build has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise Conflict(
+                f"another build is running on {index_dir} (pid {holder}); "
+                "wait for it to finish or pass --wait"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,327 @@
+"""Search over one generation: its segments seen as one row space.
+
+A :class:`Snapshot` is a generation opened for reading. Global row numbers
+run over the segments in manifest order (deleted rows keep their number and
+are never returned). Segments are opened once per process and shared by every
+snapshot that lists them (:class:`SegmentCache`), so opening a new generation
+costs its new segments only: after an incremental build, one small segment
+and a few deletion bitmaps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ...records import Passage
+from . import vectors
+from .bm25 import Bm25View
+from .groups import GroupView, load_overlay, segment_number
+from .manifest import IndexCorrupt, Manifest, VectorCodec
+from .segment import Segment, unpack
+
+log = logging.getLogger(__name__)
+
+
+class SegmentCache:
+    """Open segments by folder, shared across generations (segments never change)."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, Segment] = {}
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path, codec: VectorCodec) -> Segment:
+        with self._lock:
+            seg = self._open.get(folder)
+            if seg is None:
+                seg = self._open[folder] = Segment(folder, codec)
+            return seg
+
+    def keep_only(self, folders: set[Path]) -> None:
+        with self._lock:
+            for folder in [f for f in self._open if f not in folders]:
+                del self._open[folder]
+
+
+def load_live(path: Path, rows: int) -> np.ndarray:
+    """The live-row mask stored in a deletion file (packed bits of deleted rows)."""
+    try:
+        packed = np.load(path, allow_pickle=False)
+        deleted = np.unpackbits(packed, count=rows, bitorder="little").astype(bool)
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(
+            f"deletion file {path} is unreadable ({exc}): run `karabakh-qa index --repair`"
+        ) from None
+    return ~deleted
+
+
+@dataclass
+class SentenceFeatures:
+    cosine: np.ndarray  # best sentence cosine per row
+    coverage: np.ndarray  # best share of the question's idf mass per row
+    best: np.ndarray  # index within the passage of the sentence to mark
+
+
+class Snapshot:
+    """One generation, opened: segments, deletions, statistics and groups."""
+
+    def __init__(self, index_dir: Path, manifest: Manifest, cache: SegmentCache) -> None:
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.path = index_dir / manifest.file_name
+        self.segments = [cache.get(index_dir / s.name, manifest.vectors) for s in manifest.segments]
+        self.live: list[np.ndarray | None] = []
+        for ref, seg in zip(manifest.segments, self.segments, strict=True):
+            if seg.rows != ref.rows:
+                raise IndexCorrupt(
+                    f"segment {seg.folder} has {seg.rows} rows, the manifest says {ref.rows}: "
+                    "run `karabakh-qa index --repair`"
+                )
+            self.live.append(load_live(index_dir / ref.deletes, seg.rows) if ref.deletes else None)
+        self.bases = np.zeros(len(self.segments) + 1, dtype=np.int64)
+        np.cumsum([s.rows for s in self.segments], out=self.bases[1:])
+        self.numbers = [segment_number(s.name) for s in self.segments]
+        base_of = dict(zip(self.numbers, self.bases[:-1].tolist(), strict=True))
+        stats = np.zeros((0, 2), np.int64)
+        try:
+            overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
+            if manifest.stats:
+                stats = np.load(index_dir / manifest.stats, allow_pickle=False).reshape(-1, 2)
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(
+                f"index file of {self.path} is unreadable ({exc}): run `karabakh-qa index --repair`"
+            ) from None
+        self.overlay = overlay
+        self.groups = GroupView(overlay, base_of)
+        self.bm25 = Bm25View(
+            manifest.bm25,
+            self.segments,
+            self.bases,
+            self.live,
+            manifest.live_passages,
+            manifest.total_length,
+            stats,
+        )
+
+    # --- row space -------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self.manifest.generation
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.bases[-1])
+
+    def locate(self, row: int) -> tuple[Segment, int]:
+        pos = int(np.searchsorted(self.bases, row, side="right")) - 1
+        return self.segments[pos], row - int(self.bases[pos])
+
+    @cached_property
+    def live_mask(self) -> np.ndarray:
+        parts = [
+            np.ones(s.rows, bool) if m is None else m
+            for s, m in zip(self.segments, self.live, strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+    def passage(self, row: int) -> Passage:
+        """The passage at global ``row``, its ``group`` set to the representative's id."""
+        seg, local = self.locate(row)
+        p = seg.passage(local)
+        rep = self.groups.rep_of(row)
+        if rep != row:
+            rseg, rlocal = self.locate(rep)
+            p = replace(p, group=rseg.a["ids"][rlocal].decode())
+        return p
+
+    def passage_id(self, row: int) -> str:
+        seg, local = self.locate(row)
+        return seg.a["ids"][local].decode()
+
+    def ids(self, rows: np.ndarray) -> np.ndarray:
+        """Passage ids of global ``rows`` (S16), for deterministic tie-breaks."""
+        out = np.empty(len(rows), dtype="S16")
+        pos = np.searchsorted(self.bases, rows, side="right") - 1
+        for p in np.unique(pos).tolist():
+            sel = pos == p
+            out[sel] = self.segments[p].a["ids"][rows[sel] - self.bases[p]]
+        return out
+
+    # --- articles ------------------------------------------------------------------
+
+    @cached_property
+    def article_locations(self) -> dict[str, tuple[int, int]]:
+        """Live article name -> (segment position, article index)."""
+        out = {}
+        for pos, (seg, live) in enumerate(zip(self.segments, self.live, strict=True)):
+            starts = np.asarray(seg.a["article_rows"][:-1])
+            alive = np.ones(len(starts), bool) if live is None else live[starts]
+            names = seg.a["article_names"]
+            for i in np.flatnonzero(alive).tolist():
+                out[str(names[i])] = (pos, i)
+        return out
+
+    @cached_property
+    def article_metas(self) -> dict[str, dict]:
+        """Every live article's metadata record, by name, in name order."""
+        out = {}
+        for name in self.article_names():
+            pos, i = self.article_locations[name]
+            out[name] = self.segments[pos].article_record(i)
+        return out
+
+    def article_names(self) -> list[str]:
+        return sorted(self.article_locations)
+
+    def article(self, name: str) -> tuple[dict, list[int]] | None:
+        """An article's metadata and its global rows, or None."""
+        where = self.article_locations.get(name)
+        if where is None:
+            return None
+        pos, i = where
+        seg = self.segments[pos]
+        meta = seg.article_record(i)
+        lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
+        base = int(self.bases[pos])
+        return meta, list(range(base + lo, base + hi))
+
+    def rows_where(
+        self, sources: tuple[str, ...], since: str | None, until: str | None
+    ) -> np.ndarray:
+        """Live rows from ``sources`` (all if empty) dated within [since, until]; a date
+        bound leaves out passages whose date is unknown."""
+        if sources:
+            picked = [np.asarray(self.article(s)[1], np.int64) for s in sources if self.article(s)]
+            rows = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+        else:
+            rows = np.flatnonzero(self.live_mask).astype(np.int64)
+        if not (since or until):
+            return rows
+        dates = np.concatenate([s.dates for s in self.segments])[rows]
+        keep = dates != ""
+        if since:
+            keep &= dates >= since
+        if until:
+            keep &= dates <= until
+        return rows[keep]
+
+    # --- dense -------------------------------------------------------------------
+
+    def dense_top(
+        self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Global rows of the ``depth`` best cosines among live (and allowed) rows."""
+        found_rows, found_scores = [], []
+        for pos, (seg, live) in enumerate(zip(self.segments, self.live, strict=True)):
+            base = int(self.bases[pos])
+            if allowed is not None:
+                lo, hi = np.searchsorted(allowed, [base, base + seg.rows])
+                local = allowed[lo:hi] - base
+                if len(local) == 0:
+                    continue
+            elif live is not None:
+                local = np.flatnonzero(live)
+            else:
+                local = None
+            scores, rows = seg.vectors.search(qvec, depth, local)
+            found_rows.append(rows + base)
+            found_scores.append(scores)
+        if not found_rows:
+            return np.zeros(0, np.int64)
+        rows = np.concatenate(found_rows)
+        scores = self.dense_scores(qvec, rows)
+        return top_rows(scores, rows, depth, self.ids)
+
+    def dense_scores(self, qvec: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(rows), dtype=np.float32)
+        pos = np.searchsorted(self.bases, rows, side="right") - 1
+        for p in np.unique(pos).tolist():
+            sel = pos == p
+            out[sel] = self.segments[p].vectors.scores_for(qvec, rows[sel] - self.bases[p])
+        return out
+
+    # --- sentences ---------------------------------------------------------------
+
+    def sentence_features(
+        self, rows: np.ndarray, qvec: np.ndarray, terms: list[str], qidf: np.ndarray, total: float
+    ) -> SentenceFeatures:
+        """For each row: best sentence cosine, best idf coverage (of ``total``, the
+        question's whole idf mass), and the sentence a reader should see first."""
+        n = len(rows)
+        out = SentenceFeatures(np.full(n, -1.0), np.zeros(n), np.zeros(n, np.int64))
+        pos = np.searchsorted(self.bases, rows, side="right") - 1
+        for p in np.unique(pos).tolist():
+            sel = np.flatnonzero(pos == p)
+            seg = self.segments[p]
+            cos, cover, best = _segment_sentences(
+                seg, rows[sel] - self.bases[p], qvec, terms, qidf, total
+            )
+            out.cosine[sel], out.coverage[sel], out.best[sel] = cos, cover, best
+        return out
+
+    def sentence_span(self, row: int, which: int) -> list[int]:
+        seg, local = self.locate(row)
+        s, e = seg.a["sent_spans"][int(seg.a["sent_bounds"][local]) + which]
+        return [int(s), int(e)]
+
+    def text(self, row: int) -> str:
+        seg, local = self.locate(row)
+        return unpack(seg.passage_blob(local))["text"]
+
+
+def _segment_sentences(
+    seg: Segment,
+    local: np.ndarray,
+    qvec: np.ndarray,
+    terms: list[str],
+    qidf: np.ndarray,
+    total: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    bounds = seg.a["sent_bounds"]
+    starts = np.asarray(bounds[local])
+    counts = np.asarray(bounds[local + 1]) - starts
+    flat = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    cos = vectors.decode(seg.a["sent_codes"][flat], seg.codec) @ qvec.astype(np.float32)
+    cover = np.zeros(len(flat), dtype=np.float64)
+    ids, found = seg.term_range(terms)
+    if found.any() and total > 0:
+        weight = dict(zip(ids[found].tolist(), qidf[found].tolist(), strict=True))
+        ptr = seg.a["sent_term_ptr"]
+        lo, hi = np.asarray(ptr[flat]), np.asarray(ptr[flat + 1])
+        n_terms = hi - lo
+        all_pos = np.repeat(lo - np.cumsum(n_terms) + n_terms, n_terms) + np.arange(n_terms.sum())
+        term_ids = np.asarray(seg.a["sent_term_ids"][all_pos])
+        keys = np.fromiter(weight, np.int64, len(weight))
+        vals = np.fromiter(weight.values(), np.float64, len(weight))
+        order = np.argsort(keys)
+        keys, vals = keys[order], vals[order]
+        at = np.minimum(np.searchsorted(keys, term_ids), len(keys) - 1)
+        w = np.where(keys[at] == term_ids, vals[at], 0.0)
+        owner = np.repeat(np.arange(len(flat)), n_terms)
+        cover = np.bincount(owner, weights=w, minlength=len(flat)) / total
+    owner = np.repeat(np.arange(len(local)), counts)
+    best_cos = np.full(len(local), -1.0)
+    best_cover = np.zeros(len(local))
+    np.maximum.at(best_cos, owner, cos)
+    np.maximum.at(best_cover, owner, cover)
+    # The sentence to show: best by meaning plus coverage, first in the passage on ties.
+    order = np.lexsort((flat, -(cos + cover), owner))
+    firsts = order[np.cumsum(counts) - counts]
+    return best_cos, best_cover, flat[firsts] - starts
+
+
+def top_rows(scores: np.ndarray, rows: np.ndarray, depth: int, ids_of) -> np.ndarray:
+    """Rows of the ``depth`` best ``scores``, best first; ties broken by passage id,
+    so that the answer never depends on how rows are laid out in segments."""
+    if len(rows) > depth:
+        kth = np.partition(-scores, depth - 1)[depth - 1]
+        keep = -scores <= kth
+        scores, rows = scores[keep], rows[keep]
+    order = np.lexsort((ids_of(rows), -scores))[:depth]
+    return rows[order]

@@ -1,0 +1,269 @@
+"""One immutable segment: the articles of one build (or one merge), written once.
+
+A segment folder ``seg-NNNNNN/`` holds, for its rows (passages) in order:
+
+=======================  =====================================================
+``meta.json``            counts, dimension and the byte size of every file
+``articles.bin/.off``    zlib JSON per article (title, date, url ...), offsets
+``article_*.npy``        names, sha256, size, mtime, row bounds (for the diff)
+``passages.bin/.off``    zlib JSON per passage (id, paragraph, offsets, text)
+``ids.npy``              passage ids (S16); ``owner.npy`` article of each row
+``lengths.npy``          BM25 length of each row (raw, no idf baked in)
+``terms.npy`` ...        sorted vocabulary, ``postings_*.npy`` CSC of raw tf
+``vectors.faiss``        8-bit passage codes (see :mod:`.vectors`)
+``sent_*.npy``           sentence bounds, spans, codes and term ids
+``bands.npy``            MinHash LSH band hashes (near-duplicate candidates)
+=======================  =====================================================
+
+Arrays are ``.npy`` opened with ``mmap_mode="r"``; records are read one at a
+time through their offsets. Nothing is pickled and nothing is parsed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ...records import Passage
+from . import files, vectors
+from .manifest import IndexCorrupt, VectorCodec
+
+SEGMENT_SCHEMA = 1
+ARRAYS = (
+    "article_names",
+    "article_sha",
+    "article_size",
+    "article_mtime",
+    "article_rows",
+    "articles_off",
+    "passages_off",
+    "ids",
+    "owner",
+    "lengths",
+    "terms",
+    "postings_ptr",
+    "postings_docs",
+    "postings_tf",
+    "sent_bounds",
+    "sent_spans",
+    "sent_codes",
+    "sent_term_ptr",
+    "sent_term_ids",
+    "bands",
+)
+
+
+@dataclass
+class SegmentColumns:
+    """Everything a segment holds, in memory, ready to be written."""
+
+    article_names: np.ndarray  # (a,) str
+    article_sha: np.ndarray  # (a,) S64
+    article_size: np.ndarray  # (a,) int64
+    article_mtime: np.ndarray  # (a,) int64 ns
+    article_rows: np.ndarray  # (a+1,) int64: article i owns rows [i], [i+1]
+    article_blobs: list[bytes]
+    passage_blobs: list[bytes]
+    ids: np.ndarray  # (n,) S16
+    lengths: np.ndarray  # (n,) int32
+    terms: np.ndarray  # (v,) str, sorted
+    postings_ptr: np.ndarray  # (v+1,) int64
+    postings_docs: np.ndarray  # int32 rows, ascending within a term
+    postings_tf: np.ndarray  # uint16
+    codes: np.ndarray  # (n, dim) uint8
+    sent_bounds: np.ndarray  # (n+1,) int64
+    sent_spans: np.ndarray  # (m, 2) uint16 offsets within the passage text
+    sent_codes: np.ndarray  # (m, dim) uint8
+    sent_term_ptr: np.ndarray  # (m+1,) int64
+    sent_term_ids: np.ndarray  # int32 into ``terms``
+    bands: np.ndarray  # (n, bands) uint32
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+
+def pack(record: dict) -> bytes:
+    return zlib.compress(json.dumps(record, ensure_ascii=False).encode("utf-8"), 6)
+
+
+def unpack(blob: bytes) -> dict:
+    return json.loads(zlib.decompress(blob))
+
+
+def _blobs(folder: Path, stem: str, blobs: list[bytes]) -> np.ndarray:
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    with open(folder / f"{stem}.bin", "wb") as fh:
+        for b in blobs:
+            fh.write(b)
+    return offsets
+
+
+def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCodec) -> None:
+    """Write ``cols`` into the fresh folder ``folder`` (published by the caller)."""
+    folder.mkdir(parents=True)
+    dim = int(cols.codes.shape[1])
+    arrays = {
+        "article_names": cols.article_names.astype(str),
+        "article_sha": cols.article_sha.astype("S64"),
+        "article_size": cols.article_size.astype(np.int64),
+        "article_mtime": cols.article_mtime.astype(np.int64),
+        "article_rows": cols.article_rows.astype(np.int64),
+        "articles_off": _blobs(folder, "articles", cols.article_blobs),
+        "passages_off": _blobs(folder, "passages", cols.passage_blobs),
+        "ids": cols.ids.astype("S16"),
+        "owner": np.repeat(
+            np.arange(len(cols.article_names), dtype=np.int32), np.diff(cols.article_rows)
+        ),
+        "lengths": cols.lengths.astype(np.int32),
+        "terms": cols.terms.astype(str) if len(cols.terms) else np.zeros(0, "U1"),
+        "postings_ptr": cols.postings_ptr.astype(np.int64),
+        "postings_docs": cols.postings_docs.astype(np.int32),
+        "postings_tf": cols.postings_tf.astype(np.uint16),
+        "sent_bounds": cols.sent_bounds.astype(np.int64),
+        "sent_spans": cols.sent_spans.astype(np.uint16).reshape(-1, 2),
+        "sent_codes": cols.sent_codes.astype(np.uint8).reshape(-1, dim),
+        "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
+        "sent_term_ids": cols.sent_term_ids.astype(np.int32),
+        "bands": cols.bands.astype(np.uint32),
+    }
+    for key, array in arrays.items():
+        files.save_array(folder / f"{key}.npy", array)
+    vectors.write_index(folder / "vectors.faiss", cols.codes, dim, codec)
+    meta = {
+        "schema": SEGMENT_SCHEMA,
+        "name": name,
+        "rows": cols.rows,
+        "articles": len(cols.article_names),
+        "sentences": int(len(cols.sent_spans)),
+        "dim": dim,
+        "vocab": int(len(cols.terms)),
+        "total_length": int(cols.lengths.sum()),
+        "files": {f.name: f.stat().st_size for f in sorted(folder.iterdir())},
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+class Segment:
+    """A written segment, opened read-only; shared by every generation that lists it."""
+
+    def __init__(self, folder: Path, codec: VectorCodec) -> None:
+        self.folder = folder
+        self.name = folder.name
+        meta_path = folder / "meta.json"
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(
+                f"segment file {meta_path} is unreadable ({exc}): run `karabakh-qa index --repair`"
+            ) from None
+        self.check_sizes()
+        try:
+            self.a = {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in ARRAYS}
+            self.rows = int(self.meta["rows"])
+            self.dim = int(self.meta["dim"])
+            self.vectors = vectors.SegmentVectors(
+                folder / "vectors.faiss", self.rows, self.dim, codec
+            )
+            self._passages = _Records(folder / "passages.bin", self.a["passages_off"])
+            self._articles = _Records(folder / "articles.bin", self.a["articles_off"])
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexCorrupt(
+                f"segment {folder} is unreadable ({exc}): run `karabakh-qa index --repair`"
+            ) from None
+        self.codec = codec
+
+    def check_sizes(self) -> None:
+        """Every file the segment wrote is there with its written size."""
+        for fname, size in self.meta["files"].items():
+            path = self.folder / fname
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                actual = -1
+            if actual != size:
+                raise IndexCorrupt(
+                    f"segment file {path} is {'missing' if actual < 0 else 'truncated or altered'}"
+                    f" ({actual} bytes, {size} written): run `karabakh-qa index --repair`"
+                )
+
+    # --- records ---------------------------------------------------------------
+
+    def article_record(self, i: int) -> dict:
+        return unpack(self._articles.get(i))
+
+    def passage(self, row: int, article: dict | None = None) -> Passage:
+        """The passage at ``row``, with its article's metadata (group left empty)."""
+        rec = unpack(self._passages.get(row))
+        art = article or self.article_record(int(self.a["owner"][row]))
+        return Passage(
+            id=rec["id"],
+            source=art["source"],
+            paragraph=rec["paragraph"],
+            part=rec["part"],
+            section=rec["section"],
+            start=rec["start"],
+            end=rec["end"],
+            text=rec["text"],
+            date=art["date"],
+            date_source=art["date_source"],
+            title=art["title"],
+            group=rec["id"],
+        )
+
+    def passage_blob(self, row: int) -> bytes:
+        return self._passages.get(row)
+
+    def article_blob(self, i: int) -> bytes:
+        return self._articles.get(i)
+
+    # --- lookups ------------------------------------------------------------------
+
+    @cached_property
+    def article_index(self) -> dict[str, int]:
+        """Article name -> index in this segment (built on first use, then cached)."""
+        return {name: i for i, name in enumerate(self.a["article_names"].tolist())}
+
+    @cached_property
+    def dates(self) -> np.ndarray:
+        """Per-row date as an ISO string ("" unknown), for date filters."""
+        per_article = np.array(
+            [self.article_record(i)["date"] or "" for i in range(int(self.meta["articles"]))],
+            dtype="U10",
+        )
+        return per_article[np.asarray(self.a["owner"])]
+
+    def term_range(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For each term: local term id (-1 when absent)."""
+        vocab = self.a["terms"]
+        if len(vocab) == 0 or not terms:
+            return np.full(len(terms), -1, np.int64), np.zeros(len(terms), bool)
+        pos = np.searchsorted(vocab, np.asarray(terms, dtype=vocab.dtype))
+        pos = np.minimum(pos, len(vocab) - 1)
+        found = vocab[pos] == np.asarray(terms)
+        return np.where(found, pos, -1), found
+
+    def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
+        ptr = self.a["postings_ptr"]
+        lo, hi = int(ptr[term_id]), int(ptr[term_id + 1])
+        return self.a["postings_docs"][lo:hi], self.a["postings_tf"][lo:hi]
+
+
+class _Records:
+    """Variable-length blobs addressed by an offsets array, read through mmap."""
+
+    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+        self.offsets = offsets
+        with open(path, "rb") as fh:
+            size = int(offsets[-1])
+            self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+
+    def get(self, i: int) -> bytes:
+        return self.data[int(self.offsets[i]) : int(self.offsets[i + 1])]
