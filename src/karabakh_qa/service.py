@@ -371,6 +371,9 @@ class SearchService:
             return [], False
         terms = tokenize(q.question)
         qvec = self.embedder.encode([q.question])[0]
+        # FAISS's OpenMP pool size is per calling thread (a waitress worker is not the
+        # thread that built the service), so it is set where the search runs.
+        set_dense_threads(s.torch_threads)
         cands = retrieve(index, terms, qvec, s.depth, allowed)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         allowed_set = None if allowed is None else set(allowed.tolist())

@@ -239,7 +239,7 @@ class Snapshot:
         return top_rows(scores, rows, depth, self.ids)
 
     def dense_scores(self, qvec: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(rows), dtype=np.float32)
+        out = np.zeros(len(rows), dtype=np.float64)
         pos = np.searchsorted(self.bases, rows, side="right") - 1
         for p in np.unique(pos).tolist():
             sel = pos == p
@@ -287,7 +287,7 @@ def _segment_sentences(
     starts = np.asarray(bounds[local])
     counts = np.asarray(bounds[local + 1]) - starts
     flat = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    cos = vectors.decode(seg.a["sent_codes"][flat], seg.codec) @ qvec.astype(np.float32)
+    cos = vectors.cosines(seg.a["sent_codes"][flat], qvec, seg.codec)
     cover = np.zeros(len(flat), dtype=np.float64)
     ids, found = seg.term_range(terms)
     if found.any() and total > 0:
