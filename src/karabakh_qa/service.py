@@ -108,7 +108,7 @@ def retrieve(
     sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
     dense_top = index.dense_top(qvec, depth, allowed)
     rows = np.union1d(sparse_top, dense_top)
-    reps = np.array([index.groups.rep_of(r) for r in rows.tolist()], dtype=np.int64)
+    reps = index.groups.reps_of(rows)
     if allowed is not None:
         reps = np.intersect1d(reps, allowed)
     rows = np.union1d(rows, reps).astype(np.int64)

@@ -222,7 +222,7 @@ def add_article():
     else:
         raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
     saved = save_article(current_app.config["KQA_SETTINGS"], raw)
-    report = current_app.extensions["karabakh_qa_builder"].build_now()
+    report = current_app.extensions["karabakh_qa_builder"].build_now(only=[saved])
     return jsonify({"ok": True, "source": saved, "build": report.to_dict()}), 201
 
 
@@ -279,8 +279,10 @@ class Builder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def build_now(self):
-        return self.svc.build(wait=True)
+    def build_now(self, only: list[str] | None = None):
+        """Index now; ``only`` limits the work to those files (an upload), so the
+        cost is the article's, not the folder's."""
+        return self.svc.build(wait=True, only=only)
 
     def start(self) -> bool:
         with self._lock:

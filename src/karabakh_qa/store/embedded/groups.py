@@ -177,6 +177,16 @@ class GroupView:
         g = self._group(row)
         return row if g is None else self.rep[g]
 
+    def reps_of(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`rep_of` for many rows at once."""
+        out = rows.astype(np.int64).copy()
+        if len(self.rows) == 0 or len(rows) == 0:
+            return out
+        at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        hit = self.rows[at] == rows
+        out[hit] = [self.rep[g] for g in self.group[at[hit]].tolist()]
+        return out
+
     def members(self, row: int) -> list[int]:
         """Every global row of ``row``'s group, itself included."""
         g = self._group(row)
