@@ -1,0 +1,497 @@
+"""Structural costs of the index at scale, on the synthetic corpus (issue 10).
+
+Run: .venv/bin/python benchmarks/bench_scale.py --passages 100000 [--json PATH]
+     [--workdir DIR] [--queries 200]
+
+Builds go through the ``karabakh-qa index`` CLI as subprocesses with the hashing
+embedder ``hash-bow-384`` (no neural model); query, upload and switch figures are
+measured in fresh child processes running the library in-process (``--probe``),
+so that the benchmark's own memory never adds to them. Progress goes to stderr,
+one JSON object to stdout (and to ``--json PATH``). Figures are printed, never
+asserted. The corpus is cached under ``.cache/bench_scale/corpus-N`` and restored
+after the run (the add/change/remove steps touch it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import percentiles  # noqa: E402
+from synthetic import (  # noqa: E402
+    article_text,
+    extra_paragraph,
+    file_name,
+    n_articles,
+    questions,
+    write_corpus,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "hash-bow-384"
+REPS = 3
+STARTUP_REPS = 5
+WARMUP = 10
+TOUCHED = ".bench-touched.json"  # hidden: which articles this run modified, for restoring
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def cli_path() -> str:
+    """The project's ``karabakh-qa`` entry point (next to this Python)."""
+    for cand in (Path(sys.executable).parent / "karabakh-qa", ROOT / ".venv/bin/karabakh-qa"):
+        if cand.exists():
+            return str(cand)
+    return "karabakh-qa"
+
+
+def child_env(articles: Path, index: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KARABAKH_QA_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        KARABAKH_QA_ARTICLES=str(articles),
+        KARABAKH_QA_INDEX=str(index),
+    )
+    return env
+
+
+def settings_for(articles: Path, index: Path):
+    from karabakh_qa.config import Settings
+
+    return Settings(articles_dir=articles, index_dir=index, model_name=MODEL)
+
+
+# --- subprocess helpers -----------------------------------------------------------
+
+
+def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, the child's peak RSS in GB, its stdout)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        # wait4 gives this child's own rusage (ru_maxrss in KiB on Linux).
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stdout}{stderr[-3000:]}")
+    return wall, usage.ru_maxrss / 1024**2, stdout
+
+
+def index_cmd() -> list[str]:
+    return [cli_path(), "index", "--model", MODEL]
+
+
+def cli_index(env: dict[str, str], expect: dict[str, int] | None = None) -> tuple[float, float]:
+    """One ``karabakh-qa index`` run: (wall s, peak RSS GB); warns if the diff is unexpected."""
+    wall, peak, stdout = run_timed(index_cmd(), env)
+    m = re.search(r"added (\d+), changed (\d+), removed (\d+)", stdout)
+    if expect and m:
+        got = dict(zip(("added", "changed", "removed"), map(int, m.groups()), strict=True))
+        if any(got[k] != v for k, v in expect.items()):
+            log(f"WARNING: expected {expect}, the build reported {got}")
+    return wall, peak
+
+
+def probe(name: str, args: argparse.Namespace, articles: Path, index: Path, **extra) -> dict:
+    """Run ``probe_<name>`` in a fresh Python child; return its JSON result."""
+    cmd = [sys.executable, __file__, "--probe", name, "--articles", str(articles)]
+    cmd += ["--index", str(index), "--queries", str(args.queries)]
+    cmd += ["--probe-args", json.dumps(extra)]
+    res = subprocess.run(cmd, env=child_env(articles, index), stdout=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"probe {name} failed ({res.returncode})")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# --- the corpus and its edits ------------------------------------------------------
+
+
+class Corpus:
+    """The cached synthetic folder, with the edits a run makes and their undoing."""
+
+    def __init__(self, folder: Path, n_passages: int) -> None:
+        self.folder = folder
+        self.n_passages = n_passages
+        self.restore()  # a previous run that was killed may have left edits behind
+        t = time.perf_counter()
+        self.n_articles = write_corpus(folder, n_passages)
+        self.write_s = time.perf_counter() - t
+        self.next_new = self.n_articles  # articles n, n+1, ... are new ones
+        self.touched: set[int] = set()
+
+    def touch(self, i: int) -> None:
+        self.touched.add(i)
+        (self.folder / TOUCHED).write_text(json.dumps(sorted(self.touched)))
+
+    def add(self) -> str:
+        i = self.next_new
+        self.next_new += 1
+        self.touch(i)
+        (self.folder / file_name(i)).write_text(article_text(i), encoding="utf-8")
+        return file_name(i)
+
+    def change(self, i: int) -> str:
+        self.touch(i)
+        with open(self.folder / file_name(i), "a", encoding="utf-8") as fh:
+            fh.write("\n" + extra_paragraph(i) + "\n")
+        return file_name(i)
+
+    def remove(self, i: int) -> str:
+        self.touch(i)
+        (self.folder / file_name(i)).unlink()
+        return file_name(i)
+
+    def restore(self) -> None:
+        """Undo every recorded edit: originals rewritten, new articles deleted."""
+        marker = self.folder / TOUCHED
+        if not marker.exists():
+            return
+        n = n_articles(self.n_passages)
+        for i in json.loads(marker.read_text()):
+            path = self.folder / file_name(i)
+            if i < n:
+                path.write_text(article_text(i), encoding="utf-8")
+            else:
+                path.unlink(missing_ok=True)
+        marker.unlink()
+
+
+# --- figures measured by the benchmark process (CLI subprocesses) ---------------
+
+
+def startup_s(env: dict[str, str]) -> float:
+    """Median wall of ``karabakh-qa index --help``: process start-up plus imports."""
+    walls = [run_timed([cli_path(), "index", "--help"], env)[0] for _ in range(STARTUP_REPS)]
+    return statistics.median(walls)
+
+
+def full_build(env: dict[str, str], index: Path) -> tuple[float, float]:
+    """Wall and peak RSS (GB) of the first build into an empty index folder."""
+    shutil.rmtree(index, ignore_errors=True)
+    return cli_index(env)
+
+
+def add_one(env: dict[str, str], corpus: Corpus) -> list[float]:
+    """Walls of ``index`` after writing one new 8-paragraph article, REPS times."""
+    walls = []
+    for _ in range(REPS):
+        corpus.add()
+        walls.append(cli_index(env, {"added": 1, "changed": 0, "removed": 0})[0])
+    return walls
+
+
+def change_one(env: dict[str, str], corpus: Corpus) -> list[float]:
+    """Walls of ``index`` after appending a paragraph to an existing article, REPS times."""
+    walls = []
+    for r in range(REPS):
+        corpus.change(1 + r * (corpus.n_articles // (REPS + 1)))
+        walls.append(cli_index(env, {"added": 0, "changed": 1, "removed": 0})[0])
+    return walls
+
+
+def remove_one(env: dict[str, str], corpus: Corpus) -> list[float]:
+    """Walls of ``index`` after deleting one existing article, REPS times."""
+    walls = []
+    for r in range(REPS):
+        corpus.remove(2 + r * (corpus.n_articles // (REPS + 1)))
+        walls.append(cli_index(env, {"added": 0, "changed": 0, "removed": 1})[0])
+    return walls
+
+
+def disk_bytes(index: Path) -> int:
+    """Total size of the files under the index folder."""
+    total = 0
+    for dirpath, _, names in os.walk(index):
+        for name in names:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+# --- figures measured in fresh child processes (``--probe NAME``) ----------------
+
+
+def probe_health(settings, n_queries: int, extra: dict) -> dict:
+    """``health()`` of a freshly opened service: passages, articles, segments."""
+    from karabakh_qa.service import SearchService
+
+    h = SearchService(settings).health()
+    return {k: h.get(k) for k in ("generation", "articles", "passages", "segments")}
+
+
+def probe_queries(settings, n_queries: int, extra: dict) -> dict:
+    """p50/p95 of in-process ``search(q, 10)`` over ``n_queries`` after WARMUP warm-ups."""
+    from karabakh_qa.service import SearchService
+
+    svc = SearchService(settings)
+    qs = questions(n_queries + WARMUP)
+    for q in qs[:WARMUP]:
+        svc.search(q, 10)
+    ms = []
+    for q in qs[WARMUP:]:
+        t = time.perf_counter()
+        svc.search(q, 10)
+        ms.append((time.perf_counter() - t) * 1000)
+    p50, p95 = percentiles(ms)
+    return {"query_p50_ms": p50, "query_p95_ms": p95, "query_max_ms": max(ms)}
+
+
+def probe_rss(settings, n_queries: int, extra: dict) -> dict:
+    """VmRSS (GB) of a process that opened the service and ran 20 queries."""
+    from karabakh_qa.service import SearchService
+
+    svc = SearchService(settings)
+    for q in questions(20):
+        svc.search(q, 10)
+    status = Path("/proc/self/status").read_text()
+    kb = {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
+    return {"rss_loaded_gb": kb["VmRSS"] / 1024**2, "rss_loaded_peak_gb": kb["VmHWM"] / 1024**2}
+
+
+def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
+    """Milliseconds of ``build(only=[name])`` (what an upload calls) for new articles."""
+    from karabakh_qa.service import SearchService
+
+    svc = SearchService(settings)
+    svc.health()  # a serving process has its index and embedder loaded already
+    svc.embedder  # noqa: B018
+    api, ms = "build(only=...)", []
+    for i in extra["new"]:
+        name = file_name(i)
+        (settings.articles_dir / name).write_text(article_text(i), encoding="utf-8")
+        t = time.perf_counter()
+        try:
+            svc.build(only=[name])
+        except TypeError as exc:
+            if "only" not in str(exc):
+                raise
+            api = "build"
+            t = time.perf_counter()
+            svc.build()
+        ms.append((time.perf_counter() - t) * 1000)
+    return {"add_one_lib_ms": statistics.median(ms), "add_one_lib_samples_ms": ms, "api": api}
+
+
+def probe_switch(settings, n_queries: int, extra: dict) -> dict:
+    """Query latencies while a ``karabakh-qa index`` subprocess adds one article.
+
+    A thread runs queries back to back; the stall is the slowest query that started
+    between the subprocess start and 1 s after its end.
+    """
+    from karabakh_qa.service import SearchService
+
+    svc = SearchService(settings)
+    qs = questions(max(n_queries, 50) + WARMUP)
+    for q in qs[:WARMUP]:
+        svc.search(q, 10)
+    gen_before = svc.health()["generation"]
+    samples: list[tuple[float, float, int | None]] = []  # (start, end, generation)
+    stop = threading.Event()
+
+    def run_queries() -> None:
+        k = 0
+        while not stop.is_set():
+            q = qs[WARMUP + k % (len(qs) - WARMUP)]
+            k += 1
+            t = time.perf_counter()
+            res = svc.search(q, 10)
+            samples.append((t, time.perf_counter(), res.index.get("generation")))
+
+    i = extra["new"]
+    (settings.articles_dir / file_name(i)).write_text(article_text(i), encoding="utf-8")
+    worker = threading.Thread(target=run_queries, daemon=True)
+    worker.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    build_wall = run_timed(index_cmd(), dict(os.environ))[0]
+    t1 = time.perf_counter()
+    time.sleep(1.0)
+    stop.set()
+    worker.join()
+    window = [(e - s) * 1000 for s, e, _ in samples if t0 <= s <= t1 + 1.0]
+    before = [(e - s) * 1000 for s, e, _ in samples if s < t0]
+    first_new = [(e - s) * 1000 for s, e, g in samples if g is not None and g > gen_before]
+    return {
+        "switch_stall_ms": max(window) if window else None,
+        "switch_window_p50_ms": statistics.median(window) if window else None,
+        "switch_window_queries": len(window),
+        "switch_baseline_p50_ms": statistics.median(before) if before else None,
+        "switch_build_wall_s": build_wall,
+        "switch_generation_seen": bool(first_new),
+        "switch_first_new_query_ms": first_new[0] if first_new else None,
+    }
+
+
+PROBES = {
+    "health": probe_health,
+    "queries": probe_queries,
+    "rss": probe_rss,
+    "lib_add": probe_lib_add,
+    "switch": probe_switch,
+}
+
+
+# --- report ------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    mem = re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    spec = importlib.util.find_spec("karabakh_qa")
+    return {
+        "cpu": cpu.group(1) if cpu else platform.processor(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "mem_gb": round(int(mem.group(1)) / 1024**2, 1) if mem else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "git_commit": commit,
+        "src_modified": bool(dirty),
+        "karabakh_qa": str(Path(spec.origin).parent) if spec and spec.origin else None,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "loadavg_1m_start": os.getloadavg()[0],  # other work on the box inflates every figure
+    }
+
+
+def rounded(d: dict) -> dict:
+    def r(v):
+        if isinstance(v, float):
+            return round(v, 4 if abs(v) < 10 else 2)
+        if isinstance(v, list):
+            return [r(x) for x in v]
+        return v
+
+    return {k: r(v) for k, v in d.items()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    base = args.workdir or ROOT / ".cache" / "bench_scale"
+    articles = base / "corpus" if args.workdir else base / f"corpus-{args.passages}"
+    index = base / "index" if args.workdir else base / f"index-{args.passages}"
+    env = child_env(articles, index)
+    out: dict = {"passages_requested": args.passages, "model": MODEL, "machine": machine_info()}
+
+    log(f"corpus {articles}")
+    corpus = Corpus(articles, args.passages)
+    out["corpus_write_s"] = corpus.write_s
+    log(f"{corpus.n_articles} articles ready in {corpus.write_s:.1f}s")
+    try:
+        startup = startup_s(env)
+        log(f"startup {startup:.2f}s")
+
+        log("full build ...")
+        full_s, peak = full_build(env, index)
+        health = probe("health", args, articles, index)
+        out.update(
+            full_build_s=full_s,
+            build_peak_gb=peak,
+            passages=health["passages"],
+            articles=health["articles"],
+            segments_after_full_build=health.get("segments"),
+            disk_bytes=disk_bytes(index),
+        )
+        out["disk_bytes_per_passage"] = out["disk_bytes"] / max(1, health["passages"])
+        log(f"full build {full_s:.1f}s, peak {peak:.2f} GB, {health['passages']} passages")
+
+        for name, step in (("add", add_one), ("change", change_one), ("remove", remove_one)):
+            walls = step(env, corpus)
+            out[f"{name}_one_s"] = statistics.median(walls) - startup
+            out[f"{name}_one_wall_s"] = walls
+            log(f"{name} one: walls {', '.join(f'{w:.2f}' for w in walls)} s")
+        out["startup_s"] = startup
+
+        new = [corpus.next_new + k for k in range(REPS)]
+        for i in new:
+            corpus.touch(i)
+        corpus.next_new += REPS
+        lib = probe("lib_add", args, articles, index, new=new)
+        out["add_one_lib_ms"] = lib["add_one_lib_ms"]
+        out["add_one_lib_samples_ms"] = lib["add_one_lib_samples_ms"]
+        if lib["api"] != "build(only=...)":
+            out["add_one_lib_api"] = lib["api"]
+        log(f"library add {lib['add_one_lib_ms']:.0f} ms via {lib['api']}")
+
+        corpus.touch(corpus.next_new)
+        switch = probe("switch", args, articles, index, new=corpus.next_new)
+        corpus.next_new += 1
+        out.update(switch)
+        log(f"switch stall {switch['switch_stall_ms']:.0f} ms")
+
+        out.update(probe("queries", args, articles, index))
+        log(f"queries p50 {out['query_p50_ms']:.1f} ms, p95 {out['query_p95_ms']:.1f} ms")
+        out.update(probe("rss", args, articles, index))
+        log(f"rss loaded {out['rss_loaded_gb']:.2f} GB")
+
+        end = probe("health", args, articles, index)
+        out.update(segments=end.get("segments"), passages_end=end["passages"])
+        out["disk_bytes_end"] = disk_bytes(index)
+    finally:
+        corpus.restore()
+    out["bench_wall_s"] = time.perf_counter() - _T0
+    out["loadavg_1m_end"] = os.getloadavg()[0]
+    order = [
+        "full_build_s", "add_one_s", "change_one_s", "remove_one_s", "startup_s",
+        "add_one_lib_ms", "switch_stall_ms", "query_p50_ms", "query_p95_ms",
+        "disk_bytes_per_passage", "rss_loaded_gb", "build_peak_gb", "segments",
+        "passages", "articles",
+    ]  # fmt: skip
+    return rounded({**{k: out.pop(k, None) for k in order}, **out})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, default=20000)
+    parser.add_argument("--json", type=Path, help="also write the JSON here")
+    parser.add_argument("--workdir", type=Path, help="corpus and index here (default .cache/)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--probe", choices=sorted(PROBES), help=argparse.SUPPRESS)
+    parser.add_argument("--articles", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-args", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.passages < 100:
+        parser.error("--passages must be at least 100")
+    if args.probe:
+        settings = settings_for(args.articles, args.index)
+        result = PROBES[args.probe](settings, args.queries, json.loads(args.probe_args))
+        print(json.dumps(result))
+        return
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
