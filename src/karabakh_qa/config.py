@@ -32,6 +32,7 @@ class Settings:
     model_max_tokens: int = 256
     torch_threads: int = 1  # per serving process; indexing may raise it
     embed_batch_size: int = 32
+    build_workers: int = 2  # processes that chunk and tokenise a large batch of articles
     # Text embedded for a passage: "passage" or "title+section+passage".
     embed_context: bool = True
 

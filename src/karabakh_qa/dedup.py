@@ -49,30 +49,75 @@ def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+_POSITION = (np.uint64(0x1F3D5B79), np.uint64(0x0A54FF53), np.uint64(0x13C6EF37))
+_BAND = np.uint64(0x5BD1E995)
+_MASK = np.uint64(0xFFFFFFFF)
+_word_hash: dict[str, int] = {}
+
+
+def _shingle_hashes(normalised: str, size: int) -> np.ndarray:
+    """32-bit hashes of the word ``size``-grams of a normalised text (its whole
+    text when shorter), computed from per-word CRC32s without building strings."""
+    words = normalised.split()
+    if not words:
+        return np.zeros(0, np.uint64)
+    for w in words:
+        if w not in _word_hash and len(_word_hash) < 1_000_000:
+            _word_hash[w] = zlib.crc32(w.encode())
+    wh = np.fromiter(
+        (_word_hash.get(w) or zlib.crc32(w.encode()) for w in words), np.uint64, len(words)
+    )
+    span = min(size, len(words))
+    count = len(words) - span + 1
+    h = np.zeros(count, np.uint64)
+    for k in range(span):
+        h = (h + wh[k : k + count] * _POSITION[k % len(_POSITION)]) % PRIME
+    return h & _MASK
+
+
 def band_hashes(texts: list[str], size: int, bands: int, rows_per_band: int) -> np.ndarray:
     """(len(texts), bands) uint32 LSH band hashes of the texts' shingle sets."""
     a, b = _permutations(bands * rows_per_band)
     out = np.full((len(texts), bands), EMPTY, dtype=np.uint32)
-    for i, text in enumerate(texts):
-        sh = shingles(normalise(text), size)
-        if not sh:
+    for lo in range(0, len(texts), 2000):  # bounded memory: (perms x shingles) per chunk
+        sets = [_shingle_hashes(normalise(t), size) for t in texts[lo : lo + 2000]]
+        sizes = np.array([len(x) for x in sets])
+        full = np.flatnonzero(sizes)
+        if len(full) == 0:
             continue
-        h = np.fromiter((zlib.crc32(s.encode()) for s in sh), np.uint64, len(sh))
-        mins = ((np.outer(a, h) + b[:, None]) % PRIME).min(axis=1) & np.uint64(0xFFFFFFFF)
-        per_band = mins.astype(np.uint32).reshape(bands, rows_per_band)
-        out[i] = [zlib.crc32(row.tobytes()) for row in per_band]
+        h = np.concatenate([sets[i] for i in full])
+        values = (np.outer(a, h) + b[:, None]) % PRIME
+        starts = np.concatenate([[0], np.cumsum(sizes[full])[:-1]])
+        mins = np.minimum.reduceat(values, starts, axis=1).T & _MASK  # (texts, perms)
+        per_band = mins.reshape(len(full), bands, rows_per_band)
+        band = np.zeros((len(full), bands), np.uint64)
+        for r in range(rows_per_band):
+            band = (band * _BAND + per_band[:, :, r]) & _MASK
+        out[lo + full] = band.astype(np.uint32)
     return out
+
+
+Signature = tuple[str, frozenset[str]]
+
+
+def signature(text: str, size: int) -> Signature:
+    """What the exact rule compares: the normalised text and its shingle set."""
+    key = normalise(text)
+    return key, shingles(key, size)
+
+
+def same(a: Signature, b: Signature, threshold: float) -> bool:
+    """The exact rule on two signatures."""
+    if a[0] == b[0]:
+        return True
+    if not a[1] or not b[1]:
+        return False
+    return len(a[1] & b[1]) >= threshold * len(a[1] | b[1])
 
 
 def is_copy(a: str, b: str, size: int, threshold: float) -> bool:
     """The exact rule on two passage texts."""
-    na, nb = normalise(a), normalise(b)
-    if na == nb:
-        return True
-    sa, sb = shingles(na, size), shingles(nb, size)
-    if not sa or not sb:
-        return False
-    return len(sa & sb) >= threshold * len(sa | sb)
+    return same(signature(a, size), signature(b, size), threshold)
 
 
 def pairs_within(bands: np.ndarray) -> set[tuple[int, int]]:

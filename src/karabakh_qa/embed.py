@@ -12,10 +12,12 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from scipy import sparse
 
 from .chunk import approx_tokens
 from .errors import IndexUnavailable
@@ -38,6 +40,21 @@ class Embedder(Protocol):
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        """``count_tokens`` as a small picklable callable (for worker processes)."""
+        ...
+
+
+class TokenCounter:
+    """Word pieces of a text under a Hugging Face tokenizer; picklable."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
 def sha256_file(path: Path) -> str:
@@ -103,7 +120,11 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return self.token_counter(text)
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        return TokenCounter(self.model.tokenizer)
 
 
 class HashEmbedder:
@@ -119,28 +140,42 @@ class HashEmbedder:
         self.name = f"hash-bow-{dim}"
         self.dim = dim
         self.max_tokens = 256
-        self._cache: dict[str, np.ndarray] = {}
+        self._ids: dict[str, int] = {}  # word -> row of self._table
+        self._table = np.zeros((0, dim), dtype=np.float32)
 
-    def _word(self, word: str) -> np.ndarray:
-        vec = self._cache.get(word)
-        if vec is None:
-            seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-            vec = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
-            self._cache[word] = vec
-        return vec
+    def _rows(self, words: list[str]) -> np.ndarray:
+        """Rows of the word-direction table for ``words``, adding unseen words."""
+        new = [w for w in dict.fromkeys(words) if w not in self._ids]
+        if new:
+            vecs = np.empty((len(new), self.dim), dtype=np.float32)
+            for i, word in enumerate(new):
+                seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
+                vecs[i] = np.random.default_rng(seed).standard_normal(self.dim)
+                self._ids[word] = len(self._ids)
+            self._table = np.concatenate([self._table, vecs])
+        return np.fromiter((self._ids[w] for w in words), np.int64, len(words))
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                out[i] += self._word(word)
-            if not out[i].any():  # no words: a fixed direction rather than a zero vector
-                out[i] = self._word("\x00empty")
-            out[i] /= np.linalg.norm(out[i])
+        """Sum of the texts' word directions, normalised (one sparse product per call)."""
+        words = [re.findall(r"\w+", t.lower()) for t in texts]
+        ids = self._rows([w for ws in words for w in ws] + ["\x00empty"])
+        rows = np.repeat(np.arange(len(texts)), [len(ws) for ws in words])
+        counts = sparse.csr_matrix(
+            (np.ones(len(ids) - 1, np.float32), (rows, ids[:-1])),
+            shape=(len(texts), len(self._table)),
+        )
+        out = np.asarray(counts @ self._table, dtype=np.float32).reshape(len(texts), self.dim)
+        empty = ~out.any(axis=1)  # no words: a fixed direction rather than a zero vector
+        out[empty] = self._table[ids[-1]]
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
 
     def count_tokens(self, text: str) -> int:
         return approx_tokens(text)
+
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        return approx_tokens
 
 
 def load_embedder(name: str, threads: int = 1) -> Embedder:

@@ -7,7 +7,6 @@ per segment, rank-bm25 ``BM25Okapi`` statistics computed over live passages.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import Stemmer
 
@@ -32,9 +31,27 @@ _TOKEN = re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[^\W\d_]+", re.U)
 _stemmer = Stemmer.Stemmer("english")
 
 
-@lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    return _stemmer.stemWord(word)
+_CACHE_LIMIT = 500_000
+
+
+class _Terms(dict):
+    """Raw token -> term ("" for a stopword): lowercasing, stopword test and stemming
+    done once per distinct token, since the same few words make up most text."""
+
+    def __missing__(self, word: str) -> str:
+        low = word.lower()
+        if low in STOPWORDS:
+            term = ""
+        elif low[0].isdigit():
+            term = low.replace(",", "")
+        else:
+            term = _stemmer.stemWord(low)
+        if len(self) < _CACHE_LIMIT:
+            self[word] = term
+        return term
+
+
+_terms = _Terms()
 
 
 def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
@@ -42,14 +59,13 @@ def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
     stopwords dropped, Snowball-stemmed, thousands separators removed."""
     out = []
     for match in _TOKEN.finditer(text):
-        word = match.group().lower()
-        if word in STOPWORDS:
-            continue
-        term = word.replace(",", "") if word[0].isdigit() else _stem(word)
-        out.append((term, match.start(), match.end()))
+        term = _terms[match.group()]
+        if term:
+            out.append((term, match.start(), match.end()))
     return out
 
 
 def tokenize(text: str) -> list[str]:
     """The terms of ``text``; the same function serves passages and queries."""
-    return [term for term, _, _ in tokenize_spans(text)]
+    terms = _terms
+    return [t for t in (terms[w] for w in _TOKEN.findall(text)) if t]

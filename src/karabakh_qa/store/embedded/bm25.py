@@ -24,15 +24,19 @@ from .segment import Segment
 def postings(docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(sorted terms, term pointers, rows, term frequencies) of tokenised ``docs``."""
     n = len(docs)
-    flat = [t for d in docs for t in d]
-    if not flat:
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(t, len(vocab)) for d in docs for t in d), np.int64)
+    if not vocab:
         return np.zeros(0, "U1"), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0)
+    terms = np.array(list(vocab))
+    order = np.argsort(terms, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
     rows = np.repeat(np.arange(n, dtype=np.int64), [len(d) for d in docs])
-    terms, inverse = np.unique(np.asarray(flat), return_inverse=True)
-    keys, tf = np.unique(inverse.astype(np.int64) * n + rows, return_counts=True)
+    keys, tf = np.unique(rank[ids] * n + rows, return_counts=True)
     term_of = keys // n
     ptr = np.searchsorted(term_of, np.arange(len(terms) + 1)).astype(np.int64)
-    return terms, ptr, (keys % n).astype(np.int32), np.minimum(tf, 65535).astype(np.uint16)
+    return terms[order], ptr, (keys % n).astype(np.int32), np.minimum(tf, 65535).astype(np.uint16)
 
 
 def idf_of(n: int, df: np.ndarray) -> np.ndarray:
@@ -157,7 +161,7 @@ def full_statistics(
         keep = np.ones(seg.rows, bool) if mask is None else mask
         n += int(keep.sum())
         total += int(lengths[keep].sum())
-        terms = seg.a["terms"].tolist()
+        terms = seg.vocabulary()
         for term, df in zip(terms, segment_df(seg, mask, terms).tolist(), strict=True):
             if df:
                 dfs[term] += df

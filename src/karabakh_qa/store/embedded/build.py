@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +38,7 @@ from ...errors import ArticleError, IndexUnavailable
 from ...ingest import Skipped, article_files, parse_article, source_name
 from ...records import Article, Passage
 from ...sentences import passage_sentences, sentence_embed_text
-from ...sparse import TOKENIZER_VERSION, tokenize
+from ...sparse import TOKENIZER_VERSION, tokenize, tokenize_spans
 from . import files
 from .bm25 import full_statistics, postings, segment_df, update_histogram
 from .groups import Part, empty_overlay, segment_number, update_overlay
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 DEDUP_BANDS, DEDUP_ROWS = 16, 2
+PARALLEL_MIN_ARTICLES = 200  # below this, worker start-up costs more than it saves
 
 
 def embed_text(p: Passage, with_context: bool) -> str:
@@ -301,29 +305,85 @@ def _codes(
     return out, len(todo)
 
 
+@dataclass
+class Prepared:
+    """Articles chunked, tokenised and signed (no embedding): the part of a build
+    that runs in worker processes, article by article."""
+
+    articles: list[Article] = field(default_factory=list)
+    stats: list[tuple[int, int]] = field(default_factory=list)  # (size, mtime_ns)
+    passages: list[Passage] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # passages per article
+    spans: list[list[tuple[int, int]]] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+    s_counts: list[int] = field(default_factory=list)  # distinct terms per sentence
+    s_terms: list[str] = field(default_factory=list)
+    bands: list[np.ndarray] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def extend(self, other: Prepared) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
+
+
+def prepare(
+    fresh: list[tuple[Article, int, int]], settings: Settings, count_tokens: Callable[[str], int]
+) -> Prepared:
+    """Chunk, tokenise and sign ``fresh`` articles (pure: runs in a worker process)."""
+    out = Prepared()
+    for article, size, mtime in fresh:
+        article, parts = chunk_article(article, count_tokens, settings.model_max_tokens)
+        if not parts:
+            reason = "no indexable text after cleaning"
+            out.skipped.append(SkippedFile(article.source, reason, article.sha256, size, mtime))
+            continue
+        out.articles.append(article)
+        out.stats.append((size, mtime))
+        out.passages.extend(parts)
+        out.counts.append(len(parts))
+    out.spans = [passage_sentences(p) for p in out.passages]
+    out.tokens, s_ptr, out.s_terms = passage_terms(out.passages, out.spans, settings.bm25_context)
+    out.s_counts = np.diff(s_ptr).tolist()
+    bands = band_hashes(
+        [p.text for p in out.passages], settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
+    )
+    out.bands = list(bands)
+    return out
+
+
+def prepare_all(
+    fresh: list[tuple[Article, os.stat_result | FileStat]],
+    settings: Settings,
+    embedder: Embedder,
+) -> Prepared:
+    """:func:`prepare` over every core for a large batch, in article order."""
+    items = [(a, int(st.st_size), int(st.st_mtime_ns)) for a, st in fresh]
+    workers = min(os.cpu_count() or 1, settings.build_workers)
+    if workers < 2 or len(items) < PARALLEL_MIN_ARTICLES:
+        return prepare(items, settings, embedder.token_counter)
+    size = -(-len(items) // (workers * 4))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    out = Prepared()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        counter = embedder.token_counter
+        for part in pool.map(prepare, chunks, [settings] * len(chunks), [counter] * len(chunks)):
+            out.extend(part)
+    return out
+
+
 def new_rows(
-    fresh: list[tuple[Article, os.stat_result]],
+    fresh: list[tuple[Article, os.stat_result | FileStat]],
     settings: Settings,
     embedder: Embedder,
     known: dict[str, np.ndarray],
     progress: Progress | None = None,
 ) -> NewRows:
     """Chunk, embed and tokenise the fresh articles into segment columns."""
-    articles, stats, passages, skipped = [], [], [], []
-    bounds = [0]
-    for article, st in fresh:
-        article, parts = chunk_article(article, embedder.count_tokens, settings.model_max_tokens)
-        if not parts:
-            reason = "no indexable text after cleaning"
-            skipped.append(
-                SkippedFile(article.source, reason, article.sha256, st.st_size, st.st_mtime_ns)
-            )
-            continue
-        articles.append(article)
-        stats.append(st)
-        passages.extend(parts)
-        bounds.append(len(passages))
-    spans = [passage_sentences(p) for p in passages]
+    prep = prepare_all(fresh, settings, embedder)
+    articles, passages, spans = prep.articles, prep.passages, prep.spans
+    bounds = np.zeros(len(articles) + 1, np.int64)
+    np.cumsum(prep.counts, out=bounds[1:])
     p_texts = [embed_text(p, settings.embed_context) for p in passages]
     s_texts = [
         sentence_embed_text(p, span, settings.embed_context)
@@ -333,30 +393,29 @@ def new_rows(
     total = len(p_texts) + len(s_texts)
     codes, embedded = _codes(p_texts, embedder, known, settings, progress, 0, total)
     s_codes, s_embedded = _codes(s_texts, embedder, known, settings, progress, len(p_texts), total)
-    tokens = [tokenize(embed_text(p, settings.bm25_context)) for p in passages]
-    terms, ptr, docs, tf = postings(tokens)
-    term_id = {t: i for i, t in enumerate(terms.tolist())}
-    s_ptr, s_ids = [0], []
-    for p, pspans in zip(passages, spans, strict=True):
-        for s, e in pspans:
-            ids = sorted({term_id[t] for t in tokenize(p.text[s:e]) if t in term_id})
-            s_ids.extend(ids)
-            s_ptr.append(len(s_ids))
+    terms, ptr, docs, tf = postings(prep.tokens)
+    s_ids = (
+        np.searchsorted(terms, np.asarray(prep.s_terms, dtype=terms.dtype))
+        if prep.s_terms
+        else np.zeros(0, np.int64)
+    )
+    s_ptr = np.zeros(len(prep.s_counts) + 1, np.int64)
+    np.cumsum(prep.s_counts, out=s_ptr[1:])
     flat_spans = [span for pspans in spans for span in pspans]
     s_bounds = np.zeros(len(passages) + 1, np.int64)
     np.cumsum([len(s) for s in spans], out=s_bounds[1:])
     columns = SegmentColumns(
         article_names=np.array([a.source for a in articles], dtype=str),
         article_sha=np.array([a.sha256 for a in articles], dtype="S64"),
-        article_size=np.array([st.st_size for st in stats], dtype=np.int64),
-        article_mtime=np.array([st.st_mtime_ns for st in stats], dtype=np.int64),
-        article_rows=np.array(bounds, dtype=np.int64),
+        article_size=np.array([st[0] for st in prep.stats], dtype=np.int64),
+        article_mtime=np.array([st[1] for st in prep.stats], dtype=np.int64),
+        article_rows=bounds,
         article_blobs=[
-            pack(article_record(a, bounds[i + 1] - bounds[i])) for i, a in enumerate(articles)
+            pack(article_record(a, n)) for a, n in zip(articles, prep.counts, strict=True)
         ],
         passage_blobs=[pack(passage_record(p)) for p in passages],
         ids=np.array([p.id for p in passages], dtype="S16"),
-        lengths=np.array([len(t) for t in tokens], dtype=np.int32),
+        lengths=np.array([len(t) for t in prep.tokens], dtype=np.int32),
         terms=terms,
         postings_ptr=ptr,
         postings_docs=docs,
@@ -365,13 +424,33 @@ def new_rows(
         sent_bounds=s_bounds,
         sent_spans=np.array(flat_spans, dtype=np.int64).reshape(-1, 2),
         sent_codes=s_codes,
-        sent_term_ptr=np.array(s_ptr, dtype=np.int64),
-        sent_term_ids=np.array(s_ids, dtype=np.int32),
-        bands=band_hashes(
-            [p.text for p in passages], settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
-        ),
+        sent_term_ptr=s_ptr,
+        sent_term_ids=s_ids.astype(np.int32),
+        bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
     )
-    return NewRows(columns, tokens, embedded, s_embedded, skipped)
+    return NewRows(columns, prep.tokens, embedded, s_embedded, prep.skipped)
+
+
+def passage_terms(
+    passages: list[Passage], spans: list[list[tuple[int, int]]], context: bool
+) -> tuple[list[list[str]], list[int], list[str]]:
+    """BM25 tokens of each passage (title and section first when ``context``), and
+    the distinct terms of each sentence as a flat list with pointers. Each text is
+    tokenised once: a sentence's terms are the passage's tokens inside its span."""
+    heads: dict[str, list[str]] = {}
+    tokens, s_ptr, s_terms = [], [0], []
+    for p, pspans in zip(passages, spans, strict=True):
+        found = tokenize_spans(p.text)
+        head = " — ".join(x for x in (p.title, p.section) if x) if context else ""
+        if head not in heads:
+            heads[head] = tokenize(head)
+        tokens.append(heads[head] + [t for t, _, _ in found])
+        starts = [st for _, st, _ in found]
+        for s, e in pspans:
+            lo, hi = bisect_left(starts, s), bisect_left(starts, e)
+            s_terms.extend(sorted({t for t, _, _ in found[lo:hi]}))
+            s_ptr.append(len(s_terms))
+    return tokens, s_ptr, s_terms
 
 
 def article_record(a: Article, passages: int) -> dict:
@@ -388,7 +467,7 @@ def article_record(a: Article, passages: int) -> dict:
 
 
 def passage_record(p: Passage) -> dict:
-    keys = ("id", "paragraph", "part", "section", "start", "end", "text")
+    keys = ("paragraph", "part", "section", "start", "end", "text")  # the id is in ids.npy
     return {k: getattr(p, k) for k in keys}
 
 
@@ -653,7 +732,7 @@ def _write_generation(
             gone_tokens.append(tokenize(embed_text(p, target.bm25.context)))
     gone_df = Counter(t for toks in gone_tokens for t in set(toks))
     new_seg = new_part.segment if new_part else None
-    new_terms = new_seg.a["terms"].tolist() if new_seg else []
+    new_terms = new_seg.vocabulary() if new_seg else []
     touched = sorted(set(gone_df) | set(new_terms))
     old_df = snap.bm25.df(touched) if snap else np.zeros(len(touched), np.int64)
     added_df = segment_df(new_seg, None, touched) if new_seg else np.zeros(len(touched), np.int64)

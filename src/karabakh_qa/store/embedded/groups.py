@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dedup import is_copy, pairs_across, pairs_within, representative_key
+from ...dedup import Signature, pairs_across, pairs_within, representative_key, same, signature
 from .manifest import DedupParams
 from .segment import Segment, unpack
 
@@ -56,15 +56,17 @@ class Part:
 
 
 class _Texts:
-    """Passage texts and records read once per build."""
+    """Passage signatures and records, read and computed once per build."""
 
-    def __init__(self, parts: dict[int, Segment]) -> None:
+    def __init__(self, parts: dict[int, Segment], size: int) -> None:
         self.parts = parts
-        self.cache: dict[Node, str] = {}
+        self.size = size
+        self.cache: dict[Node, Signature] = {}
 
-    def text(self, node: Node) -> str:
+    def signature(self, node: Node) -> Signature:
         if node not in self.cache:
-            self.cache[node] = unpack(self.parts[node[0]].passage_blob(node[1]))["text"]
+            text = unpack(self.parts[node[0]].passage_blob(node[1]))["text"]
+            self.cache[node] = signature(text, self.size)
         return self.cache[node]
 
     def key(self, node: Node) -> tuple:
@@ -79,7 +81,7 @@ def update_overlay(
     params: DedupParams,
 ) -> np.ndarray:
     """The overlay after deleting ``deleted`` and adding the rows of ``new``."""
-    texts = _Texts({p.number: p.segment for p in [*old, *([new] if new else [])]})
+    texts = _Texts({p.number: p.segment for p in [*old, *([new] if new else [])]}, params.shingle)
     parent: dict[Node, Node] = {}
 
     def find(x: Node) -> Node:
@@ -95,9 +97,7 @@ def update_overlay(
             parent[max(ra, rb)] = min(ra, rb)
 
     def link(a: Node, b: Node) -> None:
-        if find(a) != find(b) and is_copy(
-            texts.text(a), texts.text(b), params.shingle, params.jaccard
-        ):
+        if find(a) != find(b) and same(texts.signature(a), texts.signature(b), params.jaccard):
             union(a, b)
 
     old_groups = overlay_groups(overlay)

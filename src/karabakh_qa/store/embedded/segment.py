@@ -6,10 +6,10 @@ A segment folder ``seg-NNNNNN/`` holds, for its rows (passages) in order:
 ``meta.json``            counts, dimension and the byte size of every file
 ``articles.bin/.off``    zlib JSON per article (title, date, url ...), offsets
 ``article_*.npy``        names, sha256, size, mtime, row bounds (for the diff)
-``passages.bin/.off``    zlib JSON per passage (id, paragraph, offsets, text)
+``passages.bin/.off``    zlib JSON per passage (paragraph, part, section, offsets, text)
 ``ids.npy``              passage ids (S16); ``owner.npy`` article of each row
 ``lengths.npy``          BM25 length of each row (raw, no idf baked in)
-``terms.npy`` ...        sorted vocabulary, ``postings_*.npy`` CSC of raw tf
+``terms.npy`` ...        sorted UTF-8 vocabulary, ``postings_*.npy`` CSC of raw tf
 ``vectors.faiss``        8-bit passage codes (see :mod:`.vectors`)
 ``sent_*.npy``           sentence bounds, spans, codes and term ids
 ``bands.npy``            MinHash LSH band hashes (near-duplicate candidates)
@@ -123,7 +123,10 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
             np.arange(len(cols.article_names), dtype=np.int32), np.diff(cols.article_rows)
         ),
         "lengths": cols.lengths.astype(np.int32),
-        "terms": cols.terms.astype(str) if len(cols.terms) else np.zeros(0, "U1"),
+        # UTF-8 bytes sort like the code points they encode: the order is kept.
+        "terms": np.char.encode(cols.terms.astype(str), "utf-8")
+        if len(cols.terms)
+        else np.zeros(0, "S1"),
         "postings_ptr": cols.postings_ptr.astype(np.int64),
         "postings_docs": cols.postings_docs.astype(np.int32),
         "postings_tf": cols.postings_tf.astype(np.uint16),
@@ -206,8 +209,9 @@ class Segment:
         """The passage at ``row``, with its article's metadata (group left empty)."""
         rec = unpack(self._passages.get(row))
         art = article or self.article_record(int(self.a["owner"][row]))
+        pid = self.a["ids"][row].decode()
         return Passage(
-            id=rec["id"],
+            id=pid,
             source=art["source"],
             paragraph=rec["paragraph"],
             part=rec["part"],
@@ -218,7 +222,7 @@ class Segment:
             date=art["date"],
             date_source=art["date_source"],
             title=art["title"],
-            group=rec["id"],
+            group=pid,
         )
 
     def passage_blob(self, row: int) -> bytes:
@@ -248,10 +252,14 @@ class Segment:
         vocab = self.a["terms"]
         if len(vocab) == 0 or not terms:
             return np.full(len(terms), -1, np.int64), np.zeros(len(terms), bool)
-        pos = np.searchsorted(vocab, np.asarray(terms, dtype=vocab.dtype))
-        pos = np.minimum(pos, len(vocab) - 1)
-        found = vocab[pos] == np.asarray(terms)
+        wanted = np.array([t.encode("utf-8") for t in terms], dtype=bytes)
+        pos = np.minimum(np.searchsorted(vocab, wanted), len(vocab) - 1)
+        found = vocab[pos] == wanted
         return np.where(found, pos, -1), found
+
+    def vocabulary(self) -> list[str]:
+        """The segment's terms, decoded."""
+        return [t.decode("utf-8") for t in self.a["terms"].tolist()]
 
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
         ptr = self.a["postings_ptr"]
