@@ -101,23 +101,28 @@ def load_squad(path: Path, part: str = "report", tune_every: int = 4) -> Collect
 
 
 class EmbeddingCache:
-    """8-bit vector codes by (model, embedded text) hash in one .npz per model: no pickles."""
+    """float16 vectors by (model, embedded text) hash in one .npz per model: no pickles."""
 
     def __init__(self, folder: Path, model: str) -> None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-        self.path = folder / f"{slug}.sq8.npz"
+        self.path = folder / f"{slug}.f16.npz"
+        self.codes = folder / f"{slug}.sq8.npz"  # an older cache of 8-bit codes
 
     def load(self) -> dict[str, np.ndarray]:
-        if not self.path.exists():
+        path = self.path if self.path.exists() else self.codes
+        if not path.exists():
             return {}
-        with np.load(self.path, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             keys = [k.decode() for k in data["keys"]]
-            return dict(zip(keys, data["vectors"], strict=True))
+            vectors = data["vectors"]
+        if vectors.dtype == np.uint8:  # 8-bit codes on [-0.5, 0.5]: their bin centres
+            vectors = ((vectors.astype(np.float32) + 0.5) / 255 - 0.5).astype(np.float16)
+        return dict(zip(keys, vectors, strict=True))
 
     def save(self, known: dict[str, np.ndarray]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array([k.encode() for k in known], dtype="S40")
-        vectors = np.stack(list(known.values())).astype(np.uint8)
+        vectors = np.stack(list(known.values())).astype(np.float16)
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=keys, vectors=vectors)
         tmp.replace(self.path)

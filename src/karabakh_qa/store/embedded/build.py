@@ -49,6 +49,7 @@ from .manifest import (
     ModelInfo,
     SegmentRef,
     SkippedFile,
+    VectorCodec,
     current_name,
     read_manifest,
     switch_current,
@@ -57,7 +58,7 @@ from .manifest import (
 from .merge import merge_segments, plan_merges
 from .search import SegmentCache, Snapshot
 from .segment import SegmentColumns, pack, unpack, write_segment
-from .vectors import DEFAULT_CODEC, encode
+from .vectors import DEFAULT_CODEC, SENTENCE_CODEC, decode, encode, pack_codes, unpack_codes
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +138,14 @@ def empty_manifest(settings: Settings, embedder: Embedder, generation: int = 0) 
         ),
         dedup=DedupParams(settings.dup_shingle, settings.dup_jaccard, DEDUP_BANDS, DEDUP_ROWS),
         vectors=DEFAULT_CODEC,
+        sentences=SENTENCE_CODEC,
     )
 
 
 def compatible(old: Manifest, new: Manifest) -> bool:
     """Can segments written under ``old`` be kept by a build with ``new``'s settings?"""
-    return (old.model, old.tokenizer, old.bm25, old.dedup, old.vectors) == (
-        new.model,
-        new.tokenizer,
-        new.bm25,
-        new.dedup,
-        new.vectors,
-    )
+    keys = ("model", "tokenizer", "bm25", "dedup", "vectors", "sentences")
+    return all(getattr(old, k) == getattr(new, k) for k in keys)
 
 
 # --- the folder diff -------------------------------------------------------------
@@ -257,7 +254,8 @@ class NewRows:
 
 
 def _old_vectors(snap: Snapshot | None, names: list[str], settings: Settings, model: str):
-    """Codes of the passages and sentences of changed articles, by embed key (reuse)."""
+    """Vectors (decoded codes: re-encoding them gives the same codes) of the passages
+    and sentences of changed articles, by embed key, for reuse."""
     known: dict[str, np.ndarray] = {}
     if snap is None:
         return known
@@ -273,9 +271,11 @@ def _old_vectors(snap: Snapshot | None, names: list[str], settings: Settings, mo
                 local
             ]
             lo, hi = (int(x) for x in seg.a["sent_bounds"][local : local + 2])
+            codec = seg.sentence_codec
+            s_vecs = decode(unpack_codes(seg.a["sent_codes"][lo:hi], codec), codec)
             for j, span in enumerate(seg.a["sent_spans"][lo:hi].tolist()):
                 text = sentence_embed_text(p, tuple(span), settings.embed_context)
-                known[embed_key(model, text)] = seg.a["sent_codes"][lo + j]
+                known[embed_key(model, text)] = s_vecs[j]
     return known
 
 
@@ -287,22 +287,24 @@ def _codes(
     progress: Progress | None,
     offset: int,
     total: int,
+    codec: VectorCodec,
 ) -> tuple[np.ndarray, int]:
-    """8-bit codes of ``texts``, embedding only those whose key is not known."""
+    """Codes of ``texts``, embedding only those whose key is not known (``known``
+    maps keys to float16 vectors and gains the new ones)."""
     keys = [embed_key(embedder.name, t) for t in texts]
     todo = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda x: x[1])
     batch = settings.embed_batch_size * 8
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         vecs = embedder.encode([texts[i] for _, i in chunk], batch_size=settings.embed_batch_size)
-        for (key, _), code in zip(chunk, encode(vecs, DEFAULT_CODEC), strict=True):
-            known[key] = code
+        for (key, _), vec in zip(chunk, vecs.astype(np.float16), strict=True):
+            known[key] = vec
         if progress:
             progress(offset + start + len(chunk), total)
-    out = np.zeros((len(texts), embedder.dim), dtype=np.uint8)
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for i, key in enumerate(keys):
         out[i] = known[key]
-    return out, len(todo)
+    return encode(out, codec), len(todo)
 
 
 @dataclass
@@ -391,8 +393,10 @@ def new_rows(
         for span in pspans
     ]
     total = len(p_texts) + len(s_texts)
-    codes, embedded = _codes(p_texts, embedder, known, settings, progress, 0, total)
-    s_codes, s_embedded = _codes(s_texts, embedder, known, settings, progress, len(p_texts), total)
+    codes, embedded = _codes(p_texts, embedder, known, settings, progress, 0, total, DEFAULT_CODEC)
+    s_codes, s_embedded = _codes(
+        s_texts, embedder, known, settings, progress, len(p_texts), total, SENTENCE_CODEC
+    )
     terms, ptr, docs, tf = postings(prep.tokens)
     s_ids = (
         np.searchsorted(terms, np.asarray(prep.s_terms, dtype=terms.dtype))
@@ -423,7 +427,7 @@ def new_rows(
         codes=codes,
         sent_bounds=s_bounds,
         sent_spans=np.array(flat_spans, dtype=np.int64).reshape(-1, 2),
-        sent_codes=s_codes,
+        sent_codes=pack_codes(s_codes, SENTENCE_CODEC),
         sent_term_ptr=s_ptr,
         sent_term_ids=s_ids.astype(np.int32),
         bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
@@ -642,7 +646,7 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
     good, segs, lives = [], [], []
     for ref in manifest.segments:
         try:
-            seg = cache.get(index_dir / ref.name, manifest.vectors)
+            seg = cache.get(index_dir / ref.name, manifest)
             from .search import load_live
 
             live = load_live(index_dir / ref.deletes, seg.rows) if ref.deletes else None
@@ -694,7 +698,7 @@ def _write_generation(
         tmp = files.tmp_name(index_dir, name)
         write_segment(tmp, name, rows.columns, target.vectors)
         files.publish_folder(tmp, index_dir / name)
-        seg = cache.get(index_dir / name, target.vectors)
+        seg = cache.get(index_dir / name, target)
         new_part = Part(segment_number(name), seg, None)
         refs.append(SegmentRef(name, seg.rows))
     # Rows of changed and removed articles become deleted.

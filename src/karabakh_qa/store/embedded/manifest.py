@@ -53,10 +53,11 @@ class DedupParams:
 
 @dataclass(frozen=True)
 class VectorCodec:
-    """Vectors are stored as 8-bit codes on a fixed range (the same for every
+    """Vectors are stored as ``bits``-bit codes on a fixed range (the same for every
     segment, so merges copy codes and never re-quantise)."""
 
-    kind: str  # "sq8-uniform"
+    kind: str  # "uniform"
+    bits: int
     low: float
     high: float
 
@@ -86,7 +87,8 @@ class Manifest:
     tokenizer: str
     bm25: Bm25Params
     dedup: DedupParams
-    vectors: VectorCodec
+    vectors: VectorCodec  # passage vectors
+    sentences: VectorCodec  # sentence vectors
     segments: tuple[SegmentRef, ...] = ()
     live_passages: int = 0  # BM25 N over live rows
     total_length: int = 0  # sum of live rows' BM25 lengths
@@ -131,6 +133,7 @@ class Manifest:
                     "bm25": Bm25Params(**raw["bm25"]),
                     "dedup": DedupParams(**raw["dedup"]),
                     "vectors": VectorCodec(**raw["vectors"]),
+                    "sentences": VectorCodec(**raw["sentences"]),
                     "segments": tuple(SegmentRef(**s) for s in raw["segments"]),
                     "skipped": tuple(SkippedFile(**s) for s in raw["skipped"]),
                 }

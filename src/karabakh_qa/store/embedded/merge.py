@@ -132,7 +132,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         codes=np.concatenate(codes) if codes else np.zeros((0, dim), np.uint8),
         sent_bounds=np.array(s_bounds, np.int64),
         sent_spans=np.concatenate(s_spans) if s_spans else np.zeros((0, 2), np.int64),
-        sent_codes=np.concatenate(s_codes) if s_codes else np.zeros((0, dim), np.uint8),
+        sent_codes=np.concatenate(s_codes) if s_codes else np.zeros((0, 0), np.uint8),
         sent_term_ptr=s_ptr,
         sent_term_ids=np.concatenate(s_term_lists) if s_term_lists else np.zeros(0, np.int32),
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),

@@ -22,7 +22,7 @@ from ...records import Passage
 from . import vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
-from .manifest import IndexCorrupt, Manifest, VectorCodec
+from .manifest import IndexCorrupt, Manifest
 from .segment import Segment, unpack
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,12 @@ class SegmentCache:
         self._open: dict[Path, Segment] = {}
         self._lock = threading.Lock()
 
-    def get(self, folder: Path, codec: VectorCodec) -> Segment:
+    def get(self, folder: Path, manifest: Manifest) -> Segment:
         with self._lock:
             seg = self._open.get(folder)
             if seg is None:
-                seg = self._open[folder] = Segment(folder, codec)
+                seg = Segment(folder, manifest.vectors, manifest.sentences)
+                self._open[folder] = seg
             return seg
 
     def keep_only(self, folders: set[Path]) -> None:
@@ -74,7 +75,7 @@ class Snapshot:
         self.index_dir = index_dir
         self.manifest = manifest
         self.path = index_dir / manifest.file_name
-        self.segments = [cache.get(index_dir / s.name, manifest.vectors) for s in manifest.segments]
+        self.segments = [cache.get(index_dir / s.name, manifest) for s in manifest.segments]
         self.live: list[np.ndarray | None] = []
         for ref, seg in zip(manifest.segments, self.segments, strict=True):
             if seg.rows != ref.rows:
@@ -287,7 +288,7 @@ def _segment_sentences(
     starts = np.asarray(bounds[local])
     counts = np.asarray(bounds[local + 1]) - starts
     flat = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    cos = vectors.cosines(seg.a["sent_codes"][flat], qvec, seg.codec)
+    cos = vectors.cosines(seg.a["sent_codes"][flat], qvec, seg.sentence_codec)
     cover = np.zeros(len(flat), dtype=np.float64)
     ids, found = seg.term_range(terms)
     if found.any() and total > 0:

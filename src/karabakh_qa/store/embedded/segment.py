@@ -79,7 +79,7 @@ class SegmentColumns:
     codes: np.ndarray  # (n, dim) uint8
     sent_bounds: np.ndarray  # (n+1,) int64
     sent_spans: np.ndarray  # (m, 2) uint16 offsets within the passage text
-    sent_codes: np.ndarray  # (m, dim) uint8
+    sent_codes: np.ndarray  # (m, packed width) uint8, see vectors.pack
     sent_term_ptr: np.ndarray  # (m+1,) int64
     sent_term_ids: np.ndarray  # int32 into ``terms``
     bands: np.ndarray  # (n, bands) uint32
@@ -132,7 +132,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "postings_tf": cols.postings_tf.astype(np.uint16),
         "sent_bounds": cols.sent_bounds.astype(np.int64),
         "sent_spans": cols.sent_spans.astype(np.uint16).reshape(-1, 2),
-        "sent_codes": cols.sent_codes.astype(np.uint8).reshape(-1, dim),
+        "sent_codes": cols.sent_codes.astype(np.uint8).reshape(len(cols.sent_spans), -1),
         "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
         "bands": cols.bands.astype(np.uint32),
@@ -157,7 +157,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
 class Segment:
     """A written segment, opened read-only; shared by every generation that lists it."""
 
-    def __init__(self, folder: Path, codec: VectorCodec) -> None:
+    def __init__(self, folder: Path, codec: VectorCodec, sentence_codec: VectorCodec) -> None:
         self.folder = folder
         self.name = folder.name
         meta_path = folder / "meta.json"
@@ -185,6 +185,7 @@ class Segment:
                 f"segment {folder} is unreadable ({exc}): run `karabakh-qa index --repair`"
             ) from None
         self.codec = codec
+        self.sentence_codec = sentence_codec
 
     def check_sizes(self) -> None:
         """Every file the segment wrote is there with its written size."""
