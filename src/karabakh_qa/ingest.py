@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,18 +115,38 @@ def parse_article(source: str, raw: bytes) -> Article:
     )
 
 
-def article_files(folder: Path) -> list[Path]:
-    """Article files under ``folder``, sorted; hidden and temporary files ignored."""
+def scan_articles(folder: Path) -> dict[str, tuple[Path, os.stat_result]]:
+    """Article files under ``folder`` by source name (sorted), with their stat;
+    hidden and temporary files and folders are ignored. One ``scandir`` pass: a
+    build compares sizes and modification times before reading anything."""
     if not folder.is_dir():
         raise ArticleError(f"articles folder {folder} does not exist or is not a folder")
-    files = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith((".", "~")) for part in rel.parts):
+    found: dict[str, tuple[Path, os.stat_result]] = {}
+    pending = [(folder, "")]
+    while pending:
+        where, prefix = pending.pop()
+        try:
+            entries = list(os.scandir(where))
+        except OSError as exc:
+            log.warning("cannot list %s: %s", where, exc.strerror)
             continue
-        if path.is_file() and path.suffix.lower() in ARTICLE_SUFFIXES:
-            files.append(path)
-    return files
+        for entry in entries:
+            if entry.name.startswith((".", "~")):
+                continue
+            name = prefix + entry.name
+            try:
+                if entry.is_dir():
+                    pending.append((Path(entry.path), name + "/"))
+                elif entry.is_file() and entry.name.lower().endswith(ARTICLE_SUFFIXES):
+                    found[name] = (Path(entry.path), entry.stat())
+            except OSError:
+                continue
+    return dict(sorted(found.items()))
+
+
+def article_files(folder: Path) -> list[Path]:
+    """Article files under ``folder``, sorted; hidden and temporary files ignored."""
+    return [path for path, _ in scan_articles(folder).values()]
 
 
 def source_name(folder: Path, path: Path) -> str:
@@ -149,14 +170,3 @@ def read_articles(folder: Path) -> tuple[list[Article], list[Skipped]]:
             log.warning("skipped %s: unreadable (%s)", source, exc.strerror)
             skipped.append(Skipped(source, f"unreadable ({exc.strerror})"))
     return articles, skipped
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every article file: what staleness and incremental builds compare."""
-    hashes = {}
-    for path in article_files(folder):
-        try:
-            hashes[source_name(folder, path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            hashes[source_name(folder, path)] = UNREADABLE
-    return hashes

@@ -16,6 +16,7 @@ serving; the next build removes what the crashed one left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -35,7 +36,7 @@ from ...config import Settings
 from ...dedup import band_hashes
 from ...embed import Embedder
 from ...errors import ArticleError, IndexUnavailable
-from ...ingest import Skipped, article_files, parse_article, source_name
+from ...ingest import Skipped, parse_article, scan_articles
 from ...records import Article, Passage
 from ...sentences import passage_sentences, sentence_embed_text
 from ...sparse import TOKENIZER_VERSION, tokenize, tokenize_spans
@@ -186,25 +187,21 @@ def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = No
     catalog = _catalog(snap)
     old_skipped = {s.source: s for s in snap.manifest.skipped} if snap else {}
     if only is None:
-        paths = {source_name(folder, p): p for p in article_files(folder)}
-        names = set(paths) | set(catalog) | set(old_skipped)
+        scanned = scan_articles(folder)
+        names = set(scanned) | set(catalog) | set(old_skipped)
     else:
-        paths = {n: folder / n for n in only if (folder / n).is_file()}
+        scanned = {}
+        for n in only:
+            with contextlib.suppress(OSError):
+                scanned[n] = (folder / n, (folder / n).stat())
         names = set(only)
     diff = Diff()
     for name in sorted(names):
-        path = paths.get(name)
-        if path is None:
+        if name not in scanned:
             if name in catalog:
                 diff.removed.append(name)
             continue
-        try:
-            st = path.stat()
-        except OSError as exc:
-            diff.skipped.append(SkippedFile(name, f"unreadable ({exc.strerror})", "unreadable"))
-            if name in catalog:
-                diff.removed.append(name)
-            continue
+        path, st = scanned[name]
         known = catalog.get(name)
         skip = old_skipped.get(name)
         if known and known[:2] == (st.st_size, st.st_mtime_ns):
@@ -253,30 +250,30 @@ class NewRows:
     skipped: list[SkippedFile]
 
 
-def _old_vectors(snap: Snapshot | None, names: list[str], settings: Settings, model: str):
-    """Vectors (decoded codes: re-encoding them gives the same codes) of the passages
-    and sentences of changed articles, by embed key, for reuse."""
-    known: dict[str, np.ndarray] = {}
-    if snap is None:
-        return known
-    for name in names:
+def _old_vectors(
+    snap: Snapshot | None, names: list[str], settings: Settings, model: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Decoded passage and sentence codes of changed articles, by embed key, kept
+    apart because their codecs differ: re-encoding a decoded code with its own
+    codec gives the same code back, so reuse is exact."""
+    passages: dict[str, np.ndarray] = {}
+    sentences: dict[str, np.ndarray] = {}
+    for name in names if snap else []:
         found = snap.article(name)
         if found is None:
             continue
-        _, rows = found
-        for row in rows:
+        for row in found[1]:
             seg, local = snap.locate(row)
             p = seg.passage(local)
-            known[embed_key(model, embed_text(p, settings.embed_context))] = seg.vectors.codes[
-                local
-            ]
+            key = embed_key(model, embed_text(p, settings.embed_context))
+            passages[key] = decode(seg.vectors.codes[local : local + 1], seg.codec)[0]
             lo, hi = (int(x) for x in seg.a["sent_bounds"][local : local + 2])
             codec = seg.sentence_codec
             s_vecs = decode(unpack_codes(seg.a["sent_codes"][lo:hi], codec), codec)
             for j, span in enumerate(seg.a["sent_spans"][lo:hi].tolist()):
                 text = sentence_embed_text(p, tuple(span), settings.embed_context)
-                known[embed_key(model, text)] = s_vecs[j]
-    return known
+                sentences[embed_key(model, text)] = s_vecs[j]
+    return passages, sentences
 
 
 def _codes(
@@ -288,11 +285,14 @@ def _codes(
     offset: int,
     total: int,
     codec: VectorCodec,
+    reuse: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Codes of ``texts``, embedding only those whose key is not known (``known``
-    maps keys to float16 vectors and gains the new ones)."""
+    """Codes of ``texts``, embedding only those whose key is in neither ``reuse``
+    (decoded codes of this codec) nor ``known`` (float16 vectors; gains the new ones)."""
+    reuse = reuse or {}
     keys = [embed_key(embedder.name, t) for t in texts]
-    todo = sorted({k: i for i, k in enumerate(keys) if k not in known}.items(), key=lambda x: x[1])
+    todo = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
+    todo = sorted(todo.items(), key=lambda x: x[1])
     batch = settings.embed_batch_size * 8
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
@@ -303,7 +303,7 @@ def _codes(
             progress(offset + start + len(chunk), total)
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     for i, key in enumerate(keys):
-        out[i] = known[key]
+        out[i] = reuse[key] if key in reuse else known[key]
     return encode(out, codec), len(todo)
 
 
@@ -380,6 +380,7 @@ def new_rows(
     embedder: Embedder,
     known: dict[str, np.ndarray],
     progress: Progress | None = None,
+    reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {}),
 ) -> NewRows:
     """Chunk, embed and tokenise the fresh articles into segment columns."""
     prep = prepare_all(fresh, settings, embedder)
@@ -393,9 +394,11 @@ def new_rows(
         for span in pspans
     ]
     total = len(p_texts) + len(s_texts)
-    codes, embedded = _codes(p_texts, embedder, known, settings, progress, 0, total, DEFAULT_CODEC)
+    codes, embedded = _codes(
+        p_texts, embedder, known, settings, progress, 0, total, DEFAULT_CODEC, reuse[0]
+    )
     s_codes, s_embedded = _codes(
-        s_texts, embedder, known, settings, progress, len(p_texts), total, SENTENCE_CODEC
+        s_texts, embedder, known, settings, progress, len(p_texts), total, SENTENCE_CODEC, reuse[1]
     )
     terms, ptr, docs, tf = postings(prep.tokens)
     s_ids = (
@@ -581,8 +584,8 @@ def build_index(
         if snap is not None and diff.empty and unchanged_skips and not (optimize or repair):
             return _report(snap, diff, started, None, 0, 0, wrote=False)
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
-        known = _old_vectors(snap, diff.changed, settings, embedder.name)
-        rows = new_rows(diff.fresh, settings, embedder, known, progress)
+        reuse = _old_vectors(snap, diff.changed, settings, embedder.name)
+        rows = new_rows(diff.fresh, settings, embedder, {}, progress, reuse)
         manifest = _write_generation(index_dir, snap, target, generation, diff, rows, cache)
         snap_after = Snapshot(index_dir, manifest, cache)
         merged = 0

@@ -106,6 +106,15 @@ def _blobs(folder: Path, stem: str, blobs: list[bytes]) -> np.ndarray:
     return offsets
 
 
+def _utf8(terms: np.ndarray) -> np.ndarray:
+    """A sorted vocabulary as UTF-8 bytes (a merge hands it over already encoded)."""
+    if len(terms) == 0:
+        return np.zeros(0, "S1")
+    if terms.dtype.kind == "S":
+        return terms
+    return np.char.encode(terms.astype(str), "utf-8")
+
+
 def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCodec) -> None:
     """Write ``cols`` into the fresh folder ``folder`` (published by the caller)."""
     folder.mkdir(parents=True)
@@ -124,9 +133,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         ),
         "lengths": cols.lengths.astype(np.int32),
         # UTF-8 bytes sort like the code points they encode: the order is kept.
-        "terms": np.char.encode(cols.terms.astype(str), "utf-8")
-        if len(cols.terms)
-        else np.zeros(0, "S1"),
+        "terms": _utf8(cols.terms),
         "postings_ptr": cols.postings_ptr.astype(np.int64),
         "postings_docs": cols.postings_docs.astype(np.int32),
         "postings_tf": cols.postings_tf.astype(np.uint16),
