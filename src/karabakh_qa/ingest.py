@@ -115,14 +115,14 @@ def parse_article(source: str, raw: bytes) -> Article:
     )
 
 
-def scan_articles(folder: Path) -> dict[str, tuple[Path, os.stat_result]]:
+def scan_articles(folder: Path) -> dict[str, tuple[str, os.stat_result]]:
     """Article files under ``folder`` by source name (sorted), with their stat;
     hidden and temporary files and folders are ignored. One ``scandir`` pass: a
     build compares sizes and modification times before reading anything."""
     if not folder.is_dir():
         raise ArticleError(f"articles folder {folder} does not exist or is not a folder")
-    found: dict[str, tuple[Path, os.stat_result]] = {}
-    pending = [(folder, "")]
+    found: dict[str, tuple[str, os.stat_result]] = {}
+    pending = [(str(folder), "")]
     while pending:
         where, prefix = pending.pop()
         try:
@@ -136,9 +136,9 @@ def scan_articles(folder: Path) -> dict[str, tuple[Path, os.stat_result]]:
             name = prefix + entry.name
             try:
                 if entry.is_dir():
-                    pending.append((Path(entry.path), name + "/"))
+                    pending.append((entry.path, name + "/"))
                 elif entry.is_file() and entry.name.lower().endswith(ARTICLE_SUFFIXES):
-                    found[name] = (Path(entry.path), entry.stat())
+                    found[name] = (entry.path, entry.stat())
             except OSError:
                 continue
     return dict(sorted(found.items()))
@@ -146,7 +146,7 @@ def scan_articles(folder: Path) -> dict[str, tuple[Path, os.stat_result]]:
 
 def article_files(folder: Path) -> list[Path]:
     """Article files under ``folder``, sorted; hidden and temporary files ignored."""
-    return [path for path, _ in scan_articles(folder).values()]
+    return [Path(path) for path, _ in scan_articles(folder).values()]
 
 
 def source_name(folder: Path, path: Path) -> str:

@@ -193,7 +193,7 @@ def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = No
         scanned = {}
         for n in only:
             with contextlib.suppress(OSError):
-                scanned[n] = (folder / n, (folder / n).stat())
+                scanned[n] = (str(folder / n), (folder / n).stat())
         names = set(only)
     diff = Diff()
     for name in sorted(names):
@@ -211,7 +211,8 @@ def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = No
             diff.skipped.append(skip)
             continue
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as fh:
+                raw = fh.read()
         except OSError as exc:
             diff.skipped.append(SkippedFile(name, f"unreadable ({exc.strerror})", "unreadable"))
             if name in catalog:
