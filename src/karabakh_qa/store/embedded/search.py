@@ -124,6 +124,17 @@ class Snapshot:
         return self.segments[pos], row - int(self.bases[pos])
 
     @cached_property
+    def deletions(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """Per segment: its deleted rows and the packed bits of its live rows."""
+        out = []
+        for live in self.live:
+            if live is None:
+                out.append((None, None))
+            else:
+                out.append((np.flatnonzero(~live), np.packbits(live, bitorder="little")))
+        return out
+
+    @cached_property
     def live_mask(self) -> np.ndarray:
         parts = [
             np.ones(s.rows, bool) if m is None else m
@@ -219,18 +230,17 @@ class Snapshot:
     ) -> np.ndarray:
         """Global rows of the ``depth`` best cosines among live (and allowed) rows."""
         found_rows, found_scores = [], []
-        for pos, (seg, live) in enumerate(zip(self.segments, self.live, strict=True)):
+        for pos, (seg, _live) in enumerate(zip(self.segments, self.live, strict=True)):
             base = int(self.bases[pos])
             if allowed is not None:
                 lo, hi = np.searchsorted(allowed, [base, base + seg.rows])
                 local = allowed[lo:hi] - base
                 if len(local) == 0:
                     continue
-            elif live is not None:
-                local = np.flatnonzero(live)
+                scores, rows = seg.vectors.search(qvec, depth, local)
             else:
-                local = None
-            scores, rows = seg.vectors.search(qvec, depth, local)
+                deleted, bits = self.deletions[pos]
+                scores, rows = seg.vectors.search(qvec, depth, None, deleted, bits)
             found_rows.append(rows + base)
             found_scores.append(scores)
         if not found_rows:

@@ -193,6 +193,7 @@ class Segment:
             ) from None
         self.codec = codec
         self.sentence_codec = sentence_codec
+        self._article_cache: dict[int, dict] = {}
 
     def check_sizes(self) -> None:
         """Every file the segment wrote is there with its written size."""
@@ -211,7 +212,14 @@ class Segment:
     # --- records ---------------------------------------------------------------
 
     def article_record(self, i: int) -> dict:
-        return unpack(self._articles.get(i))
+        """Article ``i``'s metadata (a copy; the last few hundred are kept decoded)."""
+        found = self._article_cache.get(i)
+        if found is None:
+            found = unpack(self._articles.get(i))
+            if len(self._article_cache) >= 512:
+                self._article_cache.clear()
+            self._article_cache[i] = found
+        return dict(found)
 
     def passage(self, row: int, article: dict | None = None) -> Passage:
         """The passage at ``row``, with its article's metadata (group left empty)."""

@@ -24,6 +24,7 @@ from .manifest import VectorCodec
 
 DEFAULT_CODEC = VectorCodec(kind="uniform", bits=8, low=-0.5, high=0.5)
 SENTENCE_CODEC = VectorCodec(kind="uniform", bits=6, low=-0.25, high=0.25)
+OVERFETCH_MAX = 2000  # deleted rows a search over-fetches and drops rather than filters
 
 
 def set_dense_threads(threads: int) -> None:
@@ -57,20 +58,28 @@ def pack_codes(codes: np.ndarray, codec: VectorCodec) -> np.ndarray:
 
 
 def unpack_codes(stored: np.ndarray, codec: VectorCodec) -> np.ndarray:
-    """The inverse of :func:`pack_codes`."""
+    """The inverse of :func:`pack_codes` (byte arithmetic only, no widening)."""
     if codec.bits == 8:
         return stored
-    b = stored.astype(np.uint32).reshape(len(stored), stored.shape[1] // 3, 3)
-    word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
-    out = np.stack([word & 63, (word >> 6) & 63, (word >> 12) & 63, word >> 18], axis=-1)
-    return out.astype(np.uint8).reshape(len(stored), stored.shape[1] // 3 * 4)
+    b = stored.reshape(len(stored), stored.shape[1] // 3, 3)
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    out = np.empty((len(stored), stored.shape[1] // 3, 4), dtype=np.uint8)
+    out[..., 0] = b0 & 63
+    out[..., 1] = (b0 >> 6) | ((b1 & 15) << 2)
+    out[..., 2] = (b1 >> 4) | ((b2 & 3) << 4)
+    out[..., 3] = b2 >> 2
+    return out.reshape(len(stored), -1)
 
 
 def cosines(stored: np.ndarray, query: np.ndarray, codec: VectorCodec) -> np.ndarray:
-    """Exact cosines of decoded codes with ``query``, each row summed in one fixed
-    order (einsum, not BLAS), so a row scores the same whatever rows come with it."""
-    vecs = decode(unpack_codes(stored, codec), codec).astype(np.float64)
-    return np.einsum("ij,j->i", vecs, query.astype(np.float64))
+    """Exact cosines of decoded codes with ``query``: step * (codes . q) + offset * sum(q),
+    each row summed in one fixed order (einsum, not BLAS), so a row scores the same
+    whatever rows come with it."""
+    codes = unpack_codes(stored, codec).astype(np.float32)
+    q = query.astype(np.float32)
+    step = (codec.high - codec.low) / ((1 << codec.bits) - 1)
+    offset = codec.low + 0.5 * step
+    return step * np.einsum("ij,j->i", codes, q).astype(np.float64) + offset * float(q.sum())
 
 
 def write_index(path: Path, codes: np.ndarray, dim: int, codec: VectorCodec) -> None:
@@ -97,13 +106,23 @@ class SegmentVectors:
         self.codes = np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        deleted: np.ndarray | None = None,
+        live_bits: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, local rows), optionally only among ``allowed`` rows.
+        """Top ``k`` (scores, local rows) among ``allowed`` rows, or else among all rows
+        but the sorted ``deleted`` ones (``live_bits``: their packed complement).
 
         A small allowed set is scored directly; a large one goes through FAISS
-        with a bitmap selector."""
-        limit = self.rows if allowed is None else len(allowed)
+        with a bitmap selector. A few deleted rows are over-fetched and dropped,
+        many are skipped by the selector."""
+        if allowed is not None:
+            limit = len(allowed)
+        else:
+            limit = self.rows - (0 if deleted is None else len(deleted))
         k = min(k, limit)
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -111,12 +130,22 @@ class SegmentVectors:
             scores = self.scores_for(query, allowed)
             top = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(k)
             return scores[top], allowed[top]
-        params = None
         if allowed is not None:
             bitmap = np.zeros(self.rows, dtype=bool)
             bitmap[allowed] = True
-            packed = np.packbits(bitmap, bitorder="little")
-            selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(packed))
+            live_bits = np.packbits(bitmap, bitorder="little")
+        elif deleted is not None and len(deleted) <= OVERFETCH_MAX:
+            scores, ids = self._search(query, min(k + len(deleted), self.rows), None)
+            keep = ~np.isin(ids, deleted)
+            return scores[keep][:k], ids[keep][:k]
+        return self._search(query, k, live_bits)
+
+    def _search(
+        self, query: np.ndarray, k: int, live_bits: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        params = None
+        if live_bits is not None:
+            selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(live_bits))
             params = faiss.SearchParameters(sel=selector)
         scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         keep = ids[0] >= 0
