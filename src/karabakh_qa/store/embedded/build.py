@@ -33,7 +33,7 @@ import numpy as np
 
 from ...chunk import chunk_article
 from ...config import Settings
-from ...dedup import band_hashes
+from ...dedup import minhash_signatures
 from ...embed import Embedder
 from ...errors import ArticleError, IndexUnavailable
 from ...ingest import Skipped, parse_article, scan_articles
@@ -322,6 +322,7 @@ class Prepared:
     s_counts: list[int] = field(default_factory=list)  # distinct terms per sentence
     s_terms: list[str] = field(default_factory=list)
     bands: list[np.ndarray] = field(default_factory=list)
+    minhash: list[np.ndarray] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def extend(self, other: Prepared) -> None:
@@ -347,10 +348,10 @@ def prepare(
     out.spans = [passage_sentences(p) for p in out.passages]
     out.tokens, s_ptr, out.s_terms = passage_terms(out.passages, out.spans, settings.bm25_context)
     out.s_counts = np.diff(s_ptr).tolist()
-    bands = band_hashes(
+    bands, minhash = minhash_signatures(
         [p.text for p in out.passages], settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
     )
-    out.bands = list(bands)
+    out.bands, out.minhash = list(bands), list(minhash)
     return out
 
 
@@ -435,6 +436,7 @@ def new_rows(
         sent_term_ptr=s_ptr,
         sent_term_ids=s_ids.astype(np.int32),
         bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
+        minhash=np.array(prep.minhash, dtype=np.uint16).reshape(-1, DEDUP_BANDS * DEDUP_ROWS),
     )
     return NewRows(columns, prep.tokens, embedded, s_embedded, prep.skipped)
 

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dedup import Signature, pairs_across, pairs_within, representative_key, same, signature
+from ...dedup import (
+    Signature,
+    pairs_across,
+    pairs_within,
+    plausible,
+    representative_key,
+    same,
+    signature,
+)
 from .manifest import DedupParams
 from .segment import Segment, unpack
 
@@ -80,8 +88,40 @@ def update_overlay(
     new: Part | None,
     params: DedupParams,
 ) -> np.ndarray:
-    """The overlay after deleting ``deleted`` and adding the rows of ``new``."""
+    """The overlay after deleting ``deleted`` and adding the rows of ``new``.
+
+    Only groups that lose a member or gain a link to a new passage are
+    recomputed; every other row of the overlay is carried over as it is."""
     texts = _Texts({p.number: p.segment for p in [*old, *([new] if new else [])]}, params.shingle)
+
+    segs = {p.number: p.segment for p in [*old, *([new] if new else [])]}
+
+    def copies(a: Node, b: Node) -> bool:
+        mh_a, mh_b = segs[a[0]].a["minhash"][a[1]], segs[b[0]].a["minhash"][b[1]]
+        if not plausible(mh_a, mh_b, params.jaccard)[0]:
+            return False
+        return same(texts.signature(a), texts.signature(b), params.jaccard)
+
+    edges: list[tuple[Node, Node]] = []
+    if new is not None and new.segment.rows:
+        bands = np.asarray(new.segment.a["bands"])
+        for i, j in sorted(pairs_within(bands)):
+            if copies((new.number, i), (new.number, j)):
+                edges.append(((new.number, i), (new.number, j)))
+        for part in old:
+            for r, i in sorted(pairs_across(part.segment.a["bands"], bands)):
+                node = (part.number, r)
+                alive = part.live is None or bool(part.live[r])
+                if alive and node not in deleted and copies(node, (new.number, i)):
+                    edges.append((node, (new.number, i)))
+    # Groups touched by this build: a member deleted, or a member linked to a new row.
+    keys = overlay[:, 0] << 32 | overlay[:, 1] if len(overlay) else np.zeros(0, np.int64)
+    probe = [n for n in deleted] + [a for a, _ in edges if a[0] != (new.number if new else -1)]
+    probe_keys = np.array([s << 32 | r for s, r in probe], dtype=np.int64)
+    hit = np.isin(keys, probe_keys)
+    affected = np.isin(overlay[:, 2], overlay[hit, 2]) if len(overlay) else hit
+    carried, redo = overlay[~affected], overlay[affected]
+
     parent: dict[Node, Node] = {}
 
     def find(x: Node) -> Node:
@@ -96,51 +136,35 @@ def update_overlay(
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
-    def link(a: Node, b: Node) -> None:
-        if find(a) != find(b) and same(texts.signature(a), texts.signature(b), params.jaccard):
-            union(a, b)
-
-    old_groups = overlay_groups(overlay)
-    rep_of = {(s, r): bool(is_rep) for s, r, _, is_rep in overlay.tolist()}
-    touched: set[Node] = set()
     by_number = {p.number: p for p in old}
-    for members in old_groups:
+    for members in overlay_groups(redo):
         kept = [m for m in members if m not in deleted]
-        if len(kept) == len(members):
+        if len(kept) == len(members):  # still connected as it was
             for m in members[1:]:
                 union(members[0], m)
             continue
-        touched.update(kept)  # a member left: re-check who still links to whom
-        for i, a in enumerate(kept):
-            for b in kept[i + 1 :]:
-                bands_a = by_number[a[0]].segment.a["bands"][a[1]]
-                if (bands_a == by_number[b[0]].segment.a["bands"][b[1]]).any():
-                    link(a, b)
-    if new is not None and new.segment.rows:
-        bands = np.asarray(new.segment.a["bands"])
-        touched.update((new.number, r) for r in range(new.segment.rows))
-        for i, j in sorted(pairs_within(bands)):
-            link((new.number, i), (new.number, j))
-        for part in old:
-            for r, i in sorted(pairs_across(part.segment.a["bands"], bands)):
-                node = (part.number, r)
-                alive = part.live is None or bool(part.live[r])
-                if alive and node not in deleted:
-                    link(node, (new.number, i))
+        for i, x in enumerate(kept):  # a member left: re-check who still links to whom
+            bands_x = by_number[x[0]].segment.a["bands"][x[1]]
+            for y in kept[i + 1 :]:
+                shared = (bands_x == by_number[y[0]].segment.a["bands"][y[1]]).any()
+                if find(x) != find(y) and shared and copies(x, y):
+                    union(x, y)
+        for m in kept:
+            find(m)
+    for x, y in edges:
+        union(x, y)
     components: dict[Node, list[Node]] = defaultdict(list)
     for node in list(parent):
         components[find(node)].append(node)
-    rows = []
-    for number, members in enumerate(sorted(sorted(c) for c in components.values())):
+    number = int(overlay[:, 2].max()) + 1 if len(overlay) else 0
+    rows = [tuple(r) for r in carried.tolist()]
+    for members in sorted(sorted(c) for c in components.values()):
         if len(members) < 2:
             continue
-        if touched.isdisjoint(members):
-            rep = next(m for m in members if rep_of.get(m))
-        else:
-            rep = min(members, key=texts.key)
+        rep = min(members, key=texts.key)
         rows.extend((s, r, number, int((s, r) == rep)) for s, r in members)
-    out = np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
-    return out
+        number += 1
+    return np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
 
 
 def remap_overlay(overlay: np.ndarray, mapping: dict[Node, Node]) -> np.ndarray:

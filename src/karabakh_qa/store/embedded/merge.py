@@ -8,7 +8,7 @@ merged into one of the next level, so the number of segments stays below
 reclaiming the space.
 
 A merge copies bytes: passage and article records, 8-bit vector codes, LSH
-bands; postings are concatenated under the merged vocabulary with rows
+bands and MinHash values; postings are concatenated under the merged vocabulary with rows
 renumbered and deleted rows dropped. Nothing is re-embedded or re-quantised,
 so a merged index answers exactly like a fresh build of the same folder.
 Queries keep running on the old generation until the merged one is switched in.
@@ -58,6 +58,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
     """Live rows of the planned segments as one segment's columns, and the row map."""
     names, sha, size, mtime, art_rows, art_blobs, blobs = [], [], [], [], [0], [], []
     ids, lengths, codes, bands, s_bounds, s_spans, s_codes = [], [], [], [], [0], [], []
+    minhash: list[np.ndarray] = []
     s_term_lists, post_terms, post_docs, post_tf = [], [], [], []
     mapping: dict[tuple[int, int], tuple[int, int]] = {}
     vocab = np.unique(np.concatenate([np.asarray(snap.segments[p].a["terms"]) for p in plan]))
@@ -89,6 +90,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         lengths.append(np.asarray(a["lengths"])[kept_rows])
         codes.append(np.asarray(seg.vectors.codes[kept_rows]))
         bands.append(np.asarray(a["bands"])[kept_rows])
+        minhash.append(np.asarray(a["minhash"])[kept_rows])
         sb = np.asarray(a["sent_bounds"])
         tp = np.asarray(a["sent_term_ptr"])
         for r in kept_rows.tolist():
@@ -136,6 +138,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         sent_term_ptr=s_ptr,
         sent_term_ids=np.concatenate(s_term_lists) if s_term_lists else np.zeros(0, np.int32),
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),
+        minhash=np.concatenate(minhash) if minhash else np.zeros((0, 32), np.uint16),
     )
     return cols, mapping
 

@@ -13,6 +13,7 @@ A segment folder ``seg-NNNNNN/`` holds, for its rows (passages) in order:
 ``vectors.faiss``        8-bit passage codes (see :mod:`.vectors`)
 ``sent_*.npy``           sentence bounds, spans, codes and term ids
 ``bands.npy``            MinHash LSH band hashes (near-duplicate candidates)
+``minhash.npy``          the MinHash values (16 bits), to skip hopeless candidates
 =======================  =====================================================
 
 Arrays are ``.npy`` opened with ``mmap_mode="r"``; records are read one at a
@@ -56,6 +57,7 @@ ARRAYS = (
     "sent_term_ptr",
     "sent_term_ids",
     "bands",
+    "minhash",
 )
 
 
@@ -83,6 +85,7 @@ class SegmentColumns:
     sent_term_ptr: np.ndarray  # (m+1,) int64
     sent_term_ids: np.ndarray  # int32 into ``terms``
     bands: np.ndarray  # (n, bands) uint32
+    minhash: np.ndarray  # (n, bands * rows) uint16: MinHash values, low 16 bits
 
     @property
     def rows(self) -> int:
@@ -143,6 +146,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
         "bands": cols.bands.astype(np.uint32),
+        "minhash": cols.minhash.astype(np.uint16),
     }
     for key, array in arrays.items():
         files.save_array(folder / f"{key}.npy", array)
