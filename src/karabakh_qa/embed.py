@@ -147,12 +147,16 @@ class HashEmbedder:
         """Rows of the word-direction table for ``words``, adding unseen words."""
         new = [w for w in dict.fromkeys(words) if w not in self._ids]
         if new:
-            vecs = np.empty((len(new), self.dim), dtype=np.float32)
+            size = len(self._ids)
+            if size + len(new) > len(self._table):  # grow by doubling: no copy per call
+                rows = max(2 * len(self._table), size + len(new), 1024)
+                grown = np.empty((rows, self.dim), dtype=np.float32)
+                grown[:size] = self._table[:size]
+                self._table = grown
             for i, word in enumerate(new):
                 seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-                vecs[i] = np.random.default_rng(seed).standard_normal(self.dim)
-                self._ids[word] = len(self._ids)
-            self._table = np.concatenate([self._table, vecs])
+                self._table[size + i] = np.random.default_rng(seed).standard_normal(self.dim)
+                self._ids[word] = size + i
         return np.fromiter((self._ids[w] for w in words), np.int64, len(words))
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -162,9 +166,10 @@ class HashEmbedder:
         rows = np.repeat(np.arange(len(texts)), [len(ws) for ws in words])
         counts = sparse.csr_matrix(
             (np.ones(len(ids) - 1, np.float32), (rows, ids[:-1])),
-            shape=(len(texts), len(self._table)),
+            shape=(len(texts), len(self._ids)),
         )
-        out = np.asarray(counts @ self._table, dtype=np.float32).reshape(len(texts), self.dim)
+        table = self._table[: len(self._ids)]
+        out = np.asarray(counts @ table, dtype=np.float32).reshape(len(texts), self.dim)
         empty = ~out.any(axis=1)  # no words: a fixed direction rather than a zero vector
         out[empty] = self._table[ids[-1]]
         out /= np.linalg.norm(out, axis=1, keepdims=True)

@@ -55,11 +55,14 @@ def average_idf(n: int, hist: np.ndarray) -> float:
 
 def update_histogram(hist: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """The histogram after some terms' document frequencies moved from ``old`` to ``new``."""
-    counts = Counter(dict(zip(hist[:, 0].tolist(), hist[:, 1].tolist(), strict=True)))
-    counts.subtract(Counter(int(x) for x in old if x > 0))
-    counts.update(Counter(int(x) for x in new if x > 0))
-    items = sorted((d, c) for d, c in counts.items() if c > 0)
-    return np.array(items, dtype=np.int64).reshape(-1, 2)
+    old, new = np.asarray(old, np.int64), np.asarray(new, np.int64)
+    old, new = old[old > 0], new[new > 0]
+    df = np.concatenate([hist[:, 0], old, new])
+    delta = np.concatenate([hist[:, 1], -np.ones(len(old), np.int64), np.ones(len(new), np.int64)])
+    values, where = np.unique(df, return_inverse=True)
+    counts = np.bincount(where, weights=delta, minlength=len(values)).round().astype(np.int64)
+    keep = counts > 0
+    return np.stack([values[keep], counts[keep]], axis=1).astype(np.int64).reshape(-1, 2)
 
 
 def segment_df(seg: Segment, live: np.ndarray | None, terms: list[str]) -> np.ndarray:

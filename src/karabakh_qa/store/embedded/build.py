@@ -166,12 +166,18 @@ class Diff:
         return not (self.fresh or self.removed or self.changed)
 
 
-def _catalog(snap: Snapshot | None) -> dict[str, tuple[int, int, str]]:
-    """Live article name -> (size, mtime_ns, sha256)."""
+def _catalog(
+    snap: Snapshot | None, names: list[str] | None = None
+) -> dict[str, tuple[int, int, str]]:
+    """Live article name -> (size, mtime_ns, sha256), for ``names`` or all."""
     out: dict[str, tuple[int, int, str]] = {}
     if snap is None:
         return out
-    for name, (pos, i) in snap.article_locations.items():
+    if names is None:
+        places = snap.article_locations.items()
+    else:
+        places = [(n, w) for n in names if (w := snap.locate_article(n)) is not None]
+    for name, (pos, i) in places:
         a = snap.segments[pos].a
         out[name] = (
             int(a["article_size"][i]),
@@ -184,7 +190,7 @@ def _catalog(snap: Snapshot | None) -> dict[str, tuple[int, int, str]]:
 def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = None) -> Diff:
     """What changed in ``folder`` since ``snap``: files are hashed only when their
     size or modification time differ from the catalog's."""
-    catalog = _catalog(snap)
+    catalog = _catalog(snap, only)
     old_skipped = {s.source: s for s in snap.manifest.skipped} if snap else {}
     if only is None:
         scanned = scan_articles(folder)

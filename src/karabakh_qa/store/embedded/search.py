@@ -191,9 +191,21 @@ class Snapshot:
     def article_names(self) -> list[str]:
         return sorted(self.article_locations)
 
+    def locate_article(self, name: str) -> tuple[int, int] | None:
+        """(segment position, article index) of a live article, through each
+        segment's own name index (built once per process and segment)."""
+        if "article_locations" in self.__dict__:
+            return self.article_locations.get(name)
+        for pos in range(len(self.segments) - 1, -1, -1):
+            seg, live = self.segments[pos], self.live[pos]
+            i = seg.article_index.get(name)
+            if i is not None and (live is None or live[int(seg.a["article_rows"][i])]):
+                return pos, i
+        return None
+
     def article(self, name: str) -> tuple[dict, list[int]] | None:
         """An article's metadata and its global rows, or None."""
-        where = self.article_locations.get(name)
+        where = self.locate_article(name)
         if where is None:
             return None
         pos, i = where
