@@ -38,12 +38,13 @@ EMPTY = np.uint32(0xFFFFFFFF)
 ESTIMATE_MARGIN = 0.3
 
 
-def shingles(normalised: str, size: int = 3) -> frozenset[str]:
-    """Word ``size``-grams of an already normalised text."""
+def shingles(normalised: str, size: int = 3) -> frozenset[tuple[str, ...]]:
+    """Word ``size``-grams of an already normalised text (tuples of words: exact,
+    and cheaper to build than joined strings)."""
     words = normalised.split()
     if len(words) < size:
-        return frozenset([" ".join(words)]) if words else frozenset()
-    return frozenset(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+        return frozenset([tuple(words)]) if words else frozenset()
+    return frozenset(zip(*(words[i:] for i in range(size))))
 
 
 def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +122,7 @@ def plausible(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
     return agree >= threshold - ESTIMATE_MARGIN
 
 
-Signature = tuple[str, frozenset[str]]
+Signature = tuple[str, frozenset[tuple[str, ...]]]
 
 
 def signature(text: str, size: int) -> Signature:
@@ -134,9 +135,12 @@ def same(a: Signature, b: Signature, threshold: float) -> bool:
     """The exact rule on two signatures."""
     if a[0] == b[0]:
         return True
-    if not a[1] or not b[1]:
-        return False
-    return len(a[1] & b[1]) >= threshold * len(a[1] | b[1])
+    sa, sb = a[1], b[1]
+    la, lb = len(sa), len(sb)
+    if not la or not lb or min(la, lb) < threshold * max(la, lb):
+        return False  # Jaccard is at most min/max size
+    inter = len(sa & sb) if la <= lb else len(sb & sa)
+    return inter >= threshold * (la + lb - inter)
 
 
 def is_copy(a: str, b: str, size: int, threshold: float) -> bool:

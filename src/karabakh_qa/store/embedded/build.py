@@ -308,10 +308,12 @@ def _codes(
             known[key] = vec
         if progress:
             progress(offset + start + len(chunk), total)
-    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        out[i] = reuse[key] if key in reuse else known[key]
-    return encode(out, codec), len(todo)
+    out = np.empty((len(texts), embedder.dim), dtype=np.uint8)
+    for lo in range(0, len(keys), 8192):  # bounded temporaries
+        part = keys[lo : lo + 8192]
+        vecs = np.stack([reuse[k] if k in reuse else known[k] for k in part])
+        out[lo : lo + len(part)] = encode(vecs, codec)
+    return out, len(todo)
 
 
 @dataclass

@@ -102,18 +102,32 @@ def update_overlay(
             return False
         return same(texts.signature(a), texts.signature(b), params.jaccard)
 
+    def verified(pairs: list[tuple[int, int]], left: Part, right: Part) -> list[tuple[Node, Node]]:
+        """The candidate pairs (left row, right row) that are copies: MinHash
+        estimates screen them all at once, the exact rule decides."""
+        if not pairs:
+            return []
+        a, b = np.array(pairs, dtype=np.int64).T
+        ok = plausible(left.segment.a["minhash"][a], right.segment.a["minhash"][b], params.jaccard)
+        out = []
+        for x, y in zip(a[ok].tolist(), b[ok].tolist(), strict=True):
+            nx, ny = (left.number, x), (right.number, y)
+            if same(texts.signature(nx), texts.signature(ny), params.jaccard):
+                out.append((nx, ny))
+        return out
+
     edges: list[tuple[Node, Node]] = []
     if new is not None and new.segment.rows:
         bands = np.asarray(new.segment.a["bands"])
-        for i, j in sorted(pairs_within(bands)):
-            if copies((new.number, i), (new.number, j)):
-                edges.append(((new.number, i), (new.number, j)))
+        edges.extend(verified(sorted(pairs_within(bands)), new, new))
         for part in old:
-            for r, i in sorted(pairs_across(part.segment.a["bands"], bands)):
-                node = (part.number, r)
-                alive = part.live is None or bool(part.live[r])
-                if alive and node not in deleted and copies(node, (new.number, i)):
-                    edges.append((node, (new.number, i)))
+            live = part.live
+            pairs = [
+                (r, i)
+                for r, i in sorted(pairs_across(part.segment.a["bands"], bands))
+                if (live is None or live[r]) and (part.number, r) not in deleted
+            ]
+            edges.extend(verified(pairs, part, new))
     # Groups touched by this build: a member deleted, or a member linked to a new row.
     keys = overlay[:, 0] << 32 | overlay[:, 1] if len(overlay) else np.zeros(0, np.int64)
     probe = [n for n in deleted] + [a for a, _ in edges if a[0] != (new.number if new else -1)]

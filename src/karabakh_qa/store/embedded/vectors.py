@@ -35,10 +35,12 @@ def set_dense_threads(threads: int) -> None:
 def encode(vectors: np.ndarray, codec: VectorCodec) -> np.ndarray:
     """Codes (one uint8 per component): the bin of each component on [low, high]."""
     levels = (1 << codec.bits) - 1
-    scaled = (np.asarray(vectors, dtype=np.float32) - codec.low) * (
-        levels / (codec.high - codec.low)
-    )
-    return np.clip(np.floor(scaled), 0, levels).astype(np.uint8)
+    scaled = np.array(vectors, dtype=np.float32)  # a copy, worked on in place
+    scaled -= np.float32(codec.low)
+    scaled *= np.float32(levels / (codec.high - codec.low))
+    np.floor(scaled, out=scaled)
+    np.clip(scaled, 0, levels, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def decode(codes: np.ndarray, codec: VectorCodec) -> np.ndarray:
