@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from synthetic import article_text, extra_paragraph
+
 from karabakh_qa.config import PROJECT_ROOT, Settings
 from karabakh_qa.service import SearchService
 
@@ -61,6 +63,22 @@ def main() -> None:
             f"reused {update.reused}, {update_s:.2f}s = "
             f"{100 * update_s / full_s:.2f}% of the full build"
         )
+        # The upload path (model loaded, only the named file looked at), with an
+        # 8-paragraph synthetic article: add, change (a paragraph appended), remove.
+        news = folder / "news-article.txt"
+        steps = (
+            ("add", lambda: news.write_text(article_text(123456), encoding="utf-8")),
+            ("change", lambda: news.write_text(article_text(123456) + "\n" + extra_paragraph(1))),
+            ("remove", news.unlink),
+        )
+        for label, step in steps:
+            step()
+            t = time.perf_counter()
+            report = service.build(only=[news.name])
+            print(
+                f"upload path, {label} one 8-paragraph article: {time.perf_counter() - t:.2f}s "
+                f"(embedded {report.embedded} passages, {report.embedded_sentences} sentences)"
+            )
 
 
 if __name__ == "__main__":

@@ -580,14 +580,14 @@ def build_index(
     cache = cache or SegmentCache()
     with files.build_lock(index_dir, wait=wait):
         target = empty_manifest(settings, embedder)
-        snap = None if full else _usable_snapshot(index_dir, cache, target, repair)
         current = current_name(index_dir)
-        if current is not None:
+        if current is not None:  # what crashed builds left behind goes first
             try:
                 keep = kept_files(index_dir, read_manifest(index_dir, current))
             except (FileNotFoundError, IndexUnavailable):
                 keep = {current}
             clean_index_dir(index_dir, keep)
+        snap = None if full else _usable_snapshot(index_dir, cache, target, repair)
         diff = diff_folder(settings.articles_dir, snap, None if full else only)
         unchanged_skips = snap is not None and sorted(diff.skipped, key=str) == sorted(
             snap.manifest.skipped, key=str
