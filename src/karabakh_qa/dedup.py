@@ -44,7 +44,7 @@ def shingles(normalised: str, size: int = 3) -> frozenset[tuple[str, ...]]:
     words = normalised.split()
     if len(words) < size:
         return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(zip(*(words[i:] for i in range(size)), strict=False))  # ragged: stops at the shortest
+    return frozenset(zip(*(words[i:] for i in range(size)), strict=False))  # ragged on purpose
 
 
 def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
