@@ -13,9 +13,9 @@ passage keeps a MinHash signature cut into LSH bands (``bands`` x
 with the exact rule above, so a group never rests on an approximation. With
 16 bands of 2 rows a pair at Jaccard 0.6 is a candidate with probability
 0.9992, at 0.8 with 0.99999999; equal texts always are. The 32 MinHash
-values are kept too (16 bits each): a candidate whose values agree on fewer
-than 30 % fewer than the threshold asks (:func:`plausible`) is not a copy in
-all likelihood and skips the exact check, which is what costs.
+values are kept too (16 bits each): a candidate whose values agree less often
+than the threshold minus 0.3 (:func:`plausible`) is not a copy in all
+likelihood and skips the exact check, which is what costs.
 
 The representative of a group is the copy a citation should point to first:
 the best-dated one (metadata, then header, then a date found in the text),

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -28,31 +29,35 @@ def running_server(
 ) -> Iterator[tuple[str, int]]:
     """Yield (base URL, port) once ``/api/health`` answers 200; stop the server after."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "karabakh_qa.cli", "serve", "--port", str(port), *args],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start: " + (proc.stdout.read() or "")[-2000:])
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        proc.terminate()
+    # The server's output goes to a file, not a pipe: under load waitress logs a
+    # warning per queued request, and an undrained pipe would block the server.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "karabakh_qa.cli", "serve", "--port", str(port), *args],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/api/health")
+                    if conn.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    log.seek(0)
+                    raise RuntimeError("server did not start: " + log.read()[-2000:])
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}", port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
