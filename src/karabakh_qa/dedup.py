@@ -13,8 +13,8 @@ passage keeps a MinHash signature cut into LSH bands (``bands`` x
 with the exact rule above, so a group never rests on an approximation. With
 16 bands of 2 rows a pair at Jaccard 0.6 is a candidate with probability
 0.9992, at 0.8 with 0.99999999; equal texts always are. The 32 MinHash
-values are kept too (16 bits each): a candidate whose values agree less often
-than the threshold minus 0.3 (:func:`plausible`) is not a copy in all
+values, and 32 more, are kept too (8 bits each): a candidate whose values agree
+less often than the threshold minus 0.2 (:func:`plausible`) is not a copy in all
 likelihood and skips the exact check, which is what costs.
 
 The representative of a group is the copy a citation should point to first:
@@ -35,7 +35,8 @@ from .records import Passage
 DATE_RANK = {"metadata": 0, "header": 1, "text": 2, None: 3}
 PRIME = np.uint64((1 << 61) - 1)
 EMPTY = np.uint32(0xFFFFFFFF)
-ESTIMATE_MARGIN = 0.3
+ESTIMATE_MARGIN = 0.2
+ESTIMATE_VALUES = 64
 
 
 def shingles(normalised: str, size: int = 3) -> frozenset[tuple[str, ...]]:
@@ -47,8 +48,8 @@ def shingles(normalised: str, size: int = 3) -> frozenset[tuple[str, ...]]:
     return frozenset(zip(*(words[i:] for i in range(size)), strict=False))  # ragged on purpose
 
 
-def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(20201011)  # fixed: signatures must never change
+def _permutations(count: int, seed: int = 20201011) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)  # fixed: signatures must never change
     a = rng.integers(1, 1 << 31, size=count, dtype=np.uint64)
     b = rng.integers(0, 1 << 31, size=count, dtype=np.uint64)
     return a, b
@@ -88,11 +89,14 @@ def band_hashes(texts: list[str], size: int, bands: int, rows_per_band: int) -> 
 def minhash_signatures(
     texts: list[str], size: int, bands: int, rows_per_band: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LSH band hashes (uint32) and the MinHash values themselves, cut to 16 bits
-    (``bands * rows_per_band`` per text), of the texts' shingle sets."""
-    a, b = _permutations(bands * rows_per_band)
+    """LSH band hashes (uint32) of the texts' shingle sets, and ESTIMATE_VALUES
+    MinHash values cut to 8 bits (the bands' own, then more) for :func:`plausible`."""
+    band_a, band_b = _permutations(bands * rows_per_band)
+    more_a, more_b = _permutations(max(0, ESTIMATE_VALUES - bands * rows_per_band), 7)
+    a, b = np.concatenate([band_a, more_a]), np.concatenate([band_b, more_b])
+    used = bands * rows_per_band
     out = np.full((len(texts), bands), EMPTY, dtype=np.uint32)
-    values = np.full((len(texts), bands * rows_per_band), 0xFFFF, dtype=np.uint16)
+    values = np.full((len(texts), len(a)), 0xFF, dtype=np.uint8)
     for lo in range(0, len(texts), 2000):  # bounded memory: (perms x shingles) per chunk
         sets = [_shingle_hashes(normalise(t), size) for t in texts[lo : lo + 2000]]
         sizes = np.array([len(x) for x in sets])
@@ -103,8 +107,8 @@ def minhash_signatures(
         perm = (np.outer(a, h) + b[:, None]) % PRIME
         starts = np.concatenate([[0], np.cumsum(sizes[full])[:-1]])
         mins = np.minimum.reduceat(perm, starts, axis=1).T & _MASK  # (texts, perms)
-        values[lo + full] = (mins & np.uint64(0xFFFF)).astype(np.uint16)
-        per_band = mins.reshape(len(full), bands, rows_per_band)
+        values[lo + full] = (mins & np.uint64(0xFF)).astype(np.uint8)
+        per_band = mins[:, :used].reshape(len(full), bands, rows_per_band)
         band = np.zeros((len(full), bands), np.uint64)
         for r in range(rows_per_band):
             band = (band * _BAND + per_band[:, :, r]) & _MASK
@@ -114,10 +118,11 @@ def minhash_signatures(
 
 def plausible(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
     """Rows where the MinHash estimate of Jaccard (share of equal values) is at
-    least ``threshold - ESTIMATE_MARGIN``. With 32 values and threshold 0.6 a pair
-    at the threshold fails this with probability 0.0003 (binomial), a pair at
-    Jaccard 0.15 passes with 0.016: most LSH candidates that cannot be copies are
-    spared the exact check, which stays the rule."""
+    least ``threshold - ESTIMATE_MARGIN``. With 64 values and threshold 0.6 a pair
+    at the threshold fails this with probability 0.0006 (binomial), pairs at
+    Jaccard 0.35 and 0.3 pass with 0.21 and 0.05 (8-bit values agree by chance
+    once in 256, a bias of +0.004): most LSH candidates that cannot be copies
+    are spared the exact check, which stays the rule."""
     agree = (np.atleast_2d(a) == np.atleast_2d(b)).mean(axis=1)
     return agree >= threshold - ESTIMATE_MARGIN
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ...chunk import chunk_article
 from ...config import Settings
-from ...dedup import minhash_signatures
+from ...dedup import ESTIMATE_VALUES, minhash_signatures
 from ...embed import Embedder
 from ...errors import ArticleError, IndexUnavailable
 from ...ingest import Skipped, parse_article, scan_articles
@@ -444,7 +444,7 @@ def new_rows(
         sent_term_ptr=s_ptr,
         sent_term_ids=s_ids.astype(np.int32),
         bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
-        minhash=np.array(prep.minhash, dtype=np.uint16).reshape(-1, DEDUP_BANDS * DEDUP_ROWS),
+        minhash=np.array(prep.minhash, dtype=np.uint8).reshape(-1, ESTIMATE_VALUES),
     )
     return NewRows(columns, prep.tokens, embedded, s_embedded, prep.skipped)
 

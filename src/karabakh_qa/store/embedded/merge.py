@@ -138,7 +138,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         sent_term_ptr=s_ptr,
         sent_term_ids=np.concatenate(s_term_lists) if s_term_lists else np.zeros(0, np.int32),
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),
-        minhash=np.concatenate(minhash) if minhash else np.zeros((0, 32), np.uint16),
+        minhash=np.concatenate(minhash) if minhash else np.zeros((0, 64), np.uint8),
     )
     return cols, mapping
 

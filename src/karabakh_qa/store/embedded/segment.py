@@ -13,7 +13,7 @@ A segment folder ``seg-NNNNNN/`` holds, for its rows (passages) in order:
 ``vectors.faiss``        8-bit passage codes (see :mod:`.vectors`)
 ``sent_*.npy``           sentence bounds, spans, codes and term ids
 ``bands.npy``            MinHash LSH band hashes (near-duplicate candidates)
-``minhash.npy``          the MinHash values (16 bits), to skip hopeless candidates
+``minhash.npy``          64 MinHash values (8 bits), to skip hopeless candidates
 =======================  =====================================================
 
 Arrays are ``.npy`` opened with ``mmap_mode="r"``; records are read one at a
@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import IndexUnavailable
 from ...records import Passage
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 1
+SEGMENT_SCHEMA = 2
 ARRAYS = (
     "article_names",
     "article_sha",
@@ -85,7 +86,7 @@ class SegmentColumns:
     sent_term_ptr: np.ndarray  # (m+1,) int64
     sent_term_ids: np.ndarray  # int32 into ``terms``
     bands: np.ndarray  # (n, bands) uint32
-    minhash: np.ndarray  # (n, bands * rows) uint16: MinHash values, low 16 bits
+    minhash: np.ndarray  # (n, 64) uint8: MinHash values, low 8 bits
 
     @property
     def rows(self) -> int:
@@ -146,7 +147,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
         "bands": cols.bands.astype(np.uint32),
-        "minhash": cols.minhash.astype(np.uint16),
+        "minhash": cols.minhash.astype(np.uint8),
     }
     for key, array in arrays.items():
         files.save_array(folder / f"{key}.npy", array)
@@ -178,6 +179,11 @@ class Segment:
             raise IndexCorrupt(
                 f"segment file {meta_path} is unreadable ({exc}): run `karabakh-qa index --repair`"
             ) from None
+        if self.meta.get("schema") != SEGMENT_SCHEMA:
+            raise IndexUnavailable(
+                f"segment {folder} has layout {self.meta.get('schema')}, this version reads "
+                f"{SEGMENT_SCHEMA}: run `karabakh-qa index --full`"
+            )
         self.check_sizes()
         try:
             # Plain ndarray views of the maps: indexing a np.memmap costs ~5x more.
