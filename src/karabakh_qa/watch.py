@@ -31,27 +31,47 @@ def relevant(path: str, root: Path) -> bool:
 
 
 class Debouncer(FileSystemEventHandler):
-    """Calls ``action`` once, ``delay`` seconds after the last relevant event."""
+    """Calls ``action(names)`` once, ``delay`` seconds after the last relevant event,
+    with the article files the events named (None: a folder changed, scan it all).
+    A build then looks at those files only, whatever the size of the archive."""
 
-    def __init__(self, root: Path, action: Callable[[], None], delay: float = 1.5) -> None:
+    def __init__(
+        self, root: Path, action: Callable[[list[str] | None], None], delay: float = 1.5
+    ) -> None:
         self.root = root.resolve()
         self.action = action
         self.delay = delay
         self._timer: threading.Timer | None = None
+        self._names: set[str] | None = set()
         self._lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-        if event.event_type in ("opened", "closed_no_write") or not any(
-            relevant(str(p), self.root) for p in paths if p
-        ):
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [p for p in (event.src_path, getattr(event, "dest_path", "") or "") if p]
+        names = [
+            Path(str(p)).relative_to(self.root).as_posix()
+            for p in paths
+            if relevant(str(p), self.root)
+        ]
+        folder = event.is_directory and event.event_type in ("moved", "deleted", "created")
+        if not names and not folder:
             return
         with self._lock:
+            if folder:
+                self._names = None
+            elif self._names is not None:
+                self._names.update(names)
             if self._timer:
                 self._timer.cancel()
-            self._timer = threading.Timer(self.delay, self.action)
+            self._timer = threading.Timer(self.delay, self._fire)
             self._timer.daemon = True
             self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            names, self._names = self._names, set()
+        self.action(sorted(names) if names is not None else None)
 
 
 def watch_folder(
@@ -63,9 +83,9 @@ def watch_folder(
     """Block, rebuilding incrementally after changes, until ``stop`` is set (or Ctrl-C)."""
     stop = stop or threading.Event()
 
-    def rebuild() -> None:
+    def rebuild(names: list[str] | None) -> None:
         try:
-            report = service.build(wait=True)
+            report = service.build(wait=True, only=names)
         except KarabakhError as exc:
             log.error("rebuild failed, the serving index is unchanged: %s", exc.message)
             return

@@ -75,3 +75,19 @@ def test_parity_on_the_seeds(seed_service):
         "Ganja Ganja attack",  # repeated term counts twice, as in rank-bm25
     ]
     assert_parity(seed_service, queries)
+
+
+def test_every_live_passage_of_every_segment_is_a_verbatim_span(grown):
+    snap = grown.index()
+    folder = grown.settings.articles_dir
+    checked = 0
+    for pos, seg in enumerate(snap.segments):
+        for local in range(seg.rows):
+            row = int(snap.bases[pos]) + local
+            if not snap.live_mask[row]:
+                continue
+            p = snap.passage(row)
+            text = (folder / p.source).read_bytes().decode("utf-8")
+            assert text[p.start : p.end] == p.text
+            checked += 1
+    assert checked == snap.bm25.n and len(snap.segments) >= 3
