@@ -24,7 +24,7 @@ from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import tokenize, tokenize_spans
 from .store.embedded.build import BuildReport, build_index, stale_sources
-from .store.embedded.manifest import current_name, read_manifest
+from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
 from .store.embedded.search import SegmentCache, Snapshot, top_rows
 from .store.embedded.vectors import set_dense_threads
 
@@ -269,9 +269,15 @@ class SearchService:
         )
 
     def ensure_index(self) -> BuildReport | None:
-        """Build the index if there is none; used by ``serve``."""
+        """Build the index if there is none, or rebuild one an older version wrote
+        (it cannot be served); used by ``serve``."""
         if current_name(self.settings.index_dir) is None:
             return self.build(wait=True)
+        try:
+            self.index()
+        except IndexOutdated as exc:
+            log.warning("%s; rebuilding", exc.message)
+            return self.build(full=True, wait=True)
         return None
 
     def stale(self) -> list[str]:

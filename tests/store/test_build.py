@@ -216,3 +216,16 @@ def test_skipped_file_counts_as_changed_once_fixed(seed_service, seed_settings, 
     write(seed_settings.articles_dir, "later.txt", "Now it has a real paragraph.\n")
     assert seed_service.stale() == ["later.txt"]
     assert build_index(seed_settings, embedder).added == ["later.txt"]
+
+
+def test_an_index_of_the_previous_layout_is_named_and_rebuilt_by_serve(seed_settings, embedder):
+    old = seed_settings.index_dir / "gen-000001"  # the layout before segments
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text('{"schema_version": 2}')
+    (seed_settings.index_dir / "CURRENT").write_text("gen-000001\n")
+    service = SearchService(seed_settings, embedder)
+    with pytest.raises(IndexUnavailable, match="older version.*index --full"):
+        service.index()
+    report = service.ensure_index()
+    assert report.passages == 86 and not old.exists()
+    assert service.search("houses destroyed", 1).hits

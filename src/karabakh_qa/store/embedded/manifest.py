@@ -26,6 +26,10 @@ class IndexCorrupt(IndexUnavailable):
     """A file of the index is missing, truncated or unreadable."""
 
 
+class IndexOutdated(IndexUnavailable):
+    """The index was written by another version of this program."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -122,7 +126,7 @@ class Manifest:
         try:
             raw = json.loads(text)
             if raw.get("schema_version") != SCHEMA_VERSION:
-                raise IndexUnavailable(
+                raise IndexOutdated(
                     f"index schema {raw.get('schema_version')} is not {SCHEMA_VERSION} (built by "
                     "another version): run `karabakh-qa index --full`"
                 )
@@ -161,6 +165,11 @@ def current_name(index_dir: Path) -> str | None:
 
 def read_manifest(index_dir: Path, name: str) -> Manifest:
     path = index_dir / name
+    if path.is_dir():  # CURRENT named a generation folder: the layout before segments
+        raise IndexOutdated(
+            f"index in {index_dir} was built by an older version (one folder per "
+            "generation): run `karabakh-qa index --full`"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
