@@ -63,19 +63,27 @@ class Part:
     live: np.ndarray | None  # live rows before this build (None: all)
 
 
+SIGNATURES_KEPT = 100_000  # per segment: a long-running process (uploads) reuses them
+
+
 class _Texts:
-    """Passage signatures and records, read and computed once per build."""
+    """Passage signatures, computed once per segment and row and kept on the
+    segment (immutable, so they never go stale)."""
 
     def __init__(self, parts: dict[int, Segment], size: int) -> None:
         self.parts = parts
         self.size = size
-        self.cache: dict[Node, Signature] = {}
 
     def signature(self, node: Node) -> Signature:
-        if node not in self.cache:
-            text = unpack(self.parts[node[0]].passage_blob(node[1]))["text"]
-            self.cache[node] = signature(text, self.size)
-        return self.cache[node]
+        seg = self.parts[node[0]]
+        cache = seg.memo.setdefault(("signature", self.size), {})
+        found = cache.get(node[1])
+        if found is None:
+            found = signature(unpack(seg.passage_blob(node[1]))["text"], self.size)
+            if len(cache) >= SIGNATURES_KEPT:
+                cache.clear()
+            cache[node[1]] = found
+        return found
 
     def key(self, node: Node) -> tuple:
         return representative_key(self.parts[node[0]].passage(node[1]))
@@ -171,14 +179,15 @@ def update_overlay(
     for node in list(parent):
         components[find(node)].append(node)
     number = int(overlay[:, 2].max()) + 1 if len(overlay) else 0
-    rows = [tuple(r) for r in carried.tolist()]
+    rows = []
     for members in sorted(sorted(c) for c in components.values()):
         if len(members) < 2:
             continue
         rep = min(members, key=texts.key)
         rows.extend((s, r, number, int((s, r) == rep)) for s, r in members)
         number += 1
-    return np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
+    out = np.concatenate([carried, np.array(rows, dtype=np.int64).reshape(-1, 4)])
+    return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
 def remap_overlay(overlay: np.ndarray, mapping: dict[Node, Node]) -> np.ndarray:

@@ -36,7 +36,7 @@ from ...records import Passage
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 2
+SEGMENT_SCHEMA = 3
 ARRAYS = (
     "article_names",
     "article_sha",
@@ -146,7 +146,9 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "sent_codes": cols.sent_codes.astype(np.uint8).reshape(len(cols.sent_spans), -1),
         "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
-        "bands": cols.bands.astype(np.uint32),
+        # Stored band-major, so that one band of every row is one contiguous run
+        # (a new passage's candidates are looked up band by band).
+        "bands": np.ascontiguousarray(cols.bands.astype(np.uint32).T),
         "minhash": cols.minhash.astype(np.uint8),
     }
     for key, array in arrays.items():
@@ -190,6 +192,7 @@ class Segment:
             self.a = {
                 key: np.asarray(np.load(folder / f"{key}.npy", mmap_mode="r")) for key in ARRAYS
             }
+            self.a["bands"] = self.a["bands"].T  # (rows, bands) again, as a view
             self.rows = int(self.meta["rows"])
             self.dim = int(self.meta["dim"])
             self.vectors = vectors.SegmentVectors(
@@ -204,6 +207,7 @@ class Segment:
         self.codec = codec
         self.sentence_codec = sentence_codec
         self._article_cache: dict[int, dict] = {}
+        self.memo: dict[tuple, dict] = {}  # derived per-row values other modules keep
 
     def check_sizes(self) -> None:
         """Every file the segment wrote is there with its written size."""
