@@ -25,7 +25,7 @@ from karabakh_qa.sentences import (  # noqa: E402
     sentence_embed_text,
 )
 from karabakh_qa.service import SearchService  # noqa: E402
-from karabakh_qa.store.embedded.build import embed_text  # noqa: E402
+from karabakh_qa.store.embedded.rows import embed_text  # noqa: E402
 from karabakh_qa.store.embedded.vectors import set_dense_threads  # noqa: E402
 
 DEV = json.loads((PROJECT_ROOT / "tests" / "data" / "seed_dev.json").read_text())

@@ -23,7 +23,8 @@ from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import tokenize, tokenize_spans
-from .store.embedded.build import BuildReport, build_index, stale_sources
+from .store.embedded.build import BuildReport, build_index
+from .store.embedded.diff import stale_sources
 from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
 from .store.embedded.search import SegmentCache, Snapshot, top_rows
 from .store.embedded.vectors import set_dense_threads

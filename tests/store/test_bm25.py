@@ -6,7 +6,7 @@ from rank_bm25 import BM25Okapi
 
 from karabakh_qa.service import SearchService
 from karabakh_qa.sparse import tokenize
-from karabakh_qa.store.embedded.build import embed_text
+from karabakh_qa.store.embedded.rows import embed_text
 
 from ..conftest import make_settings, write
 

@@ -16,32 +16,24 @@ serving; the next build removes what the crashed one left behind.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
-import multiprocessing
-import os
 import time
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ...chunk import chunk_article
 from ...config import Settings
-from ...dedup import ESTIMATE_VALUES, minhash_signatures
 from ...embed import Embedder
-from ...errors import ArticleError, IndexUnavailable
-from ...ingest import Skipped, parse_article, scan_articles
-from ...records import Article, Passage
-from ...sentences import passage_sentences, sentence_embed_text
-from ...sparse import TOKENIZER_VERSION, tokenize, tokenize_spans
+from ...errors import IndexUnavailable
+from ...ingest import Skipped
+from ...records import Article
+from ...sparse import TOKENIZER_VERSION, tokenize
 from . import files
-from .bm25 import full_statistics, postings, segment_df, update_histogram
+from .bm25 import full_statistics, segment_df, update_histogram
+from .diff import Diff, FileStat, diff_folder
+from .files import next_number, save_generation_array
 from .groups import Part, empty_overlay, segment_number, update_overlay
 from .manifest import (
     Bm25Params,
@@ -49,35 +41,26 @@ from .manifest import (
     Manifest,
     ModelInfo,
     SegmentRef,
-    SkippedFile,
-    VectorCodec,
     current_name,
     read_manifest,
     switch_current,
     write_manifest,
 )
 from .merge import merge_segments, plan_merges
+from .rows import (
+    DEDUP_BANDS,
+    DEDUP_ROWS,
+    NewRows,
+    Progress,
+    embed_text,
+    new_rows,
+    old_vectors,
+)
 from .search import SegmentCache, Snapshot
-from .segment import SegmentColumns, pack, unpack, write_segment
-from .vectors import DEFAULT_CODEC, SENTENCE_CODEC, decode, encode, pack_codes, unpack_codes
+from .segment import write_segment
+from .vectors import DEFAULT_CODEC, SENTENCE_CODEC
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-DEDUP_BANDS, DEDUP_ROWS = 16, 2
-PARALLEL_MIN_ARTICLES = 200  # below this, worker start-up costs more than it saves
-
-
-def embed_text(p: Passage, with_context: bool) -> str:
-    """What the model (or BM25) sees for a passage: optionally its title and section first."""
-    if not with_context:
-        return p.text
-    head = " — ".join(x for x in (p.title, p.section) if x)
-    return f"{head}\n{p.text}" if head else p.text
-
-
-def embed_key(model: str, text: str) -> str:
-    return hashlib.sha1(f"{model}\x1f{text}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -149,357 +132,7 @@ def compatible(old: Manifest, new: Manifest) -> bool:
     return all(getattr(old, k) == getattr(new, k) for k in keys)
 
 
-# --- the folder diff -------------------------------------------------------------
-
-
-@dataclass
-class Diff:
-    fresh: list[tuple[Article, os.stat_result | FileStat]] = field(default_factory=list)  # to index
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    skipped: list[SkippedFile] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.fresh or self.removed or self.changed)
-
-
-def _catalog(
-    snap: Snapshot | None, names: list[str] | None = None
-) -> dict[str, tuple[int, int, str]]:
-    """Live article name -> (size, mtime_ns, sha256), for ``names`` or all."""
-    out: dict[str, tuple[int, int, str]] = {}
-    if snap is None:
-        return out
-    if names is None:
-        places = snap.article_locations.items()
-    else:
-        places = [(n, w) for n in names if (w := snap.locate_article(n)) is not None]
-    for name, (pos, i) in places:
-        a = snap.segments[pos].a
-        out[name] = (
-            int(a["article_size"][i]),
-            int(a["article_mtime"][i]),
-            a["article_sha"][i].decode(),
-        )
-    return out
-
-
-def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = None) -> Diff:
-    """What changed in ``folder`` since ``snap``: files are hashed only when their
-    size or modification time differ from the catalog's."""
-    catalog = _catalog(snap, only)
-    old_skipped = {s.source: s for s in snap.manifest.skipped} if snap else {}
-    if only is None:
-        scanned = scan_articles(folder)
-        names = set(scanned) | set(catalog) | set(old_skipped)
-    else:
-        scanned = {}
-        for n in only:
-            with contextlib.suppress(OSError):
-                scanned[n] = (str(folder / n), (folder / n).stat())
-        names = set(only)
-    diff = Diff()
-    for name in sorted(names):
-        if name not in scanned:
-            if name in catalog:
-                diff.removed.append(name)
-            continue
-        path, st = scanned[name]
-        known = catalog.get(name)
-        skip = old_skipped.get(name)
-        if known and known[:2] == (st.st_size, st.st_mtime_ns):
-            diff.unchanged += 1
-            continue
-        if skip and (skip.size, skip.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            diff.skipped.append(skip)
-            continue
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError as exc:
-            diff.skipped.append(SkippedFile(name, f"unreadable ({exc.strerror})", "unreadable"))
-            if name in catalog:
-                diff.removed.append(name)
-            continue
-        sha = hashlib.sha256(raw).hexdigest()
-        if known and known[2] == sha:
-            diff.unchanged += 1  # touched, not changed
-            continue
-        try:
-            article = parse_article(name, raw)
-        except ArticleError as exc:
-            log.warning("skipped %s", exc.message)
-            reason = exc.message.split(": ", 1)[-1]
-            diff.skipped.append(SkippedFile(name, reason, sha, st.st_size, st.st_mtime_ns))
-            if name in catalog:
-                diff.removed.append(name)
-            continue
-        (diff.changed if name in catalog else diff.added).append(name)
-        diff.fresh.append((article, st))
-    if only is not None:  # files outside ``only`` keep their skipped entries
-        kept = {s.source for s in diff.skipped}
-        diff.skipped.extend(s for n, s in old_skipped.items() if n not in kept and n not in names)
-    return diff
-
-
-# --- a new segment from articles ----------------------------------------------------
-
-
-@dataclass
-class NewRows:
-    columns: SegmentColumns
-    tokens: list[list[str]]
-    embedded: int
-    embedded_sentences: int
-    skipped: list[SkippedFile]
-
-
-def _old_vectors(
-    snap: Snapshot | None, names: list[str], settings: Settings, model: str
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Decoded passage and sentence codes of changed articles, by embed key, kept
-    apart because their codecs differ: re-encoding a decoded code with its own
-    codec gives the same code back, so reuse is exact."""
-    passages: dict[str, np.ndarray] = {}
-    sentences: dict[str, np.ndarray] = {}
-    for name in names if snap else []:
-        found = snap.article(name)
-        if found is None:
-            continue
-        for row in found[1]:
-            seg, local = snap.locate(row)
-            p = seg.passage(local)
-            key = embed_key(model, embed_text(p, settings.embed_context))
-            passages[key] = decode(seg.vectors.codes[local : local + 1], seg.codec)[0]
-            lo, hi = (int(x) for x in seg.a["sent_bounds"][local : local + 2])
-            codec = seg.sentence_codec
-            s_vecs = decode(unpack_codes(seg.a["sent_codes"][lo:hi], codec), codec)
-            for j, span in enumerate(seg.a["sent_spans"][lo:hi].tolist()):
-                text = sentence_embed_text(p, tuple(span), settings.embed_context)
-                sentences[embed_key(model, text)] = s_vecs[j]
-    return passages, sentences
-
-
-def _codes(
-    texts: list[str],
-    embedder: Embedder,
-    known: dict[str, np.ndarray],
-    settings: Settings,
-    progress: Progress | None,
-    offset: int,
-    total: int,
-    codec: VectorCodec,
-    reuse: dict[str, np.ndarray] | None = None,
-) -> tuple[np.ndarray, int]:
-    """Codes of ``texts``, embedding only those whose key is in neither ``reuse``
-    (decoded codes of this codec) nor ``known`` (float16 vectors; gains the new ones)."""
-    reuse = reuse or {}
-    keys = [embed_key(embedder.name, t) for t in texts]
-    todo = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
-    todo = sorted(todo.items(), key=lambda x: x[1])
-    batch = settings.embed_batch_size * 8
-    for start in range(0, len(todo), batch):
-        chunk = todo[start : start + batch]
-        vecs = embedder.encode([texts[i] for _, i in chunk], batch_size=settings.embed_batch_size)
-        for (key, _), vec in zip(chunk, vecs.astype(np.float16), strict=True):
-            known[key] = vec
-        if progress:
-            progress(offset + start + len(chunk), total)
-    out = np.empty((len(texts), embedder.dim), dtype=np.uint8)
-    for lo in range(0, len(keys), 8192):  # bounded temporaries
-        part = keys[lo : lo + 8192]
-        vecs = np.stack([reuse[k] if k in reuse else known[k] for k in part])
-        out[lo : lo + len(part)] = encode(vecs, codec)
-    return out, len(todo)
-
-
-@dataclass
-class Prepared:
-    """Articles chunked, tokenised and signed (no embedding): the part of a build
-    that runs in worker processes, article by article."""
-
-    articles: list[Article] = field(default_factory=list)
-    stats: list[tuple[int, int]] = field(default_factory=list)  # (size, mtime_ns)
-    passages: list[Passage] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)  # passages per article
-    spans: list[list[tuple[int, int]]] = field(default_factory=list)
-    tokens: list[list[str]] = field(default_factory=list)
-    s_counts: list[int] = field(default_factory=list)  # distinct terms per sentence
-    s_terms: list[str] = field(default_factory=list)
-    bands: list[np.ndarray] = field(default_factory=list)
-    minhash: list[np.ndarray] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
-
-    def extend(self, other: Prepared) -> None:
-        for name in self.__dataclass_fields__:
-            getattr(self, name).extend(getattr(other, name))
-
-
-def prepare(
-    fresh: list[tuple[Article, int, int]], settings: Settings, count_tokens: Callable[[str], int]
-) -> Prepared:
-    """Chunk, tokenise and sign ``fresh`` articles (pure: runs in a worker process)."""
-    out = Prepared()
-    for article, size, mtime in fresh:
-        article, parts = chunk_article(article, count_tokens, settings.model_max_tokens)
-        if not parts:
-            reason = "no indexable text after cleaning"
-            out.skipped.append(SkippedFile(article.source, reason, article.sha256, size, mtime))
-            continue
-        out.articles.append(article)
-        out.stats.append((size, mtime))
-        out.passages.extend(parts)
-        out.counts.append(len(parts))
-    out.spans = [passage_sentences(p) for p in out.passages]
-    out.tokens, s_ptr, out.s_terms = passage_terms(out.passages, out.spans, settings.bm25_context)
-    out.s_counts = np.diff(s_ptr).tolist()
-    bands, minhash = minhash_signatures(
-        [p.text for p in out.passages], settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
-    )
-    out.bands, out.minhash = list(bands), list(minhash)
-    return out
-
-
-def prepare_all(
-    fresh: list[tuple[Article, os.stat_result | FileStat]],
-    settings: Settings,
-    embedder: Embedder,
-) -> Prepared:
-    """:func:`prepare` over every core for a large batch, in article order."""
-    items = [(a, int(st.st_size), int(st.st_mtime_ns)) for a, st in fresh]
-    workers = min(os.cpu_count() or 1, settings.build_workers)
-    if workers < 2 or len(items) < PARALLEL_MIN_ARTICLES:
-        return prepare(items, settings, embedder.token_counter)
-    size = -(-len(items) // (workers * 4))
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    out = Prepared()
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        counter = embedder.token_counter
-        for part in pool.map(prepare, chunks, [settings] * len(chunks), [counter] * len(chunks)):
-            out.extend(part)
-    return out
-
-
-def new_rows(
-    fresh: list[tuple[Article, os.stat_result | FileStat]],
-    settings: Settings,
-    embedder: Embedder,
-    known: dict[str, np.ndarray],
-    progress: Progress | None = None,
-    reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {}),
-) -> NewRows:
-    """Chunk, embed and tokenise the fresh articles into segment columns."""
-    prep = prepare_all(fresh, settings, embedder)
-    articles, passages, spans = prep.articles, prep.passages, prep.spans
-    bounds = np.zeros(len(articles) + 1, np.int64)
-    np.cumsum(prep.counts, out=bounds[1:])
-    p_texts = [embed_text(p, settings.embed_context) for p in passages]
-    s_texts = [
-        sentence_embed_text(p, span, settings.embed_context)
-        for p, pspans in zip(passages, spans, strict=True)
-        for span in pspans
-    ]
-    total = len(p_texts) + len(s_texts)
-    codes, embedded = _codes(
-        p_texts, embedder, known, settings, progress, 0, total, DEFAULT_CODEC, reuse[0]
-    )
-    s_codes, s_embedded = _codes(
-        s_texts, embedder, known, settings, progress, len(p_texts), total, SENTENCE_CODEC, reuse[1]
-    )
-    terms, ptr, docs, tf = postings(prep.tokens)
-    s_ids = (
-        np.searchsorted(terms, np.asarray(prep.s_terms, dtype=terms.dtype))
-        if prep.s_terms
-        else np.zeros(0, np.int64)
-    )
-    s_ptr = np.zeros(len(prep.s_counts) + 1, np.int64)
-    np.cumsum(prep.s_counts, out=s_ptr[1:])
-    flat_spans = [span for pspans in spans for span in pspans]
-    s_bounds = np.zeros(len(passages) + 1, np.int64)
-    np.cumsum([len(s) for s in spans], out=s_bounds[1:])
-    columns = SegmentColumns(
-        article_names=np.array([a.source for a in articles], dtype=str),
-        article_sha=np.array([a.sha256 for a in articles], dtype="S64"),
-        article_size=np.array([st[0] for st in prep.stats], dtype=np.int64),
-        article_mtime=np.array([st[1] for st in prep.stats], dtype=np.int64),
-        article_rows=bounds,
-        article_blobs=[
-            pack(article_record(a, n)) for a, n in zip(articles, prep.counts, strict=True)
-        ],
-        passage_blobs=[pack(passage_record(p)) for p in passages],
-        ids=np.array([p.id for p in passages], dtype="S16"),
-        lengths=np.array([len(t) for t in prep.tokens], dtype=np.int32),
-        terms=terms,
-        postings_ptr=ptr,
-        postings_docs=docs,
-        postings_tf=tf,
-        codes=codes,
-        sent_bounds=s_bounds,
-        sent_spans=np.array(flat_spans, dtype=np.int64).reshape(-1, 2),
-        sent_codes=pack_codes(s_codes, SENTENCE_CODEC),
-        sent_term_ptr=s_ptr,
-        sent_term_ids=s_ids.astype(np.int32),
-        bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
-        minhash=np.array(prep.minhash, dtype=np.uint8).reshape(-1, ESTIMATE_VALUES),
-    )
-    return NewRows(columns, prep.tokens, embedded, s_embedded, prep.skipped)
-
-
-def passage_terms(
-    passages: list[Passage], spans: list[list[tuple[int, int]]], context: bool
-) -> tuple[list[list[str]], list[int], list[str]]:
-    """BM25 tokens of each passage (title and section first when ``context``), and
-    the distinct terms of each sentence as a flat list with pointers. Each text is
-    tokenised once: a sentence's terms are the passage's tokens inside its span."""
-    heads: dict[str, list[str]] = {}
-    tokens, s_ptr, s_terms = [], [0], []
-    for p, pspans in zip(passages, spans, strict=True):
-        found = tokenize_spans(p.text)
-        head = " — ".join(x for x in (p.title, p.section) if x) if context else ""
-        if head not in heads:
-            heads[head] = tokenize(head)
-        tokens.append(heads[head] + [t for t, _, _ in found])
-        starts = [st for _, st, _ in found]
-        for s, e in pspans:
-            lo, hi = bisect_left(starts, s), bisect_left(starts, e)
-            s_terms.extend(sorted({t for t, _, _ in found[lo:hi]}))
-            s_ptr.append(len(s_terms))
-    return tokens, s_ptr, s_terms
-
-
-def article_record(a: Article, passages: int) -> dict:
-    return {
-        "source": a.source,
-        "sha256": a.sha256,
-        "title": a.title,
-        "date": a.date,
-        "date_source": a.date_source,
-        "url": a.url,
-        "publisher": a.publisher,
-        "passages": passages,
-    }
-
-
-def passage_record(p: Passage) -> dict:
-    keys = ("paragraph", "part", "section", "start", "end", "text")  # the id is in ids.npy
-    return {k: getattr(p, k) for k in keys}
-
-
 # --- generation bookkeeping --------------------------------------------------------
-
-
-def next_number(index_dir: Path, prefix: str) -> int:
-    """One more than any ``prefix-NNNNNN`` name present (orphans of crashes included)."""
-    best = 0
-    for p in index_dir.glob(f"{prefix}-*"):
-        digits = p.name[len(prefix) + 1 :].split(".")[0]
-        if digits.isdigit():
-            best = max(best, int(digits))
-    return best + 1
 
 
 def clean_index_dir(index_dir: Path, keep: set[str]) -> None:
@@ -538,21 +171,6 @@ def publish(index_dir: Path, snap_before: Snapshot | None, manifest: Manifest) -
     write_manifest(index_dir, manifest)
     switch_current(index_dir, manifest)
     return manifest
-
-
-def open_current(index_dir: Path, cache: SegmentCache) -> Snapshot | None:
-    name = current_name(index_dir)
-    if name is None:
-        return None
-    return Snapshot(index_dir, read_manifest(index_dir, name), cache)
-
-
-def save_generation_array(index_dir: Path, name: str, array: np.ndarray) -> str:
-    tmp = files.tmp_name(index_dir, name)
-    files.save_array(tmp, array)
-    files.fsync(tmp)
-    files.rename(tmp, index_dir / name)
-    return name
 
 
 # --- the build ------------------------------------------------------------------------
@@ -595,7 +213,7 @@ def build_index(
         if snap is not None and diff.empty and unchanged_skips and not (optimize or repair):
             return _report(snap, diff, started, None, 0, 0, wrote=False)
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
-        reuse = _old_vectors(snap, diff.changed, settings, embedder.name)
+        reuse = old_vectors(snap, diff.changed, settings, embedder.name)
         rows = new_rows(diff.fresh, settings, embedder, {}, progress, reuse)
         manifest = _write_generation(index_dir, snap, target, generation, diff, rows, cache)
         snap_after = Snapshot(index_dir, manifest, cache)
@@ -832,14 +450,6 @@ def _report(
     )
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """The two stat fields the catalog keeps, for articles that are not files."""
-
-    st_size: int
-    st_mtime_ns: int = 0
-
-
 def build_from_articles(
     settings: Settings,
     embedder: Embedder,
@@ -871,17 +481,3 @@ def build_from_articles(
         manifest = _write_generation(index_dir, snap, target, number, diff, rows, cache)
         snap = Snapshot(index_dir, manifest, cache)
     return snap
-
-
-def stale_sources(snap: Snapshot, folder: Path) -> list[str]:
-    """Article files added, changed or removed since ``snap`` was built."""
-    diff = diff_folder(folder, snap)
-    now_skipped = {s.source: s.sha256 for s in diff.skipped}
-    was_skipped = {s.source: s.sha256 for s in snap.manifest.skipped}
-    odd = {
-        s for s in set(now_skipped) | set(was_skipped) if now_skipped.get(s) != was_skipped.get(s)
-    }
-    return sorted({*diff.added, *diff.changed, *diff.removed, *odd})
-
-
-__all__ = ["BuildReport", "build_index", "stale_sources", "embed_text", "unpack"]

@@ -109,3 +109,21 @@ def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def next_number(index_dir: Path, prefix: str) -> int:
+    """One more than any ``prefix-NNNNNN`` name present (orphans of crashes included)."""
+    best = 0
+    for p in index_dir.glob(f"{prefix}-*"):
+        digits = p.name[len(prefix) + 1 :].split(".")[0]
+        if digits.isdigit():
+            best = max(best, int(digits))
+    return best + 1
+
+
+def save_generation_array(index_dir: Path, name: str, array: np.ndarray) -> str:
+    tmp = tmp_name(index_dir, name)
+    save_array(tmp, array)
+    fsync(tmp)
+    rename(tmp, index_dir / name)
+    return name

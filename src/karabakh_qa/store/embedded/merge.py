@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files
+from .files import next_number, save_generation_array
 from .groups import remap_overlay, segment_number
 from .manifest import Manifest, SegmentRef
 from .search import Snapshot
@@ -145,8 +146,6 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
 
 def merge_segments(snap: Snapshot, plan: list[int], generation: int, index_dir: Path) -> Manifest:
     """Write the merged segment and the overlay; the manifest is returned, not published."""
-    from .build import next_number, save_generation_array
-
     cols, mapping = merge_columns(snap, plan)
     name = f"seg-{next_number(index_dir, 'seg'):06d}"
     number = segment_number(name)
