@@ -22,7 +22,7 @@ from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .records import Hit, Passage
-from .sparse import tokenize, tokenize_spans
+from .sparse import term_spans, tokenize
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
@@ -470,4 +470,4 @@ class SearchService:
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
     """Offsets within ``text`` of every token whose term is in the query."""
-    return [[s, e] for t, s, e in tokenize_spans(text) if t in terms]
+    return term_spans(text, terms)

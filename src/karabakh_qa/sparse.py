@@ -65,6 +65,12 @@ def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def term_spans(text: str, wanted: set[str]) -> list[list[int]]:
+    """[start, end] of every token of ``text`` whose term is in ``wanted`` (highlights)."""
+    terms = _terms
+    return [list(m.span()) for m in _TOKEN.finditer(text) if terms[m.group()] in wanted]
+
+
 def tokenize(text: str) -> list[str]:
     """The terms of ``text``; the same function serves passages and queries."""
     terms = _terms
