@@ -68,6 +68,7 @@ class Candidates:
     ordered by passage id, with every candidate's exact features."""
 
     rows: np.ndarray
+    reps: np.ndarray  # the global row of each candidate's group representative
     ids: np.ndarray  # passage ids (S16), the tie-break of every ordering
     features: np.ndarray  # (len(FEATURES), candidates): bm25, dense, sentence, coverage
     bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
@@ -126,6 +127,7 @@ def retrieve(
     features = np.stack([bm_all[rows], index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
     return Candidates(
         rows=rows,
+        reps=index.groups.reps_of(rows),
         ids=ids,
         features=features,
         bm25_rank=ranks_of(rows, sparse_top),
@@ -390,7 +392,7 @@ class SearchService:
         query_terms = set(terms)
         for i in cands.order(fused):
             row = int(cands.rows[i])
-            rep = index.groups.rep_of(row)
+            rep = int(cands.reps[i])
             if rep in seen:
                 continue
             seen.add(rep)

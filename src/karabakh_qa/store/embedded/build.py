@@ -56,7 +56,7 @@ from .rows import (
     new_rows,
     old_vectors,
 )
-from .search import SegmentCache, Snapshot
+from .search import SegmentCache, Snapshot, load_live
 from .segment import write_segment
 from .vectors import DEFAULT_CODEC, SENTENCE_CODEC
 
@@ -279,8 +279,6 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
     for ref in manifest.segments:
         try:
             seg = cache.get(index_dir / ref.name, manifest)
-            from .search import load_live
-
             live = load_live(index_dir / ref.deletes, seg.rows) if ref.deletes else None
         except IndexUnavailable as exc:
             log.warning("dropping damaged segment %s: %s", ref.name, exc.message)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ from . import vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
 from .manifest import IndexCorrupt, Manifest
-from .segment import Segment, unpack
+from .segment import Segment
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +153,18 @@ class Snapshot:
             p = replace(p, group=rseg.a["ids"][rlocal].decode())
         return p
 
-    def passage_id(self, row: int) -> str:
-        seg, local = self.locate(row)
-        return seg.a["ids"][local].decode()
+    def by_segment(self, rows: np.ndarray) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
+        """Global ``rows`` split by segment: (segment, positions in ``rows``, local rows)."""
+        pos = np.searchsorted(self.bases, rows, side="right") - 1
+        for p in np.unique(pos).tolist():
+            sel = np.flatnonzero(pos == p)
+            yield self.segments[p], sel, rows[sel] - self.bases[p]
 
     def ids(self, rows: np.ndarray) -> np.ndarray:
         """Passage ids of global ``rows`` (S16), for deterministic tie-breaks."""
         out = np.empty(len(rows), dtype="S16")
-        pos = np.searchsorted(self.bases, rows, side="right") - 1
-        for p in np.unique(pos).tolist():
-            sel = pos == p
-            out[sel] = self.segments[p].a["ids"][rows[sel] - self.bases[p]]
+        for seg, sel, local in self.by_segment(rows):
+            out[sel] = seg.a["ids"][local]
         return out
 
     # --- articles ------------------------------------------------------------------
@@ -221,7 +223,8 @@ class Snapshot:
         """Live rows from ``sources`` (all if empty) dated within [since, until]; a date
         bound leaves out passages whose date is unknown."""
         if sources:
-            picked = [np.asarray(self.article(s)[1], np.int64) for s in sources if self.article(s)]
+            found = [self.article(s) for s in sources]
+            picked = [np.asarray(f[1], np.int64) for f in found if f]
             rows = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
         else:
             rows = np.flatnonzero(self.live_mask).astype(np.int64)
@@ -241,32 +244,28 @@ class Snapshot:
         self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None = None
     ) -> np.ndarray:
         """Global rows of the ``depth`` best cosines among live (and allowed) rows."""
-        found_rows, found_scores = [], []
-        for pos, (seg, _live) in enumerate(zip(self.segments, self.live, strict=True)):
+        found_rows = []
+        for pos, seg in enumerate(self.segments):
             base = int(self.bases[pos])
             if allowed is not None:
                 lo, hi = np.searchsorted(allowed, [base, base + seg.rows])
                 local = allowed[lo:hi] - base
                 if len(local) == 0:
                     continue
-                scores, rows = seg.vectors.search(qvec, depth, local)
+                _, rows = seg.vectors.search(qvec, depth, local)
             else:
                 deleted, bits = self.deletions[pos]
-                scores, rows = seg.vectors.search(qvec, depth, None, deleted, bits)
+                _, rows = seg.vectors.search(qvec, depth, None, deleted, bits)
             found_rows.append(rows + base)
-            found_scores.append(scores)
         if not found_rows:
             return np.zeros(0, np.int64)
-        rows = np.concatenate(found_rows)
-        scores = self.dense_scores(qvec, rows)
-        return top_rows(scores, rows, depth, self.ids)
+        rows = np.concatenate(found_rows)  # rescored exactly: FAISS's order within each only
+        return top_rows(self.dense_scores(qvec, rows), rows, depth, self.ids)
 
     def dense_scores(self, qvec: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = np.zeros(len(rows), dtype=np.float64)
-        pos = np.searchsorted(self.bases, rows, side="right") - 1
-        for p in np.unique(pos).tolist():
-            sel = pos == p
-            out[sel] = self.segments[p].vectors.scores_for(qvec, rows[sel] - self.bases[p])
+        for seg, sel, local in self.by_segment(rows):
+            out[sel] = seg.vectors.scores_for(qvec, local)
         return out
 
     # --- sentences ---------------------------------------------------------------
@@ -278,13 +277,8 @@ class Snapshot:
         question's whole idf mass), and the sentence a reader should see first."""
         n = len(rows)
         out = SentenceFeatures(np.full(n, -1.0), np.zeros(n), np.zeros(n, np.int64))
-        pos = np.searchsorted(self.bases, rows, side="right") - 1
-        for p in np.unique(pos).tolist():
-            sel = np.flatnonzero(pos == p)
-            seg = self.segments[p]
-            cos, cover, best = _segment_sentences(
-                seg, rows[sel] - self.bases[p], qvec, terms, qidf, total
-            )
+        for seg, sel, local in self.by_segment(rows):
+            cos, cover, best = _segment_sentences(seg, local, qvec, terms, qidf, total)
             out.cosine[sel], out.coverage[sel], out.best[sel] = cos, cover, best
         return out
 
@@ -292,10 +286,6 @@ class Snapshot:
         seg, local = self.locate(row)
         s, e = seg.a["sent_spans"][int(seg.a["sent_bounds"][local]) + which]
         return [int(s), int(e)]
-
-    def text(self, row: int) -> str:
-        seg, local = self.locate(row)
-        return unpack(seg.passage_blob(local))["text"]
 
 
 def _segment_sentences(
