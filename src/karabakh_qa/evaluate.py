@@ -31,6 +31,7 @@ from .records import Article
 from .service import retrieve
 from .sparse import tokenize
 from .store.embedded.build import build_from_articles
+from .store.embedded.search import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,15 @@ def evaluate(
         return _evaluate(collection, settings, embedder, systems, index)
 
 
-def _evaluate(collection, settings, embedder, systems, index):
-    sources = {}
+def _evaluate(
+    collection: Collection,
+    settings: Settings,
+    embedder: Embedder,
+    systems: dict[str, tuple[str, tuple[float, ...]]],
+    index: Snapshot,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """Every query through :func:`retrieve` on ``index``; runs scored per system."""
+    sources: dict[int, str] = {}  # row -> document id, read as rows come up
     qids = sorted(collection.qrels)
     texts = [collection.queries[q] for q in qids]
     qvecs = embedder.encode(texts, batch_size=64)
