@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from karabakh_qa.chunk import chunk_article
+from karabakh_qa.chunk import chunk_article, normalise
 from karabakh_qa.dedup import Signature, minhash_signatures, pairs_within, signature
 from karabakh_qa.errors import ArticleError
 from karabakh_qa.ingest import parse_article
@@ -33,11 +33,11 @@ def main() -> None:
         except ArticleError:
             continue
     print("passages", len(passages))
-    bands, _ = minhash_signatures([p.text for p in passages], 3, 16, 2)
+    bands, _ = minhash_signatures([normalise(p.text) for p in passages], 3, 16, 2)
     sigs: dict[int, Signature] = {}
     counts: collections.Counter[str] = collections.Counter()
     examples: dict[str, list] = collections.defaultdict(list)
-    for i, j in sorted(pairs_within(bands)):
+    for i, j in pairs_within(bands).tolist():
         if passages[i].source == passages[j].source:
             continue
         a = sigs.setdefault(i, signature(passages[i].text, 3))

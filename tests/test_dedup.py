@@ -50,6 +50,6 @@ def test_exact_rule_and_lsh_candidates():
     bands = band_hashes([a, a.upper(), c], 3, 16, 2)
     assert bands.shape == (3, 16) and bands.dtype == np.uint32
     assert (bands[0] == bands[1]).all()  # equal after normalising: every band equal
-    assert pairs_within(bands) == {(0, 1)}
-    assert pairs_across(bands[:1], bands[1:]) == {(0, 0)}
+    assert pairs_within(bands).tolist() == [[0, 1]]
+    assert pairs_across(bands[:1], bands[1:]).tolist() == [[0, 0]]
     assert (band_hashes([a], 3, 16, 2) == bands[:1]).all()  # stable across calls

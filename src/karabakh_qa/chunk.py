@@ -276,9 +276,11 @@ def infer_date(texts: list[str]) -> str | None:
     return None
 
 
-def passage_id(source: str, text: str, occurrence: int = 0) -> str:
-    """Stable id from the source and the normalised text (not list positions)."""
-    key = f"{source}\x1f{normalise(text)}" + (f"\x1f{occurrence}" if occurrence else "")
+def passage_id(source: str, text: str, occurrence: int = 0, normalised: str | None = None) -> str:
+    """Stable id from the source and the normalised text (not list positions);
+    ``normalised`` is ``normalise(text)`` when the caller has it already."""
+    norm = normalise(text) if normalised is None else normalised
+    key = f"{source}\x1f{norm}" + (f"\x1f{occurrence}" if occurrence else "")
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -326,7 +328,7 @@ def chunk_article(
         for part, (s, e) in enumerate(spans, start=1):
             text = article.text[s:e]
             key = normalise(text)
-            pid = passage_id(article.source, text, seen[key])
+            pid = passage_id(article.source, text, seen[key], key)
             seen[key] += 1
             passages.append(
                 Passage(

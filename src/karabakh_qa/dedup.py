@@ -25,7 +25,6 @@ then the earliest date, then the longest text, then the source name.
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
 
 import numpy as np
 
@@ -83,22 +82,23 @@ def _shingle_hashes(normalised: str, size: int) -> np.ndarray:
 
 def band_hashes(texts: list[str], size: int, bands: int, rows_per_band: int) -> np.ndarray:
     """(len(texts), bands) uint32 LSH band hashes of the texts' shingle sets."""
-    return minhash_signatures(texts, size, bands, rows_per_band)[0]
+    return minhash_signatures([normalise(t) for t in texts], size, bands, rows_per_band)[0]
 
 
 def minhash_signatures(
-    texts: list[str], size: int, bands: int, rows_per_band: int
+    normalised: list[str], size: int, bands: int, rows_per_band: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LSH band hashes (uint32) of the texts' shingle sets, and ESTIMATE_VALUES
-    MinHash values cut to 8 bits (the bands' own, then more) for :func:`plausible`."""
+    """LSH band hashes (uint32) of already normalised texts' shingle sets, and
+    ESTIMATE_VALUES MinHash values cut to 8 bits (the bands' own, then more) for
+    :func:`plausible`."""
     band_a, band_b = _permutations(bands * rows_per_band)
     more_a, more_b = _permutations(max(0, ESTIMATE_VALUES - bands * rows_per_band), 7)
     a, b = np.concatenate([band_a, more_a]), np.concatenate([band_b, more_b])
     used = bands * rows_per_band
-    out = np.full((len(texts), bands), EMPTY, dtype=np.uint32)
-    values = np.full((len(texts), len(a)), 0xFF, dtype=np.uint8)
-    for lo in range(0, len(texts), 2000):  # bounded memory: (perms x shingles) per chunk
-        sets = [_shingle_hashes(normalise(t), size) for t in texts[lo : lo + 2000]]
+    out = np.full((len(normalised), bands), EMPTY, dtype=np.uint32)
+    values = np.full((len(normalised), len(a)), 0xFF, dtype=np.uint8)
+    for lo in range(0, len(normalised), 2000):  # bounded memory: (perms x shingles) per chunk
+        sets = [_shingle_hashes(t, size) for t in normalised[lo : lo + 2000]]
         sizes = np.array([len(x) for x in sets])
         full = np.flatnonzero(sizes)
         if len(full) == 0:
@@ -153,36 +153,55 @@ def is_copy(a: str, b: str, size: int, threshold: float) -> bool:
     return same(signature(a, size), signature(b, size), threshold)
 
 
-def pairs_within(bands: np.ndarray) -> set[tuple[int, int]]:
-    """Candidate pairs (i < j) of rows of ``bands`` sharing at least one band."""
-    out: set[tuple[int, int]] = set()
-    for j in range(bands.shape[1]):
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for i, h in enumerate(bands[:, j].tolist()):
-            buckets[h].append(i)
-        for rows in buckets.values():
-            if len(rows) > 1:
-                out.update((x, y) for k, x in enumerate(rows) for y in rows[k + 1 :])
-    return out
+def _run_pairs(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Keys ``i << 32 | j`` (i < j) of every two rows whose ``values`` are equal,
+    ``order`` being a stable argsort of ``values`` (vectorised: no Python loop)."""
+    v = values[order]
+    edge = np.flatnonzero(v[1:] != v[:-1]) + 1
+    starts = np.concatenate([[0], edge])
+    ends = np.concatenate([edge, [len(v)]])
+    long_ = ends - starts > 1
+    if not long_.any():
+        return np.zeros(0, np.int64)
+    lens = (ends - starts)[long_]
+    pos = np.repeat(starts[long_], lens) + (
+        np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    )  # every position inside a run of two or more
+    later = np.repeat(ends[long_], lens) - pos - 1  # how many positions follow it in its run
+    left = np.repeat(pos, later)
+    right = left + 1 + np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
+    a, b = order[left].astype(np.int64), order[right].astype(np.int64)
+    return np.minimum(a, b) << 32 | np.maximum(a, b)
 
 
-def pairs_across(old: np.ndarray, new: np.ndarray) -> set[tuple[int, int]]:
-    """Candidate pairs (old row, new row) sharing a band in the same position."""
-    out: set[tuple[int, int]] = set()
-    if len(old) == 0 or len(new) == 0:
-        return out
-    for j in range(new.shape[1]):
+def _as_pairs(keys: np.ndarray) -> np.ndarray:
+    keys = np.unique(keys)
+    return np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
+
+
+def pairs_within(bands: np.ndarray) -> np.ndarray:
+    """Candidate pairs (i < j) of rows of ``bands`` sharing at least one band, as
+    an (n, 2) array sorted by i, then j."""
+    keys = [
+        _run_pairs(np.argsort(col, kind="stable"), col)
+        for col in (np.asarray(bands[:, j]) for j in range(bands.shape[1]))
+    ]
+    return _as_pairs(np.concatenate([np.zeros(0, np.int64), *keys]))
+
+
+def pairs_across(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Candidate pairs (old row, new row) sharing a band in the same position, as
+    an (n, 2) array sorted by old row, then new row."""
+    keys = [np.zeros(0, np.int64)]
+    for j in range(new.shape[1] if len(old) and len(new) else 0):
         col = np.asarray(old[:, j])
-        wanted = new[:, j]
-        hits = np.flatnonzero(np.isin(col, wanted))
+        hits = np.flatnonzero(np.isin(col, new[:, j]))
         if len(hits) == 0:
             continue
-        where: dict[int, list[int]] = defaultdict(list)
-        for i, h in enumerate(wanted.tolist()):
-            where[h].append(i)
-        for r, h in zip(hits.tolist(), col[hits].tolist(), strict=True):
-            out.update((r, i) for i in where[h])
-    return out
+        for i, h in enumerate(new[:, j].tolist()):
+            rows = hits[col[hits] == h].astype(np.int64)
+            keys.append(rows << 32 | i)
+    return _as_pairs(np.concatenate(keys))
 
 
 def representative_key(p: Passage) -> tuple:

@@ -329,7 +329,7 @@ def _write_generation(
         write_segment(tmp, name, rows.columns, target.vectors)
         files.publish_folder(tmp, index_dir / name)
         seg = cache.get(index_dir / name, target)
-        new_part = Part(segment_number(name), seg, None)
+        new_part = Part(segment_number(name), seg, None, rows.normalised)
         refs.append(SegmentRef(name, seg.rows))
     # Rows of changed and removed articles become deleted.
     deleted_rows: dict[int, list[int]] = {}

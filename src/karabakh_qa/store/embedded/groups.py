@@ -25,6 +25,7 @@ from ...dedup import (
     plausible,
     representative_key,
     same,
+    shingles,
     signature,
 )
 from .manifest import DedupParams
@@ -61,6 +62,7 @@ class Part:
     number: int
     segment: Segment
     live: np.ndarray | None  # live rows before this build (None: all)
+    normalised: list[str] | None = None  # rows' normalised texts, when the build has them
 
 
 SIGNATURES_KEPT = 100_000  # per segment: a long-running process (uploads) reuses them
@@ -70,23 +72,28 @@ class _Texts:
     """Passage signatures, computed once per segment and row and kept on the
     segment (immutable, so they never go stale)."""
 
-    def __init__(self, parts: dict[int, Segment], size: int) -> None:
+    def __init__(self, parts: dict[int, Part], size: int) -> None:
         self.parts = parts
         self.size = size
 
     def signature(self, node: Node) -> Signature:
-        seg = self.parts[node[0]]
+        part = self.parts[node[0]]
+        seg = part.segment
         cache = seg.memo.setdefault(("signature", self.size), {})
         found = cache.get(node[1])
         if found is None:
-            found = signature(unpack(seg.passage_blob(node[1]))["text"], self.size)
+            if part.normalised is not None:
+                key = part.normalised[node[1]]
+                found = key, shingles(key, self.size)
+            else:
+                found = signature(unpack(seg.passage_blob(node[1]))["text"], self.size)
             if len(cache) >= SIGNATURES_KEPT:
                 cache.clear()
             cache[node[1]] = found
         return found
 
     def key(self, node: Node) -> tuple:
-        return representative_key(self.parts[node[0]].passage(node[1]))
+        return representative_key(self.parts[node[0]].segment.passage(node[1]))
 
 
 def update_overlay(
@@ -100,7 +107,7 @@ def update_overlay(
 
     Only groups that lose a member or gain a link to a new passage are
     recomputed; every other row of the overlay is carried over as it is."""
-    texts = _Texts({p.number: p.segment for p in [*old, *([new] if new else [])]}, params.shingle)
+    texts = _Texts({p.number: p for p in [*old, *([new] if new else [])]}, params.shingle)
 
     segs = {p.number: p.segment for p in [*old, *([new] if new else [])]}
 
@@ -110,12 +117,12 @@ def update_overlay(
             return False
         return same(texts.signature(a), texts.signature(b), params.jaccard)
 
-    def verified(pairs: list[tuple[int, int]], left: Part, right: Part) -> list[tuple[Node, Node]]:
+    def verified(pairs: np.ndarray, left: Part, right: Part) -> list[tuple[Node, Node]]:
         """The candidate pairs (left row, right row) that are copies: MinHash
         estimates screen them all at once, the exact rule decides."""
-        if not pairs:
+        if not len(pairs):
             return []
-        a, b = np.array(pairs, dtype=np.int64).T
+        a, b = pairs.T
         ok = plausible(left.segment.a["minhash"][a], right.segment.a["minhash"][b], params.jaccard)
         out = []
         for x, y in zip(a[ok].tolist(), b[ok].tolist(), strict=True):
@@ -127,14 +134,15 @@ def update_overlay(
     edges: list[tuple[Node, Node]] = []
     if new is not None and new.segment.rows:
         bands = np.asarray(new.segment.a["bands"])
-        edges.extend(verified(sorted(pairs_within(bands)), new, new))
+        edges.extend(verified(pairs_within(bands), new, new))
         for part in old:
             live = part.live
-            pairs = [
-                (r, i)
-                for r, i in sorted(pairs_across(part.segment.a["bands"], bands))
-                if (live is None or live[r]) and (part.number, r) not in deleted
-            ]
+            pairs = pairs_across(part.segment.a["bands"], bands)
+            if live is not None:
+                pairs = pairs[live[pairs[:, 0]]]
+            gone = [r for s, r in deleted if s == part.number]
+            if gone:
+                pairs = pairs[~np.isin(pairs[:, 0], gone)]
             edges.extend(verified(pairs, part, new))
     # Groups touched by this build: a member deleted, or a member linked to a new row.
     keys = overlay[:, 0] << 32 | overlay[:, 1] if len(overlay) else np.zeros(0, np.int64)

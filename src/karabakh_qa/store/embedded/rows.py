@@ -8,13 +8,13 @@ import hashlib
 import multiprocessing
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...chunk import chunk_article
+from ...chunk import chunk_article, normalise
 from ...config import Settings
 from ...dedup import ESTIMATE_VALUES, minhash_signatures
 from ...embed import Embedder
@@ -52,6 +52,7 @@ class NewRows:
     embedded: int
     embedded_sentences: int
     skipped: list[SkippedFile]
+    normalised: list[str]  # each passage's near-duplicate key, for the group update
 
 
 def old_vectors(
@@ -85,14 +86,13 @@ def _codes(
     embedder: Embedder,
     known: dict[str, np.ndarray],
     settings: Settings,
-    progress: Progress | None,
-    offset: int,
-    total: int,
     codec: VectorCodec,
     reuse: dict[str, np.ndarray] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Codes of ``texts``, embedding only those whose key is in neither ``reuse``
-    (decoded codes of this codec) nor ``known`` (float16 vectors; gains the new ones)."""
+    (decoded codes of this codec) nor ``known`` (float16 vectors; gains the new
+    ones). ``progress`` gets the share of the texts to embed that is done."""
     reuse = reuse or {}
     keys = [embed_key(embedder.name, t) for t in texts]
     todo = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
@@ -104,19 +104,19 @@ def _codes(
         for (key, _), vec in zip(chunk, vecs.astype(np.float16), strict=True):
             known[key] = vec
         if progress:
-            progress(offset + start + len(chunk), total)
+            progress((start + len(chunk)) / len(todo))
     out = np.empty((len(texts), embedder.dim), dtype=np.uint8)
     for lo in range(0, len(keys), 8192):  # bounded temporaries
         part = keys[lo : lo + 8192]
         vecs = np.stack([reuse[k] if k in reuse else known[k] for k in part])
         out[lo : lo + len(part)] = encode(vecs, codec)
-    return out, len(todo)
+    return pack_codes(out, codec), len(todo)
 
 
 @dataclass
 class Prepared:
-    """Articles chunked, tokenised and signed (no embedding): the part of a build
-    that runs in worker processes, article by article."""
+    """Articles chunked, tokenised, signed and packed (no embedding): the part of
+    a build that runs in worker processes, article by article."""
 
     articles: list[Article] = field(default_factory=list)
     stats: list[tuple[int, int]] = field(default_factory=list)  # (size, mtime_ns)
@@ -126,9 +126,14 @@ class Prepared:
     tokens: list[list[str]] = field(default_factory=list)
     s_counts: list[int] = field(default_factory=list)  # distinct terms per sentence
     s_terms: list[str] = field(default_factory=list)
-    bands: list[np.ndarray] = field(default_factory=list)
+    normalised: list[str] = field(default_factory=list)
+    bands: list[np.ndarray] = field(default_factory=list)  # one array per part
     minhash: list[np.ndarray] = field(default_factory=list)
+    article_blobs: list[bytes] = field(default_factory=list)
+    passage_blobs: list[bytes] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    codes: list[np.ndarray] = field(default_factory=list)  # filled in by the main process
+    sent_codes: list[np.ndarray] = field(default_factory=list)
 
     def extend(self, other: Prepared) -> None:
         for name in self.__dataclass_fields__:
@@ -138,7 +143,7 @@ class Prepared:
 def prepare(
     fresh: list[tuple[Article, int, int]], settings: Settings, count_tokens: Callable[[str], int]
 ) -> Prepared:
-    """Chunk, tokenise and sign ``fresh`` articles (pure: runs in a worker process)."""
+    """Chunk, tokenise, sign and pack ``fresh`` articles (pure: runs in a worker process)."""
     out = Prepared()
     for article, size, mtime in fresh:
         article, parts = chunk_article(article, count_tokens, settings.model_max_tokens)
@@ -153,32 +158,39 @@ def prepare(
     out.spans = [passage_sentences(p) for p in out.passages]
     out.tokens, s_ptr, out.s_terms = passage_terms(out.passages, out.spans, settings.bm25_context)
     out.s_counts = np.diff(s_ptr).tolist()
+    out.normalised = [normalise(p.text) for p in out.passages]
     bands, minhash = minhash_signatures(
-        [p.text for p in out.passages], settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
+        out.normalised, settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
     )
-    out.bands, out.minhash = list(bands), list(minhash)
+    out.bands, out.minhash = [bands], [minhash]
+    out.article_blobs = [
+        pack(article_record(a, n)) for a, n in zip(out.articles, out.counts, strict=True)
+    ]
+    out.passage_blobs = [pack(passage_record(p)) for p in out.passages]
     return out
 
 
-def prepare_all(
+def prepared_parts(
     fresh: list[tuple[Article, os.stat_result | FileStat]],
     settings: Settings,
     embedder: Embedder,
-) -> Prepared:
-    """:func:`prepare` over every core for a large batch, in article order."""
+) -> Iterator[tuple[int, Prepared]]:
+    """:func:`prepare` over every core for a large batch: (articles, part) in
+    article order, each part as soon as it is ready, so that the caller embeds
+    one part while the workers prepare the next."""
     items = [(a, int(st.st_size), int(st.st_mtime_ns)) for a, st in fresh]
     workers = min(os.cpu_count() or 1, settings.build_workers)
     if workers < 2 or len(items) < PARALLEL_MIN_ARTICLES:
-        return prepare(items, settings, embedder.token_counter)
-    size = -(-len(items) // (workers * 4))
+        yield len(items), prepare(items, settings, embedder.token_counter)
+        return
+    size = max(PARALLEL_MIN_ARTICLES // 4, -(-len(items) // (workers * 16)))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    out = Prepared()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         counter = embedder.token_counter
-        for part in pool.map(prepare, chunks, [settings] * len(chunks), [counter] * len(chunks)):
-            out.extend(part)
-    return out
+        parts = pool.map(prepare, chunks, [settings] * len(chunks), [counter] * len(chunks))
+        for chunk, part in zip(chunks, parts, strict=True):
+            yield len(chunk), part
 
 
 def new_rows(
@@ -189,61 +201,88 @@ def new_rows(
     progress: Progress | None = None,
     reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {}),
 ) -> NewRows:
-    """Chunk, embed and tokenise the fresh articles into segment columns."""
-    prep = prepare_all(fresh, settings, embedder)
+    """Chunk, embed and tokenise the fresh articles into segment columns
+    (progress is counted in articles)."""
+    prep = Prepared()
+    embedded = s_embedded = done = 0
+    for count, part in prepared_parts(fresh, settings, embedder):
+        base = done
+
+        def report(share: float, base: int = base, count: int = count) -> None:
+            if progress:
+                progress(base + int(count * min(1.0, share)), len(fresh))
+
+        n, s_n = _embed_part(part, settings, embedder, known, reuse, report)
+        embedded, s_embedded, done = embedded + n, s_embedded + s_n, done + count
+        report(1.0)
+        prep.extend(part)
+    cols = columns(prep, embedder.dim)
+    return NewRows(cols, prep.tokens, embedded, s_embedded, prep.skipped, prep.normalised)
+
+
+def _embed_part(
+    part: Prepared,
+    settings: Settings,
+    embedder: Embedder,
+    known: dict[str, np.ndarray],
+    reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    report: Callable[[float], None],
+) -> tuple[int, int]:
+    """Fill in ``part``'s passage and sentence codes; (passages, sentences) embedded."""
+    p_texts = [embed_text(p, settings.embed_context) for p in part.passages]
+    s_texts = [
+        sentence_embed_text(p, span, settings.embed_context)
+        for p, pspans in zip(part.passages, part.spans, strict=True)
+        for span in pspans
+    ]
+    share = len(p_texts) / max(1, len(p_texts) + len(s_texts))
+    codes, n = _codes(
+        p_texts, embedder, known, settings, DEFAULT_CODEC, reuse[0], lambda x: report(x * share)
+    )
+    s_codes, s_n = _codes(
+        s_texts, embedder, known, settings, SENTENCE_CODEC, reuse[1],
+        lambda x: report(share + x * (1 - share)),
+    )  # fmt: skip
+    part.codes, part.sent_codes = [codes], [s_codes]
+    return n, s_n
+
+
+def columns(prep: Prepared, dim: int) -> SegmentColumns:
+    """The segment columns of prepared and embedded articles."""
     articles, passages, spans = prep.articles, prep.passages, prep.spans
     bounds = np.zeros(len(articles) + 1, np.int64)
     np.cumsum(prep.counts, out=bounds[1:])
-    p_texts = [embed_text(p, settings.embed_context) for p in passages]
-    s_texts = [
-        sentence_embed_text(p, span, settings.embed_context)
-        for p, pspans in zip(passages, spans, strict=True)
-        for span in pspans
-    ]
-    total = len(p_texts) + len(s_texts)
-    codes, embedded = _codes(
-        p_texts, embedder, known, settings, progress, 0, total, DEFAULT_CODEC, reuse[0]
-    )
-    s_codes, s_embedded = _codes(
-        s_texts, embedder, known, settings, progress, len(p_texts), total, SENTENCE_CODEC, reuse[1]
-    )
     terms, ptr, docs, tf = postings(prep.tokens)
-    s_ids = (
-        np.searchsorted(terms, np.asarray(prep.s_terms, dtype=terms.dtype))
-        if prep.s_terms
-        else np.zeros(0, np.int64)
-    )
+    term_id = {t: i for i, t in enumerate(terms.tolist())}
+    s_ids = np.fromiter((term_id[t] for t in prep.s_terms), np.int32, len(prep.s_terms))
     s_ptr = np.zeros(len(prep.s_counts) + 1, np.int64)
     np.cumsum(prep.s_counts, out=s_ptr[1:])
     flat_spans = [span for pspans in spans for span in pspans]
     s_bounds = np.zeros(len(passages) + 1, np.int64)
     np.cumsum([len(s) for s in spans], out=s_bounds[1:])
-    columns = SegmentColumns(
+    return SegmentColumns(
         article_names=np.array([a.source for a in articles], dtype=str),
         article_sha=np.array([a.sha256 for a in articles], dtype="S64"),
         article_size=np.array([st[0] for st in prep.stats], dtype=np.int64),
         article_mtime=np.array([st[1] for st in prep.stats], dtype=np.int64),
         article_rows=bounds,
-        article_blobs=[
-            pack(article_record(a, n)) for a, n in zip(articles, prep.counts, strict=True)
-        ],
-        passage_blobs=[pack(passage_record(p)) for p in passages],
+        article_blobs=prep.article_blobs,
+        passage_blobs=prep.passage_blobs,
         ids=np.array([p.id for p in passages], dtype="S16"),
         lengths=np.array([len(t) for t in prep.tokens], dtype=np.int32),
         terms=terms,
         postings_ptr=ptr,
         postings_docs=docs,
         postings_tf=tf,
-        codes=codes,
+        codes=np.concatenate([np.zeros((0, dim), np.uint8), *prep.codes]),
         sent_bounds=s_bounds,
         sent_spans=np.array(flat_spans, dtype=np.int64).reshape(-1, 2),
-        sent_codes=pack_codes(s_codes, SENTENCE_CODEC),
+        sent_codes=np.concatenate([np.zeros((0, dim // 4 * 3), np.uint8), *prep.sent_codes]),
         sent_term_ptr=s_ptr,
-        sent_term_ids=s_ids.astype(np.int32),
-        bands=np.array(prep.bands, dtype=np.uint32).reshape(-1, DEDUP_BANDS),
-        minhash=np.array(prep.minhash, dtype=np.uint8).reshape(-1, ESTIMATE_VALUES),
+        sent_term_ids=s_ids,
+        bands=np.concatenate([np.zeros((0, DEDUP_BANDS), np.uint32), *prep.bands]),
+        minhash=np.concatenate([np.zeros((0, ESTIMATE_VALUES), np.uint8), *prep.minhash]),
     )
-    return NewRows(columns, prep.tokens, embedded, s_embedded, prep.skipped)
 
 
 def passage_terms(

@@ -50,13 +50,16 @@ def decode(codes: np.ndarray, codec: VectorCodec) -> np.ndarray:
 
 
 def pack_codes(codes: np.ndarray, codec: VectorCodec) -> np.ndarray:
-    """Codes as stored: 6-bit codes four to three bytes, 8-bit ones as they are."""
+    """Codes as stored: 6-bit codes four to three bytes, 8-bit ones as they are
+    (byte arithmetic: the bits shifted past a byte's top fall off by design)."""
     if codec.bits == 8:
         return codes
-    c = codes.astype(np.uint32).reshape(len(codes), codes.shape[1] // 4, 4)
-    word = c[..., 0] | (c[..., 1] << 6) | (c[..., 2] << 12) | (c[..., 3] << 18)
-    out = np.stack([word & 0xFF, (word >> 8) & 0xFF, word >> 16], axis=-1)
-    return out.astype(np.uint8).reshape(len(codes), codes.shape[1] // 4 * 3)
+    c = np.ascontiguousarray(codes, dtype=np.uint8).reshape(len(codes), codes.shape[1] // 4, 4)
+    out = np.empty((len(codes), codes.shape[1] // 4, 3), dtype=np.uint8)
+    out[..., 0] = c[..., 0] | (c[..., 1] << 6)
+    out[..., 1] = (c[..., 1] >> 2) | (c[..., 2] << 4)
+    out[..., 2] = (c[..., 2] >> 4) | (c[..., 3] << 2)
+    return out.reshape(len(codes), codes.shape[1] // 4 * 3)
 
 
 def unpack_codes(stored: np.ndarray, codec: VectorCodec) -> np.ndarray:
