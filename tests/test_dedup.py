@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from karabakh_qa.dedup import band_hashes, is_copy, pairs_across, pairs_within
+from karabakh_qa.dedup import (
+    band_hashes,
+    is_copy,
+    minhash_signatures,
+    pairs_across,
+    pairs_within,
+    shingles,
+)
 
 
 @pytest.fixture
@@ -53,3 +60,25 @@ def test_exact_rule_and_lsh_candidates():
     assert pairs_within(bands).tolist() == [[0, 1]]
     assert pairs_across(bands[:1], bands[1:]).tolist() == [[0, 0]]
     assert (band_hashes([a], 3, 16, 2) == bands[:1]).all()  # stable across calls
+
+
+def test_minhash_agreement_estimates_jaccard():
+    """The share of equal MinHash values tracks the Jaccard of the shingle sets:
+    about J for overlapping texts, about 1/256 for texts sharing a single shingle."""
+    rng = np.random.default_rng(7)
+    vocab = [f"w{i}" for i in range(5000)]
+    base, half, one = [], [], []
+    for _ in range(40):
+        words = list(rng.choice(vocab, 120))
+        base.append(" ".join(words))
+        half.append(" ".join(words[:80] + list(rng.choice(vocab, 40))))  # J about 0.5
+        one.append(" ".join(words[:3] + list(rng.choice(vocab, 117))))  # one shingle shared
+    _, m_base = minhash_signatures(base, 3, 16, 2)
+    _, m_half = minhash_signatures(half, 3, 16, 2)
+    _, m_one = minhash_signatures(one, 3, 16, 2)
+    jac = np.array([len(shingles(a) & shingles(b)) / len(shingles(a) | shingles(b))
+                    for a, b in zip(base, half, strict=True)])  # fmt: skip
+    agree_half = (m_base == m_half).mean(axis=1)
+    agree_one = (m_base == m_one).mean(axis=1)
+    assert abs(float((agree_half - jac).mean())) < 0.03
+    assert float(agree_one.max()) < 0.15 and float(agree_one.mean()) < 0.03

@@ -42,10 +42,7 @@ def test_build_writes_a_typed_manifest_and_one_segment_without_pickles(seed_serv
         "stats-000001.npy",
     ]
     seg = s.index_dir / "seg-000001"
-    assert sorted(p.name for p in seg.iterdir()) == sorted(
-        [f"{name}.npy" for name in SEGMENT_ARRAYS]
-        + ["articles.bin", "passages.bin", "meta.json", "vectors.faiss"]
-    )
+    assert sorted(p.name for p in seg.iterdir()) == ["columns.bin", "meta.json", "vectors.faiss"]
     m = read_manifest(s.index_dir, "gen-000001.json")
     assert m.schema_version == 3 and m.model.name == "hash-bow-64"
     assert (m.live_articles, m.live_passages) == (5, 86)
@@ -53,6 +50,8 @@ def test_build_writes_a_typed_manifest_and_one_segment_without_pickles(seed_serv
     assert [(r.name, r.rows, r.deletes) for r in m.segments] == [("seg-000001", 86, None)]
     meta = json.loads((seg / "meta.json").read_text())
     assert meta["rows"] == 86 and meta["articles"] == 5
+    assert sorted(meta["columns"]) == sorted(SEGMENT_ARRAYS)
+    assert all(c["offset"] % 64 == 0 for c in meta["columns"].values())
 
 
 def test_unchanged_folder_writes_nothing(seed_service, seed_settings, embedder):

@@ -20,7 +20,7 @@ def test_truncated_segment_file_is_named_and_repaired(seed_service, seed_setting
     write(seed_settings.articles_dir, "005_new.txt", "Peace talks resumed in Geneva on Tuesday.\n")
     build_index(seed_settings, embedder)  # a second segment
     before = hits(seed_service)
-    damaged = seed_settings.index_dir / "seg-000001" / "postings_docs.npy"
+    damaged = seed_settings.index_dir / "seg-000001" / "columns.bin"
     broken = damaged.with_name("broken")  # a truncated copy put in its place (a new inode:
     broken.write_bytes(damaged.read_bytes()[:100])  # the serving process keeps its map)
     os.replace(broken, damaged)

@@ -1,29 +1,35 @@
 """One immutable segment: the articles of one build (or one merge), written once.
 
-A segment folder ``seg-NNNNNN/`` holds, for its rows (passages) in order:
+A segment folder ``seg-NNNNNN/`` holds three files:
 
-=======================  =====================================================
-``meta.json``            counts, dimension and the byte size of every file
-``articles.bin/.off``    zlib JSON per article (title, date, url ...), offsets
-``article_*.npy``        names, sha256, size, mtime, row bounds (for the diff)
-``passages.bin/.off``    zlib JSON per passage (paragraph, part, section, offsets, text)
-``ids.npy``              passage ids (S16); ``owner.npy`` article of each row
-``lengths.npy``          BM25 length of each row (raw, no idf baked in)
-``terms.npy`` ...        sorted UTF-8 vocabulary, ``postings_*.npy`` CSC of raw tf
-``vectors.faiss``        8-bit passage codes (see :mod:`.vectors`)
-``sent_*.npy``           sentence bounds, spans, codes and term ids
-``bands.npy``            MinHash LSH band hashes (near-duplicate candidates)
-``minhash.npy``          64 MinHash values (8 bits), to skip hopeless candidates
-=======================  =====================================================
+* ``meta.json``: counts, dimension, where each column is and every file's size;
+* ``columns.bin``: every column back to back (a compound file: one fsync), each
+  aligned to 64 bytes, per row (passage) in order:
 
-Arrays are ``.npy`` opened with ``mmap_mode="r"``; records are read one at a
-time through their offsets. Nothing is pickled and nothing is parsed whole.
+  =======================  ===================================================
+  ``articles_blob/_off``   zlib JSON per article (title, date, url ...), offsets
+  ``article_*``            names, sha256, size, mtime, row bounds (for the diff)
+  ``passages_blob/_off``   zlib JSON per passage (paragraph, part, section, text)
+  ``ids``, ``owner``       passage ids (S16); the article of each row
+  ``lengths``              BM25 length of each row (raw, no idf baked in)
+  ``terms``, ``postings_*`` sorted UTF-8 vocabulary, CSC postings of raw tf
+  ``sent_*``               sentence bounds, spans, codes and term ids
+  ``bands``                MinHash LSH band hashes (near-duplicate candidates)
+  ``minhash``              64 MinHash values (8 bits), to skip hopeless candidates
+  =======================  ===================================================
+
+* ``vectors.faiss``: 8-bit passage codes (see :mod:`.vectors`).
+
+``columns.bin`` is mapped once and every column is a plain ndarray view of the
+map; records are read one at a time through their offsets. Nothing is pickled
+and nothing is parsed whole.
 """
 
 from __future__ import annotations
 
 import json
 import mmap
+import os
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,10 +39,12 @@ import numpy as np
 
 from ...errors import IndexUnavailable
 from ...records import Passage
-from . import files, vectors
+from . import vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 3
+SEGMENT_SCHEMA = 4  # 4: one compound columns file; MinHash by multiply-shift
+COLUMNS_FILE = "columns.bin"
+ALIGN = 64  # every column starts on a cache line
 ARRAYS = (
     "article_names",
     "article_sha",
@@ -44,7 +52,9 @@ ARRAYS = (
     "article_mtime",
     "article_rows",
     "articles_off",
+    "articles_blob",
     "passages_off",
+    "passages_blob",
     "ids",
     "owner",
     "lengths",
@@ -101,13 +111,43 @@ def unpack(blob: bytes) -> dict:
     return json.loads(zlib.decompress(blob))
 
 
-def _blobs(folder: Path, stem: str, blobs: list[bytes]) -> np.ndarray:
+def _blobs(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length records as (offsets, one uint8 array of them all)."""
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in blobs], out=offsets[1:])
-    with open(folder / f"{stem}.bin", "wb") as fh:
-        for b in blobs:
-            fh.write(b)
-    return offsets
+    return offsets, np.frombuffer(b"".join(blobs), dtype=np.uint8)
+
+
+def _write_columns(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Every array back to back in one file (a compound file, as Lucene writes for
+    small segments: one fsync instead of one per array), each aligned to ALIGN
+    bytes; returns where each one is, for ``meta.json``."""
+    where: dict[str, dict] = {}
+    with open(path, "wb") as fh:
+        pos = 0
+        for key, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            pad = -pos % ALIGN
+            fh.write(b"\0" * pad)
+            pos += pad
+            where[key] = {"offset": pos, "dtype": array.dtype.str, "shape": list(array.shape)}
+            fh.write(memoryview(array.reshape(-1).view(np.uint8)))
+            pos += array.nbytes
+    return where
+
+
+def _read_columns(path: Path, where: dict[str, dict]) -> tuple[mmap.mmap | bytes, dict]:
+    """The map of ``path`` and plain ndarray views of its columns (no copies)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    out = {}
+    for key, w in where.items():
+        dtype = np.dtype(w["dtype"])
+        count = int(np.prod(w["shape"], dtype=np.int64))
+        view = np.frombuffer(data, dtype=dtype, count=count, offset=w["offset"] if count else 0)
+        out[key] = view.reshape(w["shape"])
+    return data, out
 
 
 def _utf8(terms: np.ndarray) -> np.ndarray:
@@ -123,14 +163,18 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
     """Write ``cols`` into the fresh folder ``folder`` (published by the caller)."""
     folder.mkdir(parents=True)
     dim = int(cols.codes.shape[1])
+    articles_off, articles_blob = _blobs(cols.article_blobs)
+    passages_off, passages_blob = _blobs(cols.passage_blobs)
     arrays = {
         "article_names": cols.article_names.astype(str),
         "article_sha": cols.article_sha.astype("S64"),
         "article_size": cols.article_size.astype(np.int64),
         "article_mtime": cols.article_mtime.astype(np.int64),
         "article_rows": cols.article_rows.astype(np.int64),
-        "articles_off": _blobs(folder, "articles", cols.article_blobs),
-        "passages_off": _blobs(folder, "passages", cols.passage_blobs),
+        "articles_off": articles_off,
+        "articles_blob": articles_blob,
+        "passages_off": passages_off,
+        "passages_blob": passages_blob,
         "ids": cols.ids.astype("S16"),
         "owner": np.repeat(
             np.arange(len(cols.article_names), dtype=np.int32), np.diff(cols.article_rows)
@@ -151,8 +195,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "bands": np.ascontiguousarray(cols.bands.astype(np.uint32).T),
         "minhash": cols.minhash.astype(np.uint8),
     }
-    for key, array in arrays.items():
-        files.save_array(folder / f"{key}.npy", array)
+    columns = _write_columns(folder / COLUMNS_FILE, arrays)
     vectors.write_index(folder / "vectors.faiss", cols.codes, dim, codec)
     meta = {
         "schema": SEGMENT_SCHEMA,
@@ -163,6 +206,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "dim": dim,
         "vocab": int(len(cols.terms)),
         "total_length": int(cols.lengths.sum()),
+        "columns": columns,
         "files": {f.name: f.stat().st_size for f in sorted(folder.iterdir())},
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -189,17 +233,19 @@ class Segment:
         self.check_sizes()
         try:
             # Plain ndarray views of the maps: indexing a np.memmap costs ~5x more.
-            self.a = {
-                key: np.asarray(np.load(folder / f"{key}.npy", mmap_mode="r")) for key in ARRAYS
-            }
+            where = self.meta["columns"]
+            missing = [key for key in ARRAYS if key not in where]
+            if missing:
+                raise ValueError(f"meta.json lists no column {', '.join(missing)}")
+            self._map, self.a = _read_columns(folder / COLUMNS_FILE, where)
             self.a["bands"] = self.a["bands"].T  # (rows, bands) again, as a view
             self.rows = int(self.meta["rows"])
             self.dim = int(self.meta["dim"])
             self.vectors = vectors.SegmentVectors(
                 folder / "vectors.faiss", self.rows, self.dim, codec
             )
-            self._passages = _Records(folder / "passages.bin", self.a["passages_off"])
-            self._articles = _Records(folder / "articles.bin", self.a["articles_off"])
+            self._passages = _Records(self._map, where["passages_blob"], self.a["passages_off"])
+            self._articles = _Records(self._map, where["articles_blob"], self.a["articles_off"])
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorrupt(
                 f"segment {folder} is unreadable ({exc}): run `karabakh-qa index --repair`"
@@ -298,13 +344,13 @@ class Segment:
 
 
 class _Records:
-    """Variable-length blobs addressed by an offsets array, read through mmap."""
+    """Variable-length blobs addressed by an offsets array, sliced from the map."""
 
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+    def __init__(self, data: mmap.mmap | bytes, where: dict, offsets: np.ndarray) -> None:
+        self.data = data
+        self.base = int(where["offset"])
         self.offsets = offsets
-        with open(path, "rb") as fh:
-            size = int(offsets[-1])
-            self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
 
     def get(self, i: int) -> bytes:
-        return self.data[int(self.offsets[i]) : int(self.offsets[i + 1])]
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.data[self.base + lo : self.base + hi]
