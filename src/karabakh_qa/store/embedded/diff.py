@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ...errors import ArticleError
 from ...ingest import parse_article, scan_articles
 from ...records import Article
@@ -42,42 +44,95 @@ class Diff:
         return not (self.fresh or self.removed or self.changed)
 
 
-def _catalog(
-    snap: Snapshot | None, names: list[str] | None = None
-) -> dict[str, tuple[int, int, str]]:
-    """Live article name -> (size, mtime_ns, sha256), for ``names`` or all."""
-    out: dict[str, tuple[int, int, str]] = {}
-    if snap is None:
+@dataclass
+class Catalog:
+    """The live articles of a generation as columns: name, size, mtime and where
+    each one is (segment position, article index); the sha256 is read on demand."""
+
+    names: list[str]
+    size: np.ndarray
+    mtime: np.ndarray
+    where: list[tuple[int, int]]
+    snap: Snapshot | None = None
+
+    @classmethod
+    def of(cls, snap: Snapshot | None, names: list[str] | None = None) -> Catalog:
+        """Every live article of ``snap`` (or only ``names``), one pass of numpy per segment."""
+        out = cls([], np.zeros(0, np.int64), np.zeros(0, np.int64), [], snap)
+        if snap is None:
+            return out
+        sizes, mtimes = [], []
+        if names is not None:
+            places = [w for n in names if (w := snap.locate_article(n)) is not None]
+            for pos, i in places:
+                a = snap.segments[pos].a
+                out.names.append(str(a["article_names"][i]))
+                sizes.append(a["article_size"][i : i + 1])
+                mtimes.append(a["article_mtime"][i : i + 1])
+                out.where.append((pos, i))
+        else:
+            for pos, (seg, live) in enumerate(zip(snap.segments, snap.live, strict=True)):
+                a = seg.a
+                starts = np.asarray(a["article_rows"][:-1])
+                alive = np.flatnonzero(np.ones(len(starts), bool) if live is None else live[starts])
+                out.names.extend(a["article_names"][alive].tolist())
+                sizes.append(a["article_size"][alive])
+                mtimes.append(a["article_mtime"][alive])
+                out.where.extend((pos, i) for i in alive.tolist())
+        out.size = np.concatenate([out.size, *sizes]).astype(np.int64)
+        out.mtime = np.concatenate([out.mtime, *mtimes]).astype(np.int64)
         return out
-    if names is None:
-        places = snap.article_locations.items()
-    else:
-        places = [(n, w) for n in names if (w := snap.locate_article(n)) is not None]
-    for name, (pos, i) in places:
-        a = snap.segments[pos].a
-        out[name] = (
-            int(a["article_size"][i]),
-            int(a["article_mtime"][i]),
-            a["article_sha"][i].decode(),
-        )
-    return out
+
+    def index(self) -> dict[str, int]:
+        return dict(zip(self.names, range(len(self.names)), strict=True))
+
+    def entry(self, j: int) -> tuple[int, int, str]:
+        """(size, mtime_ns, sha256) of entry ``j``."""
+        pos, i = self.where[j]
+        sha = self.snap.segments[pos].a["article_sha"][i].decode()
+        return int(self.size[j]), int(self.mtime[j]), sha
+
+
+def _unchanged(
+    scanned: dict[str, tuple[str, os.stat_result]], cat: Catalog
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each scanned file, whether its size and mtime equal the catalog's; and
+    for each catalog entry, whether a file of that name was scanned (numpy, so that
+    a folder of many unchanged files costs its scan and little more)."""
+    position = cat.index()
+    idx = np.fromiter((position.get(n, -1) for n in scanned), np.int64, len(scanned))
+    stats = [st for _, st in scanned.values()]
+    size = np.fromiter((st.st_size for st in stats), np.int64, len(stats))
+    mtime = np.fromiter((st.st_mtime_ns for st in stats), np.int64, len(stats))
+    known = idx >= 0
+    same = known.copy()
+    same[known] = (cat.size[idx[known]] == size[known]) & (cat.mtime[idx[known]] == mtime[known])
+    seen = np.zeros(len(cat.names), bool)
+    seen[idx[known]] = True
+    return same, seen
 
 
 def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = None) -> Diff:
     """What changed in ``folder`` since ``snap``: files are hashed only when their
     size or modification time differ from the catalog's."""
-    catalog = _catalog(snap, only)
+    cat = Catalog.of(snap, only)
     old_skipped = {s.source: s for s in snap.manifest.skipped} if snap else {}
+    diff = Diff()
     if only is None:
         scanned = scan_articles(folder)
-        names = set(scanned) | set(catalog) | set(old_skipped)
+        same, seen = _unchanged(scanned, cat)
+        diff.unchanged = int(same.sum())
+        listed = list(scanned)
+        names = {listed[i] for i in np.flatnonzero(~same).tolist()}
+        names |= {cat.names[j] for j in np.flatnonzero(~seen).tolist()}  # removed
+        names |= set(old_skipped) - set(scanned)
     else:
         scanned = {}
         for n in only:
             with contextlib.suppress(OSError):
                 scanned[n] = (str(folder / n), (folder / n).stat())
         names = set(only)
-    diff = Diff()
+    catalog = {n: cat.entry(j) for j, n in enumerate(cat.names) if n in names}
     for name in sorted(names):
         if name not in scanned:
             if name in catalog:

@@ -205,18 +205,23 @@ def remap_overlay(overlay: np.ndarray, mapping: dict[Node, Node]) -> np.ndarray:
 
 
 class GroupView:
-    """Overlay lookups in a generation's global row numbers."""
+    """Overlay lookups in a generation's global row numbers (numpy only: opening a
+    generation with tens of thousands of grouped rows costs a few sorts)."""
 
     def __init__(self, overlay: np.ndarray, base_of: dict[int, int]) -> None:
         if len(overlay):
-            glob = np.array([base_of[s] for s in overlay[:, 0].tolist()], np.int64) + overlay[:, 1]
+            bases = np.zeros(max(max(base_of), int(overlay[:, 0].max())) + 1, np.int64)
+            bases[list(base_of)] = list(base_of.values())
+            glob = bases[overlay[:, 0]] + overlay[:, 1]
         else:
             glob = np.zeros(0, np.int64)
         order = np.argsort(glob)
         self.rows = glob[order]
         self.group = overlay[order, 2] if len(overlay) else np.zeros(0, np.int64)
         is_rep = overlay[order, 3].astype(bool) if len(overlay) else np.zeros(0, bool)
-        self.rep = dict(zip(self.group[is_rep].tolist(), self.rows[is_rep].tolist(), strict=True))
+        by_rep = np.argsort(self.group[is_rep])
+        self.rep_groups = self.group[is_rep][by_rep]  # sorted: one representative per group
+        self.rep_rows = self.rows[is_rep][by_rep]
         by_group = np.argsort(self.group, kind="stable")
         self.members_sorted = self.rows[by_group]
         self.groups_sorted = self.group[by_group]
@@ -229,8 +234,7 @@ class GroupView:
 
     def rep_of(self, row: int) -> int:
         """The representative's global row (the row itself when it has no copy)."""
-        g = self._group(row)
-        return row if g is None else self.rep[g]
+        return int(self.reps_of(np.array([row], np.int64))[0])
 
     def reps_of(self, rows: np.ndarray) -> np.ndarray:
         """:meth:`rep_of` for many rows at once."""
@@ -239,7 +243,7 @@ class GroupView:
             return out
         at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
         hit = self.rows[at] == rows
-        out[hit] = [self.rep[g] for g in self.group[at[hit]].tolist()]
+        out[hit] = self.rep_rows[np.searchsorted(self.rep_groups, self.group[at[hit]])]
         return out
 
     def members(self, row: int) -> list[int]:
