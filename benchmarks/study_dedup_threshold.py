@@ -11,7 +11,13 @@ import collections
 from pathlib import Path
 
 from karabakh_qa.chunk import chunk_article, normalise
-from karabakh_qa.dedup import Signature, minhash_signatures, pairs_within, signature
+from karabakh_qa.dedup import (
+    Signature,
+    band_index,
+    minhash_signatures,
+    pairs_within,
+    signature,
+)
 from karabakh_qa.errors import ArticleError
 from karabakh_qa.ingest import parse_article
 
@@ -37,7 +43,7 @@ def main() -> None:
     sigs: dict[int, Signature] = {}
     counts: collections.Counter[str] = collections.Counter()
     examples: dict[str, list] = collections.defaultdict(list)
-    for i, j in pairs_within(bands).tolist():
+    for i, j in pairs_within(*band_index(bands)).tolist():
         if passages[i].source == passages[j].source:
             continue
         a = sigs.setdefault(i, signature(passages[i].text, 3))

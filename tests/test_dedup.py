@@ -3,6 +3,7 @@ import pytest
 
 from karabakh_qa.dedup import (
     band_hashes,
+    band_index,
     is_copy,
     minhash_signatures,
     pairs_across,
@@ -57,8 +58,8 @@ def test_exact_rule_and_lsh_candidates():
     bands = band_hashes([a, a.upper(), c], 3, 16, 2)
     assert bands.shape == (3, 16) and bands.dtype == np.uint32
     assert (bands[0] == bands[1]).all()  # equal after normalising: every band equal
-    assert pairs_within(bands).tolist() == [[0, 1]]
-    assert pairs_across(bands[:1], bands[1:]).tolist() == [[0, 0]]
+    assert pairs_within(*band_index(bands)).tolist() == [[0, 1]]
+    assert pairs_across(*band_index(bands[:1]), bands[1:]).tolist() == [[0, 0]]
     assert (band_hashes([a], 3, 16, 2) == bands[:1]).all()  # stable across calls
 
 
@@ -82,3 +83,14 @@ def test_minhash_agreement_estimates_jaccard():
     agree_one = (m_base == m_one).mean(axis=1)
     assert abs(float((agree_half - jac).mean())) < 0.03
     assert float(agree_one.max()) < 0.15 and float(agree_one.mean()) < 0.03
+
+
+def test_candidate_pairs_from_the_band_index_equal_brute_force():
+    rng = np.random.default_rng(3)
+    old = rng.integers(0, 40, (300, 16)).astype(np.uint32)  # many shared band values
+    new = rng.integers(0, 40, (7, 16)).astype(np.uint32)
+    within = {(i, j) for i in range(300) for j in range(i + 1, 300) if (old[i] == old[j]).any()}
+    across = {(r, i) for r in range(300) for i in range(7) if (old[r] == new[i]).any()}
+    assert [tuple(p) for p in pairs_within(*band_index(old)).tolist()] == sorted(within)
+    assert [tuple(p) for p in pairs_across(*band_index(old), new).tolist()] == sorted(across)
+    assert pairs_across(*band_index(old[:0]), new).shape == (0, 2)

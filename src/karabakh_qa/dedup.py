@@ -158,10 +158,19 @@ def is_copy(a: str, b: str, size: int, threshold: float) -> bool:
     return same(signature(a, size), signature(b, size), threshold)
 
 
-def _run_pairs(order: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Keys ``i << 32 | j`` (i < j) of every two rows whose ``values`` are equal,
-    ``order`` being a stable argsort of ``values`` (vectorised: no Python loop)."""
-    v = values[order]
+def band_index(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The LSH bands as an inverted index, band by band: (sorted hashes, the row of
+    each), both (bands, rows) uint32. A band hash is a term and this is its
+    postings list: a new passage's candidates are a binary search away."""
+    cols = np.ascontiguousarray(np.asarray(bands, dtype=np.uint32).T)
+    order = np.argsort(cols, axis=1, kind="stable")
+    return np.take_along_axis(cols, order, axis=1), order.astype(np.uint32)
+
+
+def _run_pairs(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Keys ``i << 32 | j`` (i < j) of every two ``rows`` whose sorted ``values``
+    are equal (vectorised: no Python loop)."""
+    v = values
     edge = np.flatnonzero(v[1:] != v[:-1]) + 1
     starts = np.concatenate([[0], edge])
     ends = np.concatenate([edge, [len(v)]])
@@ -175,7 +184,7 @@ def _run_pairs(order: np.ndarray, values: np.ndarray) -> np.ndarray:
     later = np.repeat(ends[long_], lens) - pos - 1  # how many positions follow it in its run
     left = np.repeat(pos, later)
     right = left + 1 + np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
-    a, b = order[left].astype(np.int64), order[right].astype(np.int64)
+    a, b = rows[left].astype(np.int64), rows[right].astype(np.int64)
     return np.minimum(a, b) << 32 | np.maximum(a, b)
 
 
@@ -184,28 +193,30 @@ def _as_pairs(keys: np.ndarray) -> np.ndarray:
     return np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
 
 
-def pairs_within(bands: np.ndarray) -> np.ndarray:
-    """Candidate pairs (i < j) of rows of ``bands`` sharing at least one band, as
-    an (n, 2) array sorted by i, then j."""
-    keys = [
-        _run_pairs(np.argsort(col, kind="stable"), col)
-        for col in (np.asarray(bands[:, j]) for j in range(bands.shape[1]))
-    ]
+def pairs_within(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Candidate pairs (i < j) of rows sharing at least one band, from a
+    :func:`band_index`, as an (n, 2) array sorted by i, then j."""
+    keys = [_run_pairs(np.asarray(values[j]), np.asarray(rows[j])) for j in range(len(values))]
     return _as_pairs(np.concatenate([np.zeros(0, np.int64), *keys]))
 
 
-def pairs_across(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Candidate pairs (old row, new row) sharing a band in the same position, as
-    an (n, 2) array sorted by old row, then new row."""
+def pairs_across(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Candidate pairs (old row, new row) sharing a band in the same position:
+    ``values, rows`` are the old rows' :func:`band_index`, ``new`` the new rows'
+    bands (rows, bands); an (n, 2) array sorted by old row, then new row. Two
+    binary searches per band: the cost follows the new rows, not the old ones."""
     keys = [np.zeros(0, np.int64)]
-    for j in range(new.shape[1] if len(old) and len(new) else 0):
-        col = np.asarray(old[:, j])
-        hits = np.flatnonzero(np.isin(col, new[:, j]))
-        if len(hits) == 0:
+    for j in range(new.shape[1] if values.shape[-1] and len(new) else 0):
+        col = np.asarray(values[j])
+        lo = np.searchsorted(col, new[:, j], "left")
+        hi = np.searchsorted(col, new[:, j], "right")
+        count = hi - lo
+        total = int(count.sum())
+        if total == 0:
             continue
-        for i, h in enumerate(new[:, j].tolist()):
-            rows = hits[col[hits] == h].astype(np.int64)
-            keys.append(rows << 32 | i)
+        pos = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(total)
+        old = np.asarray(rows[j])[pos].astype(np.int64)
+        keys.append(old << 32 | np.repeat(np.arange(len(new), dtype=np.int64), count))
     return _as_pairs(np.concatenate(keys))
 
 

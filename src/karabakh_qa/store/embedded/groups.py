@@ -133,11 +133,13 @@ def update_overlay(
 
     edges: list[tuple[Node, Node]] = []
     if new is not None and new.segment.rows:
-        bands = np.asarray(new.segment.a["bands"])
-        edges.extend(verified(pairs_within(bands), new, new))
+        a = new.segment.a
+        bands = new.segment.bands
+        edges.extend(verified(pairs_within(a["band_values"], a["band_rows"]), new, new))
         for part in old:
             live = part.live
-            pairs = pairs_across(part.segment.a["bands"], bands)
+            old_a = part.segment.a
+            pairs = pairs_across(old_a["band_values"], old_a["band_rows"], bands)
             if live is not None:
                 pairs = pairs[live[pairs[:, 0]]]
             gone = [r for s, r in deleted if s == part.number]
@@ -174,9 +176,9 @@ def update_overlay(
                 union(members[0], m)
             continue
         for i, x in enumerate(kept):  # a member left: re-check who still links to whom
-            bands_x = by_number[x[0]].segment.a["bands"][x[1]]
+            bands_x = by_number[x[0]].segment.bands[x[1]]
             for y in kept[i + 1 :]:
-                shared = (bands_x == by_number[y[0]].segment.a["bands"][y[1]]).any()
+                shared = (bands_x == by_number[y[0]].segment.bands[y[1]]).any()
                 if find(x) != find(y) and shared and copies(x, y):
                     union(x, y)
         for m in kept:

@@ -90,7 +90,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         ids.append(np.asarray(a["ids"])[kept_rows])
         lengths.append(np.asarray(a["lengths"])[kept_rows])
         codes.append(np.asarray(seg.vectors.codes[kept_rows]))
-        bands.append(np.asarray(a["bands"])[kept_rows])
+        bands.append(seg.bands[kept_rows])
         minhash.append(np.asarray(a["minhash"])[kept_rows])
         sb = np.asarray(a["sent_bounds"])
         tp = np.asarray(a["sent_term_ptr"])

@@ -14,7 +14,7 @@ A segment folder ``seg-NNNNNN/`` holds three files:
   ``lengths``              BM25 length of each row (raw, no idf baked in)
   ``terms``, ``postings_*`` sorted UTF-8 vocabulary, CSC postings of raw tf
   ``sent_*``               sentence bounds, spans, codes and term ids
-  ``bands``                MinHash LSH band hashes (near-duplicate candidates)
+  ``band_values/_rows``    MinHash LSH band hashes, sorted per band with their rows
   ``minhash``              64 MinHash values (8 bits), to skip hopeless candidates
   =======================  ===================================================
 
@@ -37,12 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ...dedup import band_index
 from ...errors import IndexUnavailable
 from ...records import Passage
 from . import vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 4  # 4: one compound columns file; MinHash by multiply-shift
+SEGMENT_SCHEMA = 5  # 4: compound columns file, multiply-shift MinHash; 5: band index
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 ARRAYS = (
@@ -67,7 +68,8 @@ ARRAYS = (
     "sent_codes",
     "sent_term_ptr",
     "sent_term_ids",
-    "bands",
+    "band_values",
+    "band_rows",
     "minhash",
 )
 
@@ -165,6 +167,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
     dim = int(cols.codes.shape[1])
     articles_off, articles_blob = _blobs(cols.article_blobs)
     passages_off, passages_blob = _blobs(cols.passage_blobs)
+    band_values, band_rows = band_index(cols.bands)
     arrays = {
         "article_names": cols.article_names.astype(str),
         "article_sha": cols.article_sha.astype("S64"),
@@ -190,9 +193,9 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "sent_codes": cols.sent_codes.astype(np.uint8).reshape(len(cols.sent_spans), -1),
         "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
-        # Stored band-major, so that one band of every row is one contiguous run
-        # (a new passage's candidates are looked up band by band).
-        "bands": np.ascontiguousarray(cols.bands.astype(np.uint32).T),
+        # Stored as an inverted index, band by band (see dedup.band_index).
+        "band_values": band_values,
+        "band_rows": band_rows,
         "minhash": cols.minhash.astype(np.uint8),
     }
     columns = _write_columns(folder / COLUMNS_FILE, arrays)
@@ -238,7 +241,6 @@ class Segment:
             if missing:
                 raise ValueError(f"meta.json lists no column {', '.join(missing)}")
             self._map, self.a = _read_columns(folder / COLUMNS_FILE, where)
-            self.a["bands"] = self.a["bands"].T  # (rows, bands) again, as a view
             self.rows = int(self.meta["rows"])
             self.dim = int(self.meta["dim"])
             self.vectors = vectors.SegmentVectors(
@@ -308,6 +310,16 @@ class Segment:
         return self._articles.get(i)
 
     # --- lookups ------------------------------------------------------------------
+
+    @cached_property
+    def bands(self) -> np.ndarray:
+        """(rows, bands) LSH band hashes in row order, rebuilt from the stored
+        inverted index (for merges and for re-checking a group that lost a member)."""
+        values, rows = self.a["band_values"], self.a["band_rows"]
+        out = np.empty((self.rows, len(values)), np.uint32)
+        for j in range(len(values)):
+            out[rows[j], j] = values[j]
+        return out
 
     @cached_property
     def article_index(self) -> dict[str, int]:
