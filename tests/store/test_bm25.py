@@ -6,6 +6,8 @@ from rank_bm25 import BM25Okapi
 
 from karabakh_qa.service import SearchService
 from karabakh_qa.sparse import tokenize
+from karabakh_qa.store.embedded import bm25
+from karabakh_qa.store.embedded.bm25 import segment_df
 from karabakh_qa.store.embedded.rows import embed_text
 
 from ..conftest import make_settings, write
@@ -91,3 +93,20 @@ def test_every_live_passage_of_every_segment_is_a_verbatim_span(grown):
             assert text[p.start : p.end] == p.text
             checked += 1
     assert checked == snap.bm25.n and len(snap.segments) >= 3
+
+
+def test_document_frequency_by_searching_the_few_deleted_rows(grown, monkeypatch):
+    """A common term's live df, found by looking its postings up for the deleted
+    rows, equals the count over the live mask and the brute-force count."""
+    monkeypatch.setattr(bm25, "SEARCH_DELETED_BELOW", 2)  # this corpus is small
+    snap = grown.index()
+    (pos,) = [i for i, live in enumerate(snap.live) if live is not None][:1]
+    seg, live, gone = snap.segments[pos], snap.live[pos], snap.bm25.deleted[pos]
+    terms = seg.vocabulary()
+    ptr = np.asarray(seg.a["postings_ptr"])
+    assert (np.diff(ptr) > 2 * len(gone)).any()  # the search-the-deletions path is taken
+    fast = segment_df(seg, live, terms, gone)
+    assert (fast == segment_df(seg, live, terms)).all()
+    docs = np.asarray(seg.a["postings_docs"])
+    brute = [int(live[docs[ptr[i] : ptr[i + 1]]].sum()) for i in range(len(terms))]
+    assert fast.tolist() == brute

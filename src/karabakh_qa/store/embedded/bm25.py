@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -65,17 +66,31 @@ def update_histogram(hist: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.n
     return np.stack([values[keep], counts[keep]], axis=1).astype(np.int64).reshape(-1, 2)
 
 
-def segment_df(seg: Segment, live: np.ndarray | None, terms: list[str]) -> np.ndarray:
-    """Live document frequency of ``terms`` in one segment (``live`` None: all rows)."""
+SEARCH_DELETED_BELOW = 8  # deleted rows per postings entry below which they are looked up
+
+
+def segment_df(
+    seg: Segment, live: np.ndarray | None, terms: list[str], deleted: np.ndarray | None = None
+) -> np.ndarray:
+    """Live document frequency of ``terms`` in one segment (``live`` None: all rows).
+
+    With ``deleted`` (the sorted deleted rows) a term's postings are searched for
+    the deleted rows when those are few, so that the cost follows the deletions,
+    not the length of a common term's postings list."""
     ids, found = seg.term_range(terms)
     out = np.zeros(len(terms), dtype=np.int64)
     ptr = seg.a["postings_ptr"]
+    docs_all = seg.a["postings_docs"]
     for i in np.flatnonzero(found):
         lo, hi = int(ptr[ids[i]]), int(ptr[ids[i] + 1])
         if live is None:
             out[i] = hi - lo
+        elif deleted is not None and len(deleted) * SEARCH_DELETED_BELOW < hi - lo:
+            docs = docs_all[lo:hi]
+            at = np.minimum(np.searchsorted(docs, deleted), len(docs) - 1)
+            out[i] = (hi - lo) - int((docs[at] == deleted).sum())
         else:
-            out[i] = int(live[seg.a["postings_docs"][lo:hi]].sum())
+            out[i] = int(live[docs_all[lo:hi]].sum())
     return out
 
 
@@ -103,11 +118,16 @@ class Bm25View:
     def avgdl(self) -> float:
         return self.total_length / self.n if self.n else 0.0
 
+    @cached_property
+    def deleted(self) -> list[np.ndarray | None]:
+        """Per segment: its deleted rows, sorted (None when it has none)."""
+        return [None if live is None else np.flatnonzero(~live) for live in self.live]
+
     def df(self, terms: list[str]) -> np.ndarray:
         """Live document frequency of each term over the generation."""
         out = np.zeros(len(terms), dtype=np.int64)
-        for seg, live in zip(self.segments, self.live, strict=True):
-            out += segment_df(seg, live, terms)
+        for seg, live, gone in zip(self.segments, self.live, self.deleted, strict=True):
+            out += segment_df(seg, live, terms, gone)
         return out
 
     def idf(self, terms: list[str], df: np.ndarray | None = None) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...dedup import (
     Signature,
+    minhash_signatures,
     pairs_across,
     pairs_within,
     plausible,
@@ -72,9 +73,10 @@ class _Texts:
     """Passage signatures, computed once per segment and row and kept on the
     segment (immutable, so they never go stale)."""
 
-    def __init__(self, parts: dict[int, Part], size: int) -> None:
+    def __init__(self, parts: dict[int, Part], params: DedupParams) -> None:
         self.parts = parts
-        self.size = size
+        self.size = params.shingle
+        self.params = params
 
     def signature(self, node: Node) -> Signature:
         part = self.parts[node[0]]
@@ -92,6 +94,16 @@ class _Texts:
             cache[node[1]] = found
         return found
 
+    def bands(self, node: Node) -> np.ndarray:
+        """A row's LSH bands: from the segment if it has rebuilt them, else recomputed
+        from the row's text (a binary search per band would cost a pass per band)."""
+        seg = self.parts[node[0]].segment
+        if "bands" in seg.__dict__:
+            return seg.bands[node[1]]
+        p = self.params
+        key = self.signature(node)[0]
+        return minhash_signatures([key], p.shingle, p.bands, p.rows_per_band)[0][0]
+
     def key(self, node: Node) -> tuple:
         return representative_key(self.parts[node[0]].segment.passage(node[1]))
 
@@ -107,7 +119,7 @@ def update_overlay(
 
     Only groups that lose a member or gain a link to a new passage are
     recomputed; every other row of the overlay is carried over as it is."""
-    texts = _Texts({p.number: p for p in [*old, *([new] if new else [])]}, params.shingle)
+    texts = _Texts({p.number: p for p in [*old, *([new] if new else [])]}, params)
 
     segs = {p.number: p.segment for p in [*old, *([new] if new else [])]}
 
@@ -168,7 +180,6 @@ def update_overlay(
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
-    by_number = {p.number: p for p in old}
     for members in overlay_groups(redo):
         kept = [m for m in members if m not in deleted]
         if len(kept) == len(members):  # still connected as it was
@@ -176,9 +187,9 @@ def update_overlay(
                 union(members[0], m)
             continue
         for i, x in enumerate(kept):  # a member left: re-check who still links to whom
-            bands_x = by_number[x[0]].segment.bands[x[1]]
+            bands_x = texts.bands(x)
             for y in kept[i + 1 :]:
-                shared = (bands_x == by_number[y[0]].segment.bands[y[1]]).any()
+                shared = (bands_x == texts.bands(y)).any()
                 if find(x) != find(y) and shared and copies(x, y):
                     union(x, y)
         for m in kept:

@@ -152,6 +152,12 @@ def _read_columns(path: Path, where: dict[str, dict]) -> tuple[mmap.mmap | bytes
     return data, out
 
 
+def _pointers(ptr: np.ndarray) -> np.ndarray:
+    """Offsets as int32 while they fit (half the bytes), else int64."""
+    small = len(ptr) == 0 or int(ptr[-1]) < np.iinfo(np.int32).max
+    return ptr.astype(np.int32 if small else np.int64)
+
+
 def _utf8(terms: np.ndarray) -> np.ndarray:
     """A sorted vocabulary as UTF-8 bytes (a merge hands it over already encoded)."""
     if len(terms) == 0:
@@ -188,10 +194,10 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "postings_ptr": cols.postings_ptr.astype(np.int64),
         "postings_docs": cols.postings_docs.astype(np.int32),
         "postings_tf": cols.postings_tf.astype(np.uint16),
-        "sent_bounds": cols.sent_bounds.astype(np.int64),
+        "sent_bounds": _pointers(cols.sent_bounds),
         "sent_spans": cols.sent_spans.astype(np.uint16).reshape(-1, 2),
         "sent_codes": cols.sent_codes.astype(np.uint8).reshape(len(cols.sent_spans), -1),
-        "sent_term_ptr": cols.sent_term_ptr.astype(np.int64),
+        "sent_term_ptr": _pointers(cols.sent_term_ptr),
         "sent_term_ids": cols.sent_term_ids.astype(np.int32),
         # Stored as an inverted index, band by band (see dedup.band_index).
         "band_values": band_values,
