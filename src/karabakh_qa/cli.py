@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_MODEL, Settings
+from .config import DEFAULT_MODEL, DENSE_MODES, Settings
 from .errors import IndexUnavailable, KarabakhError
 from .service import SearchResult, SearchService
 
@@ -50,6 +50,23 @@ def common(func):
         except KarabakhError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
+
+    return wrapper
+
+
+def dense_option(func):
+    """--dense exact|ann|auto (Settings.dense) on the commands that search."""
+
+    @click.option(
+        "--dense",
+        type=click.Choice(DENSE_MODES),
+        default=None,
+        help="Dense search: exact, ann (sign bits + exact rescoring) on every segment, "
+        "or auto (the ANN for large segments; the default).",
+    )
+    @wraps(func)
+    def wrapper(settings: Settings, dense: str | None, **kwargs):
+        return func(settings.replace(dense=dense) if dense else settings, **kwargs)
 
     return wrapper
 
@@ -154,6 +171,7 @@ def print_result(result: SearchResult) -> None:
 
 @main.command()
 @common
+@dense_option
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
@@ -202,6 +220,7 @@ def ask(
 
 @main.command()
 @common
+@dense_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
@@ -326,6 +345,7 @@ def run_evaluation(settings: Settings, collection, tag: str, run_out, batches: i
 
 @eval_group.command("beir")
 @common
+@dense_option
 @eval_options
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--split", default="test", show_default=True)
@@ -338,6 +358,7 @@ def eval_beir(settings: Settings, folder: Path, split: str):
 
 @eval_group.command("squad")
 @common
+@dense_option
 @eval_options
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(

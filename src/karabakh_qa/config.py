@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import BadRequest
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DENSE_MODES = ("exact", "ann", "auto")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Settings:
     fusion_weights: tuple[float, float, float, float] = (1.0, 1.0, 2.0, 0.6)
     rrf_k: int = 60
     depth: int = 100
+    # Dense search: "exact" everywhere, "ann" (sign bits + exact rescoring) everywhere,
+    # or "auto": the ANN for segments of ANN_MIN_ROWS rows or more (README, "Approximate
+    # search").
+    dense: str = "auto"
 
     # No-answer rule (calibrated on tests/data/seed_dev.json, see README): an answer
     # is found when a top-3 passage has cosine >= min_dense_score, or cosine >=
@@ -69,6 +76,10 @@ class Settings:
     max_request_bytes: int = 1_048_576
 
     admin_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.dense not in DENSE_MODES:
+            raise BadRequest(f"dense must be one of {', '.join(DENSE_MODES)}, not {self.dense!r}")
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (paths are coerced to Path)."""

@@ -205,7 +205,7 @@ def _evaluate(
     qvecs = embedder.encode(texts, batch_size=64)
     runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
-        cands = retrieve(index, tokenize(text), qvec, settings.depth)
+        cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
         for name, (method, weights) in systems.items():
             fused = cands.fused(method, weights, settings.rrf_k)
             best: dict[str, float] = {}

@@ -101,14 +101,15 @@ def retrieve(
     qvec: np.ndarray,
     depth: int,
     allowed: np.ndarray | None = None,
+    dense: str = "exact",
 ) -> Candidates:
-    """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows), scored
-    exactly by all features."""
+    """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows; ``dense``:
+    exact, ann or auto), scored exactly by all features."""
     q = index.bm25.query(terms)
     bm_all = index.bm25.scores(q)
     pool = np.flatnonzero(bm_all > 0) if allowed is None else allowed[bm_all[allowed] > 0]
     sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
-    dense_top = index.dense_top(qvec, depth, allowed)
+    dense_top = index.dense_top(qvec, depth, allowed, dense)
     rows = np.union1d(sparse_top, dense_top)
     reps = index.groups.reps_of(rows)
     if allowed is not None:
@@ -383,7 +384,7 @@ class SearchService:
         # FAISS's OpenMP pool size is per calling thread (a waitress worker is not the
         # thread that built the service), so it is set where the search runs.
         set_dense_threads(s.torch_threads)
-        cands = retrieve(index, terms, qvec, s.depth, allowed)
+        cands = retrieve(index, terms, qvec, s.depth, allowed, s.dense)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         allowed_set = None if allowed is None else set(allowed.tolist())
         pos = {int(c): i for i, c in enumerate(cands.rows)}

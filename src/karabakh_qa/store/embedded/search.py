@@ -241,9 +241,14 @@ class Snapshot:
     # --- dense -------------------------------------------------------------------
 
     def dense_top(
-        self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None = None
+        self,
+        qvec: np.ndarray,
+        depth: int,
+        allowed: np.ndarray | None = None,
+        mode: str = "exact",
     ) -> np.ndarray:
-        """Global rows of the ``depth`` best cosines among live (and allowed) rows."""
+        """Global rows of the ``depth`` best cosines among live (and allowed) rows;
+        ``mode`` (exact, ann, auto) chooses exact or approximate search per segment."""
         found_rows = []
         for pos, seg in enumerate(self.segments):
             base = int(self.bases[pos])
@@ -255,7 +260,7 @@ class Snapshot:
                 _, rows = seg.vectors.search(qvec, depth, local)
             else:
                 deleted, bits = self.deletions[pos]
-                _, rows = seg.vectors.search(qvec, depth, None, deleted, bits)
+                _, rows = seg.vectors.search(qvec, depth, None, deleted, bits, mode)
             found_rows.append(rows + base)
         if not found_rows:
             return np.zeros(0, np.int64)

@@ -20,6 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .ann import SignIndex, rescore_depth, uses_ann
 from .manifest import VectorCodec
 
 DEFAULT_CODEC = VectorCodec(kind="uniform", bits=8, low=-0.5, high=0.5)
@@ -109,6 +110,7 @@ class SegmentVectors:
         size = path.stat().st_size
         # The codes are the file's last rows*dim bytes: mapped, not copied.
         self.codes = np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
+        self.signs = SignIndex(self.codes)
 
     def search(
         self,
@@ -117,13 +119,15 @@ class SegmentVectors:
         allowed: np.ndarray | None = None,
         deleted: np.ndarray | None = None,
         live_bits: np.ndarray | None = None,
+        mode: str = "exact",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, local rows) among ``allowed`` rows, or else among all rows
         but the sorted ``deleted`` ones (``live_bits``: their packed complement).
 
         A small allowed set is scored directly; a large one goes through FAISS
         with a bitmap selector. A few deleted rows are over-fetched and dropped,
-        many are skipped by the selector."""
+        many are skipped by the selector. ``mode`` (exact, ann, auto) may send an
+        unfiltered search through the sign-bit ANN (:mod:`.ann`)."""
         if allowed is not None:
             limit = len(allowed)
         else:
@@ -131,6 +135,8 @@ class SegmentVectors:
         k = min(k, limit)
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if allowed is None and uses_ann(mode, self.rows) and self.signs.ready(mode == "ann"):
+            return self._search_ann(query, k, deleted)
         if allowed is not None and len(allowed) * 8 < self.rows:
             scores = self.scores_for(query, allowed)
             top = np.argpartition(-scores, k - 1)[:k] if k < len(allowed) else np.arange(k)
@@ -155,6 +161,22 @@ class SegmentVectors:
         scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep].astype(np.int64)
+
+    def _search_ann(
+        self, query: np.ndarray, k: int, deleted: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hamming-nearest rows by sign bits, rescored exactly; deleted rows dropped."""
+        gone = 0 if deleted is None else len(deleted)
+        depth = min(self.rows, rescore_depth(self.rows, k) + gone)
+        step = (self.codec.high - self.codec.low) / ((1 << self.codec.bits) - 1)
+        in_codes = (query.astype(np.float32) - np.float32(self.codec.low)) / np.float32(step) - 0.5
+        rows = self.signs.candidates(in_codes, depth)
+        if gone:
+            rows = rows[~np.isin(rows, deleted)]
+        rows = np.sort(rows)  # ascending rows read the map in order
+        scores = self.scores_for(query, rows)
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+        return scores[top], rows[top]
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with the decoded vectors of ``rows``."""
