@@ -41,7 +41,7 @@ def test_ann_returns_exact_scores_of_its_hamming_nearest_rows(segment_vectors, m
     q = x[17] / np.linalg.norm(x[17])
     assert seg.signs.ready(wait=True)
     scores, rows = seg.search(q, 5, mode="ann")
-    assert rows[np.argmax(scores)] == 17  # its own bits are at Hamming distance 0
+    assert rows[np.argmax(scores)] == 17  # its own sign pattern scores best
     assert np.allclose(scores, seg.scores_for(q, rows))  # exactly the exact cosines
     exact_scores, exact_rows = seg.search(q, 5, mode="exact")
     assert set(rows.tolist()) <= set(range(400)) and len(rows) == 5

