@@ -242,6 +242,16 @@ def probe_health(settings, n_queries: int, extra: dict) -> dict:
     return {k: h.get(k) for k in ("generation", "articles", "passages", "segments")}
 
 
+def settle(svc) -> None:
+    """Wait for the ANN sign bits of the segments that use them: a serving process
+    builds them in the background on its first queries; figures are steady state."""
+    from karabakh_qa.store.embedded.ann import uses_ann
+
+    for seg in svc.index().segments:
+        if uses_ann(svc.settings.dense, seg.rows):
+            seg.vectors.signs.ready(wait=True)
+
+
 def probe_queries(settings, n_queries: int, extra: dict) -> dict:
     """p50/p95 of in-process ``search(q, 10)`` over ``n_queries`` after WARMUP warm-ups."""
     from karabakh_qa.service import SearchService
@@ -250,13 +260,27 @@ def probe_queries(settings, n_queries: int, extra: dict) -> dict:
     qs = questions(n_queries + WARMUP)
     for q in qs[:WARMUP]:
         svc.search(q, 10)
+    settle(svc)
     ms = []
     for q in qs[WARMUP:]:
         t = time.perf_counter()
         svc.search(q, 10)
         ms.append((time.perf_counter() - t) * 1000)
     p50, p95 = percentiles(ms)
-    return {"query_p50_ms": p50, "query_p95_ms": p95, "query_max_ms": max(ms)}
+    # What the ANN (Settings.dense "auto") returns against exact search, on these
+    # hash-bow vectors (its parameters come from real embeddings: study_ann.py).
+    index, recall = svc.index(), []
+    for q in qs[WARMUP : WARMUP + 50]:
+        qvec = svc.embedder.encode([q])[0]
+        exact = set(index.dense_top(qvec, 100, None, "exact").tolist())
+        auto = set(index.dense_top(qvec, 100, None, "auto").tolist())
+        recall.append(len(exact & auto) / max(1, len(exact)))
+    return {
+        "query_p50_ms": p50,
+        "query_p95_ms": p95,
+        "query_max_ms": max(ms),
+        "dense_auto_recall_at_100": statistics.mean(recall),
+    }
 
 
 def probe_rss(settings, n_queries: int, extra: dict) -> dict:
@@ -266,6 +290,7 @@ def probe_rss(settings, n_queries: int, extra: dict) -> dict:
     svc = SearchService(settings)
     for q in questions(20):
         svc.search(q, 10)
+    settle(svc)
     status = Path("/proc/self/status").read_text()
     kb = {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
     return {"rss_loaded_gb": kb["VmRSS"] / 1024**2, "rss_loaded_peak_gb": kb["VmHWM"] / 1024**2}
@@ -307,6 +332,7 @@ def probe_switch(settings, n_queries: int, extra: dict) -> dict:
     qs = questions(max(n_queries, 50) + WARMUP)
     for q in qs[:WARMUP]:
         svc.search(q, 10)
+    settle(svc)
     gen_before = svc.health()["generation"]
     samples: list[tuple[float, float, int | None]] = []  # (start, end, generation)
     stop = threading.Event()
@@ -462,6 +488,7 @@ def run(args: argparse.Namespace) -> dict:
     order = [
         "full_build_s", "add_one_s", "change_one_s", "remove_one_s", "startup_s",
         "add_one_lib_ms", "switch_stall_ms", "query_p50_ms", "query_p95_ms",
+        "dense_auto_recall_at_100",
         "disk_bytes_per_passage", "rss_loaded_gb", "build_peak_gb", "segments",
         "passages", "articles",
     ]  # fmt: skip
