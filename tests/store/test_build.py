@@ -9,6 +9,7 @@ import pytest
 
 from karabakh_qa.errors import Conflict, IndexUnavailable
 from karabakh_qa.service import SearchService
+from karabakh_qa.store.embedded import build
 from karabakh_qa.store.embedded.build import build_index
 from karabakh_qa.store.embedded.files import build_lock
 from karabakh_qa.store.embedded.manifest import current_name, read_manifest
@@ -228,3 +229,22 @@ def test_an_index_of_the_previous_layout_is_named_and_rebuilt_by_serve(seed_sett
     report = service.ensure_index()
     assert report.passages == 86 and not old.exists()
     assert service.search("houses destroyed", 1).hits
+
+
+def test_a_large_build_writes_a_segment_per_flush_and_switches_once(
+    seed_service, tmp_path, embedder, monkeypatch
+):
+    """FLUSH_ARTICLES bounds a build's memory: 5 articles in parts of 2 give three
+    segments, one published generation, and the answers of a one-part build."""
+    monkeypatch.setattr(build, "FLUSH_ARTICLES", 2)
+    settings = make_settings(tmp_path / "flushed", seed_service.settings.articles_dir)
+    report = build_index(settings, embedder)
+    manifest = read_manifest(settings.index_dir, current_name(settings.index_dir))
+    assert [r.rows for r in manifest.segments] == [31, 42, 13]
+    assert sorted(p.name for p in settings.index_dir.glob("gen-*")) == [manifest.file_name]
+    assert (report.articles, report.passages, report.embedded) == (5, 86, 86)
+    flushed = SearchService(settings, embedder)
+    for q in ("houses destroyed Ganja", "ceasefire Moscow", "Su-25 shot down"):
+        got = [(h.passage.id, round(h.score, 9)) for h in flushed.search(q, 8).hits]
+        want = [(h.passage.id, round(h.score, 9)) for h in seed_service.search(q, 8).hits]
+        assert got == want

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -214,8 +215,19 @@ def build_index(
             return _report(snap, diff, started, None, 0, 0, wrote=False)
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
         reuse = old_vectors(snap, diff.changed, settings, embedder.name)
-        rows = new_rows(diff.fresh, settings, embedder, {}, progress, reuse)
-        manifest = _write_generation(index_dir, snap, target, generation, diff, rows, cache)
+        current = snap
+        embedded = embedded_sentences = 0
+        for part, done in _flushes(diff):
+            if done:  # a later part keeps what the earlier ones skipped
+                part = replace(part, skipped=list(current.manifest.skipped))
+            rows = new_rows(part.fresh, settings, embedder, {}, _offset(progress, done), reuse)
+            embedded += rows.embedded
+            embedded_sentences += rows.embedded_sentences
+            manifest = _write_generation(index_dir, current, target, generation, part, rows, cache)
+            current = Snapshot(index_dir, manifest, cache)
+            generation += 1
+        generation -= 1
+        manifest = publish(index_dir, snap, manifest)  # one switch, however many flushes
         snap_after = Snapshot(index_dir, manifest, cache)
         merged = 0
         plans = [list(range(len(snap_after.segments)))] if optimize else plan_merges(snap_after)
@@ -236,12 +248,35 @@ def build_index(
         diff,
         started,
         index_dir / manifest.file_name,
-        rows.embedded,
-        rows.embedded_sentences,
+        embedded,
+        embedded_sentences,
         merged=merged,
     )
     log.info("built generation %d: %s", manifest.generation, report.to_dict())
     return report
+
+
+FLUSH_ARTICLES = 20_000  # a build writes a segment per this many new articles
+
+
+def _flushes(diff: Diff) -> Iterator[tuple[Diff, int]]:
+    """``diff`` in parts of at most FLUSH_ARTICLES fresh articles, each written as its
+    own segment (as Lucene flushes its buffer), so that a build's memory is bounded
+    by a part, not by the archive; the first part carries the deletions. Yields
+    (part, fresh articles before it)."""
+    fresh = diff.fresh
+    for lo in range(0, max(1, len(fresh)), FLUSH_ARTICLES):
+        if lo == 0:
+            yield replace(diff, fresh=fresh[:FLUSH_ARTICLES]), 0
+        else:
+            yield Diff(fresh=fresh[lo : lo + FLUSH_ARTICLES]), lo
+
+
+def _offset(progress: Progress | None, done: int) -> Progress | None:
+    """``progress`` counting ``done`` articles already reported by earlier parts."""
+    if progress is None:
+        return None
+    return lambda n, total: progress(done + n, done + total)
 
 
 def _has_deletions(snap: Snapshot, plan: list[int]) -> bool:
@@ -319,7 +354,8 @@ def _write_generation(
     rows: NewRows,
     cache: SegmentCache,
 ) -> Manifest:
-    """Steps 1–3 of the module docstring for one build."""
+    """Steps 1 and 2 of the module docstring for one part of a build: the new
+    manifest, written by the caller with :func:`publish`."""
     base = snap.manifest if snap else target
     refs = list(base.segments)
     new_part = None
@@ -413,7 +449,7 @@ def _write_generation(
         groups=groups,
         skipped=tuple(sorted([*diff.skipped, *rows.skipped], key=lambda s: s.source)),
     )
-    return publish(index_dir, snap, manifest)
+    return manifest
 
 
 def _report(
@@ -477,5 +513,6 @@ def build_from_articles(
         )
         rows = new_rows(diff.fresh, settings, embedder, known, progress)
         manifest = _write_generation(index_dir, snap, target, number, diff, rows, cache)
+        manifest = publish(index_dir, snap, manifest)
         snap = Snapshot(index_dir, manifest, cache)
     return snap
