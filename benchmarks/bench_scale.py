@@ -292,8 +292,16 @@ def probe_rss(settings, n_queries: int, extra: dict) -> dict:
         svc.search(q, 10)
     settle(svc)
     status = Path("/proc/self/status").read_text()
-    kb = {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
-    return {"rss_loaded_gb": kb["VmRSS"] / 1024**2, "rss_loaded_peak_gb": kb["VmHWM"] / 1024**2}
+    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
+    kb = {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in keys}
+    return {
+        "rss_loaded_gb": kb["VmRSS"] / 1024**2,
+        "rss_loaded_peak_gb": kb["VmHWM"] / 1024**2,
+        # RssFile: pages of the mapped index files this process has touched (page cache the
+        # kernel reclaims under pressure); RssAnon: the process's own memory.
+        "rss_loaded_anon_gb": kb["RssAnon"] / 1024**2,
+        "rss_loaded_file_gb": kb["RssFile"] / 1024**2,
+    }
 
 
 def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:

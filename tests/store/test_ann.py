@@ -62,3 +62,11 @@ def test_auto_mode_searches_exactly_until_the_bits_are_built(segment_vectors, mo
     monkeypatch.setattr(seg.signs, "ready", lambda wait: True)
     seg.search(x[0], 5, mode="auto")
     assert len(calls) == 1
+
+
+def test_the_embedded_snapshot_implements_the_store_seam(seed_service):
+    from karabakh_qa.store.protocol import StoreView
+
+    snap = seed_service.index()
+    assert isinstance(snap, StoreView)
+    assert callable(snap.bm25.query) and callable(snap.groups.reps_of)

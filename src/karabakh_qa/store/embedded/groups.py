@@ -66,7 +66,7 @@ class Part:
     normalised: list[str] | None = None  # rows' normalised texts, when the build has them
 
 
-SIGNATURES_KEPT = 100_000  # per segment: a long-running process (uploads) reuses them
+SIGNATURES_KEPT = 20_000  # per segment (~5 KB each): an upload server reuses them
 
 
 class _Texts:
