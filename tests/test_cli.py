@@ -92,3 +92,27 @@ def test_stale_index_is_an_error_unless_allowed(run, seed_settings):
     result = run(*args("ask", "talks", "-k", "1", "--allow-stale"))
     assert result.exit_code == 0
     assert "warning: index is stale (1 article files changed)" in result.output
+
+
+def test_index_named_files_only(run, seed_settings, tmp_path):
+    """`index FILE...` looks at those articles only: no folder scan, so a change
+    elsewhere in the folder waits for the next plain `index`."""
+    assert run(*args("index")).exit_code == 0
+    folder = seed_settings.articles_dir
+    write(folder, "005_new.txt", "Peace talks resumed in Geneva on Tuesday.\n")
+    write(folder, "006_other.txt", "Drone footage showed the destroyed bridge.\n")
+    result = run(*args("index", str(folder / "005_new.txt")))
+    assert result.exit_code == 0, result.output
+    assert "added 1, changed 0, removed 0" in result.output
+    (folder / "005_new.txt").unlink()
+    result = run(*args("index", str(folder / "005_new.txt")))  # missing: removed
+    assert "added 0, changed 0, removed 1" in result.output
+    result = run(*args("index"))
+    assert "added 1, changed 0, removed 0" in result.output  # 006 was never looked at
+    outside = write(tmp_path / "elsewhere", "x.txt", "Text.\n")
+    result = run(*args("index", str(outside)))
+    assert result.exit_code == 1
+    assert result.output.strip().endswith(f"is not a file inside the articles folder {folder}")
+    result = run(*args("index", "--full", str(folder / "006_other.txt")))
+    assert result.exit_code == 1
+    assert "FILES cannot be combined with --full, --repair or --watch" in result.output

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from .config import DEFAULT_MODEL, DENSE_MODES, Settings
-from .errors import IndexUnavailable, KarabakhError
+from .errors import BadRequest, IndexUnavailable, KarabakhError
+from .ingest import sources_in
 from .service import SearchResult, SearchService
 
 path_option = click.Path(file_okay=False, path_type=Path)
@@ -116,6 +117,7 @@ def print_report(report) -> None:
     default=None,
     help="Torch threads for embedding (default: all cores).",
 )
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def index_cmd(
     settings: Settings,
     full: bool,
@@ -124,10 +126,17 @@ def index_cmd(
     optimize: bool,
     repair: bool,
     threads: int | None,
+    files: tuple[Path, ...],
 ) -> None:
-    """Bring the index up to date with the articles folder (a new segment per change)."""
+    """Bring the index up to date with the articles folder (a new segment per change).
+
+    With FILES, only those articles are looked at (added, changed, or removed when
+    missing): no scan of the folder, for a pipeline that knows what it wrote."""
     import os
 
+    if files and (full or repair or watch):
+        raise BadRequest("FILES cannot be combined with --full, --repair or --watch")
+    only = sources_in(settings.articles_dir, list(files)) if files else None
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
     service = SearchService(settings)
     with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
@@ -137,7 +146,7 @@ def index_cmd(
             bar.update(done - bar.pos)
 
         report = service.build(
-            full=full, wait=wait, progress=progress, optimize=optimize, repair=repair
+            full=full, wait=wait, progress=progress, only=only, optimize=optimize, repair=repair
         )
     print_report(report)
     if watch:

@@ -153,6 +153,19 @@ def source_name(folder: Path, path: Path) -> str:
     return path.relative_to(folder).as_posix()
 
 
+def sources_in(folder: Path, paths: list[Path]) -> list[str]:
+    """Source names of ``paths`` (relative to the working directory or absolute),
+    which must lie inside ``folder``; a missing file names an article to remove."""
+    root = folder.resolve()
+    out = []
+    for path in paths:
+        full = path.resolve()
+        if not full.is_relative_to(root) or full == root:
+            raise ArticleError(f"{path} is not a file inside the articles folder {folder}")
+        out.append(source_name(root, full))
+    return sorted(set(out))
+
+
 def read_articles(folder: Path) -> tuple[list[Article], list[Skipped]]:
     """Read every article in ``folder``; bad files are skipped with a reason."""
     articles: list[Article] = []
