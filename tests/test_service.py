@@ -140,3 +140,19 @@ def test_dense_search_within_allowed_rows_both_ways(tmp_path):
         expected = allowed[np.argsort(-(decoded[allowed] @ q))[:3]]
         assert sorted(rows.tolist()) == sorted(expected.tolist())
         assert np.allclose(np.sort(scores), np.sort(decoded[rows] @ q), atol=1e-5)
+
+
+def test_a_benchmark_query_model_embeds_questions_but_never_builds(seed_service):
+    """Settings.query_model: questions embedded by another model of the same
+    dimension (answers meaningless, costs real); such a service refuses to build."""
+    from karabakh_qa.errors import BadRequest, IndexUnavailable
+
+    s = seed_service.settings
+    other = SearchService(s.replace(query_model="hash-bow-64"))
+    assert other.embedder.name == "hash-bow-64" and other.search("houses", 3).hits
+    with pytest.raises(BadRequest, match="never builds"):
+        other.build()
+    wrong = SearchService(s.replace(query_model="hash-bow-32"))
+    wrong.embedder  # noqa: B018
+    with pytest.raises(IndexUnavailable, match="gives 32-dim vectors, the index holds 64-dim"):
+        wrong.index()

@@ -240,12 +240,19 @@ def ask(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(settings: Settings, host: str, port: int, threads: int) -> None:
+@click.option(
+    "--query-model",
+    default=None,
+    help="Benchmarks only: embed questions with this model, whatever built the index.",
+)
+def serve(settings: Settings, host: str, port: int, threads: int, query_model: str | None) -> None:
     """Serve the web form and JSON API with waitress (builds the index if missing)."""
     import waitress
 
     from .web import create_app
 
+    if query_model:
+        settings = settings.replace(query_model=query_model)
     service = SearchService(settings)
     report = service.ensure_index()
     if report:

@@ -32,6 +32,10 @@ class Settings:
     # Empty: the model the index was built with (DEFAULT_MODEL when there is none).
     # "hash-bow-<dim>" is the structural-benchmark model (no neural network).
     model_name: str = ""
+    # Structural benchmarks only: embed questions with this model instead of the
+    # index's (an index of hash-bow-384 vectors queried with the real model's 384-dim
+    # vectors: the answers are meaningless, the costs are real). Empty: the index's.
+    query_model: str = ""
     model_max_tokens: int = 256
     torch_threads: int = 1  # per serving process; indexing may raise it
     embed_batch_size: int = 32

@@ -163,7 +163,8 @@ class SearchService:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self.model_name(), self.settings.torch_threads)
+                    name = self.settings.query_model or self.model_name()
+                    self._embedder = load_embedder(name, self.settings.torch_threads)
         return self._embedder
 
     def model_name(self) -> str:
@@ -232,6 +233,18 @@ class SearchService:
     def _check_model(self, index: Snapshot) -> None:
         """The index must have been built by the model this service embeds with."""
         built = index.manifest.model
+        if self.settings.query_model:
+            if self._embedder is not None and self._embedder.dim != built.dim:
+                raise IndexUnavailable(
+                    f"query model {self.settings.query_model!r} gives {self._embedder.dim}-dim "
+                    f"vectors, the index holds {built.dim}-dim ones"
+                )
+            log.warning(
+                "questions embedded with %s, passages with %s: a structural benchmark, not answers",
+                self.settings.query_model,
+                built.name,
+            )
+            return
         want = self.settings.model_name or built.name
         if built.name != want:
             raise IndexUnavailable(
@@ -260,6 +273,11 @@ class SearchService:
         repair: bool = False,
     ) -> BuildReport:
         """Bring the index up to date with the articles folder (see store.embedded.build)."""
+        if self.settings.query_model:
+            raise BadRequest(
+                "this service embeds questions with a benchmark query model and never builds; "
+                "run `karabakh-qa index` without it"
+            )
         return build_index(
             self.settings,
             self.embedder,
