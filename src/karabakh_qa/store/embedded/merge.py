@@ -5,7 +5,10 @@ Policy (as Lucene's LogMergePolicy and tantivy's): a segment's *level* is
 merged into one of the next level, so the number of segments stays below
 ``(F - 1)`` per level, a handful at a million passages. A segment of at least
 ``FLOOR`` rows whose deleted share passes ``EXPUNGE`` is rewritten alone,
-reclaiming the space.
+reclaiming the space. Whatever the levels, an index holds at most
+``MAX_SEGMENTS``: past that, the smallest segments are merged (as Lucene's
+tiered policy keeps a segment budget), so that a large build's flushed
+segments plus the small ones of later adds stay few.
 
 A merge copies bytes: passage and article records, 8-bit vector codes, LSH
 bands and MinHash values; postings are concatenated under the merged vocabulary with rows
@@ -32,6 +35,7 @@ from .segment import SegmentColumns, write_segment
 MERGE_FACTOR = 8
 FLOOR = 1000
 EXPUNGE = 0.3
+MAX_SEGMENTS = 10
 
 
 def level(rows: int) -> int:
@@ -52,6 +56,9 @@ def plan_merges(snap: Snapshot) -> list[list[int]]:
     for pos, (seg, rows) in enumerate(zip(snap.segments, live, strict=True)):
         if pos not in planned and seg.rows >= FLOOR and 1 - rows / seg.rows > EXPUNGE:
             plans.append([pos])
+    if not plans and len(live) > MAX_SEGMENTS:
+        smallest = sorted(range(len(live)), key=lambda p: (live[p], p))
+        plans.append(sorted(smallest[: len(live) - MAX_SEGMENTS + 1]))
     return plans[:1]  # one merge per build; the next build looks again
 
 
