@@ -35,7 +35,7 @@ def test_a_bad_dense_mode_is_refused():
         Settings(dense="fast")
 
 
-def test_ann_returns_exact_scores_of_its_hamming_nearest_rows(segment_vectors, monkeypatch):
+def test_ann_returns_exact_scores_of_the_rows_its_bits_rank_first(segment_vectors, monkeypatch):
     seg, x = segment_vectors
     monkeypatch.setattr(ann, "RESCORE_MIN", 50)  # rescore 50 of 400 rows
     q = x[17] / np.linalg.norm(x[17])

@@ -40,7 +40,7 @@ _CHUNK = 8_192  # rows per step of a build: FAISS holds the GIL while it adds
 
 
 def rescore_depth(rows: int, k: int) -> int:
-    """How many Hamming-nearest rows are rescored exactly for a top ``k``."""
+    """How many of the rows best by sign bits are rescored exactly for a top ``k``."""
     return min(rows, max(RESCORE_MIN, RESCORE_PER_K * k, int(rows * RESCORE_SHARE)))
 
 
