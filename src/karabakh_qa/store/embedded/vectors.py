@@ -108,8 +108,11 @@ class SegmentVectors:
         self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         self.rows, self.dim, self.codec = rows, dim, codec
         size = path.stat().st_size
-        # The codes are the file's last rows*dim bytes: mapped, not copied.
-        self.codes = np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
+        # The codes are the file's last rows*dim bytes: mapped, not copied (a plain
+        # ndarray view of the map: indexing a np.memmap costs several times more).
+        self.codes = np.asarray(
+            np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
+        )
         self.signs = SignIndex(self.codes, lambda codes: decode(codes, codec))
 
     def search(
