@@ -70,3 +70,17 @@ def test_the_embedded_snapshot_implements_the_store_seam(seed_service):
     snap = seed_service.index()
     assert isinstance(snap, StoreView)
     assert callable(snap.bm25.query) and callable(snap.groups.reps_of)
+
+
+def test_a_failed_ann_build_leaves_exact_search_and_says_so(segment_vectors, caplog):
+    seg, x = segment_vectors
+
+    def broken(codes):
+        raise MemoryError("no room")
+
+    seg.signs = ann.SignIndex(seg.codes, broken)
+    assert seg.signs.ready(wait=True) is False
+    assert "could not be built" in caplog.text
+    got = seg.search(x[3], 5, mode="ann")
+    want = seg.search(x[3], 5, mode="exact")
+    assert got[1].tolist() == want[1].tolist()

@@ -79,6 +79,12 @@ class SignIndex:
             yield self.decode(np.asarray(self.codes[lo : lo + _CHUNK]))
 
     def _build(self) -> None:
+        try:
+            self._index = self._built()  # published last: ``ready`` reads it without the lock
+        except Exception:  # a failed build leaves exact search in place, loudly
+            log.exception("sign bits of a %d-row segment could not be built", len(self.codes))
+
+    def _built(self) -> faiss.IndexPQFastScan:
         rows, dim = self.codes.shape
         center = sum(c.sum(axis=0, dtype=np.float64) for c in self._chunks()) / max(1, rows)
         spread = sum(np.abs(c - center).sum(axis=0, dtype=np.float64) for c in self._chunks())
@@ -94,8 +100,8 @@ class SignIndex:
         index.is_trained = True
         for chunk in self._chunks():
             index.add(chunk)  # the nearest centroid of each group is its sign pattern
-        self._index = index  # published last: ``ready`` reads it without the lock
         log.info("sign bits of %d rows ready", rows)
+        return index
 
     def candidates(self, query: np.ndarray, depth: int) -> np.ndarray:
         """The ``depth`` rows whose sign patterns score best against ``query``."""
