@@ -80,12 +80,14 @@ def segment_df(
     ids, found = seg.term_range(terms)
     out = np.zeros(len(terms), dtype=np.int64)
     ptr = seg.a["postings_ptr"]
+    where = np.flatnonzero(found)
+    starts, ends = ptr[ids[where]], ptr[ids[where] + 1]
+    out[where] = ends - starts
+    if live is None:
+        return out
     docs_all = seg.a["postings_docs"]
-    for i in np.flatnonzero(found):
-        lo, hi = int(ptr[ids[i]]), int(ptr[ids[i] + 1])
-        if live is None:
-            out[i] = hi - lo
-        elif deleted is not None and len(deleted) * SEARCH_DELETED_BELOW < hi - lo:
+    for i, lo, hi in zip(where.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if deleted is not None and len(deleted) * SEARCH_DELETED_BELOW < hi - lo:
             docs = docs_all[lo:hi]
             at = np.minimum(np.searchsorted(docs, deleted), len(docs) - 1)
             out[i] = (hi - lo) - int((docs[at] == deleted).sum())
