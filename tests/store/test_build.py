@@ -248,3 +248,13 @@ def test_a_large_build_writes_a_segment_per_flush_and_switches_once(
         got = [(h.passage.id, round(h.score, 9)) for h in flushed.search(q, 8).hits]
         want = [(h.passage.id, round(h.score, 9)) for h in seed_service.search(q, 8).hits]
         assert got == want
+
+
+def test_progress_counts_articles_across_flushes(seed_dir, tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(build, "FLUSH_ARTICLES", 2)
+    seen = []
+    build_index(
+        make_settings(tmp_path, seed_dir), embedder, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen[-1] == (5, 5) and {t for _, t in seen} == {5}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

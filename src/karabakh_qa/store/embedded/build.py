@@ -220,7 +220,8 @@ def build_index(
         for part, done in _flushes(diff):
             if done:  # a later part keeps what the earlier ones skipped
                 part = replace(part, skipped=list(current.manifest.skipped))
-            rows = new_rows(part.fresh, settings, embedder, {}, _offset(progress, done), reuse)
+            report_to = _offset(progress, done, len(diff.fresh))
+            rows = new_rows(part.fresh, settings, embedder, {}, report_to, reuse)
             embedded += rows.embedded
             embedded_sentences += rows.embedded_sentences
             manifest = _write_generation(index_dir, current, target, generation, part, rows, cache)
@@ -272,11 +273,11 @@ def _flushes(diff: Diff) -> Iterator[tuple[Diff, int]]:
             yield Diff(fresh=fresh[lo : lo + FLUSH_ARTICLES]), lo
 
 
-def _offset(progress: Progress | None, done: int) -> Progress | None:
-    """``progress`` counting ``done`` articles already reported by earlier parts."""
+def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
+    """``progress`` for one part: ``done`` articles came before it, ``total`` in all."""
     if progress is None:
         return None
-    return lambda n, total: progress(done + n, done + total)
+    return lambda n, _: progress(done + n, total)
 
 
 def _has_deletions(snap: Snapshot, plan: list[int]) -> bool:
