@@ -3,7 +3,8 @@ segment with only what changed, mark replaced rows deleted, switch, then merge.
 
 Order of durable steps (each a crash point, see tests/store/test_crash.py):
 
-1. the new segment is written to ``.tmp-*``, fsynced and renamed ``seg-N/``;
+1. the new segment is written to ``.tmp-*``, fsynced and renamed ``seg-N/``
+   (a large build writes one per FLUSH_ARTICLES new articles, repeating 1–2);
 2. deletion bitmaps, the statistics and the group overlay of generation G are
    written (temporary file, fsync, rename);
 3. ``gen-G.json`` is written the same way, then ``CURRENT`` is replaced.
@@ -215,17 +216,17 @@ def build_index(
             return _report(snap, diff, started, None, 0, 0, wrote=False)
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
         reuse = old_vectors(snap, diff.changed, settings, embedder.name)
-        current = snap
+        so_far = snap  # the index with the parts written so far (not switched to)
         embedded = embedded_sentences = 0
         for part, done in _flushes(diff):
             if done:  # a later part keeps what the earlier ones skipped
-                part = replace(part, skipped=list(current.manifest.skipped))
+                part = replace(part, skipped=list(so_far.manifest.skipped))
             report_to = _offset(progress, done, len(diff.fresh))
             rows = new_rows(part.fresh, settings, embedder, {}, report_to, reuse)
             embedded += rows.embedded
             embedded_sentences += rows.embedded_sentences
-            manifest = _write_generation(index_dir, current, target, generation, part, rows, cache)
-            current = Snapshot(index_dir, manifest, cache)
+            manifest = _write_generation(index_dir, so_far, target, generation, part, rows, cache)
+            so_far = Snapshot(index_dir, manifest, cache)
             generation += 1
         generation -= 1
         manifest = publish(index_dir, snap, manifest)  # one switch, however many flushes
