@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from karabakh_qa.service import SearchService
+from karabakh_qa.store.embedded import build as build_module
 from karabakh_qa.store.embedded import files
 from karabakh_qa.store.embedded.build import build_index
 
@@ -69,7 +70,7 @@ def template(tmp_path_factory):
 
 def count_ops(template, optimize: bool) -> int:
     root, settings, embedder, _, _ = template
-    work = make_settings(root / f"count-{optimize}")
+    work = make_settings(root / f"count-{optimize}-{build_module.FLUSH_ARTICLES}")
     shutil.copytree(settings.articles_dir, work.articles_dir)
     shutil.copytree(settings.index_dir, work.index_dir)
     with pytest.MonkeyPatch.context() as mp:
@@ -78,9 +79,15 @@ def count_ops(template, optimize: bool) -> int:
     return count[0]
 
 
-@pytest.mark.parametrize("optimize", [False, True], ids=["build", "build+merge"])
-def test_crash_after_every_durable_step(template, tmp_path, optimize):
+@pytest.mark.parametrize(
+    "optimize,flush",
+    [(False, None), (True, None), (False, 1)],
+    ids=["build", "build+merge", "build-in-two-flushes"],
+)
+def test_crash_after_every_durable_step(template, tmp_path, optimize, flush, monkeypatch):
     root, settings, embedder, before, after = template
+    if flush:  # the two fresh articles become two segments, then one switch
+        monkeypatch.setattr(build_module, "FLUSH_ARTICLES", flush)
     total = count_ops(template, optimize)
     # The segment's 3 files and folder fsynced, the folder renamed and its parent
     # fsynced; then deletions, statistics, groups, manifest (each fsync + rename), CURRENT.
