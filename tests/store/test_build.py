@@ -258,3 +258,12 @@ def test_progress_counts_articles_across_flushes(seed_dir, tmp_path, embedder, m
     )
     assert seen[-1] == (5, 5) and {t for _, t in seen} == {5}
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_finding_an_article_by_name_scans_first_then_keeps_a_dict(seed_service):
+    seg = seed_service.index().segments[0]
+    names = seg.a["article_names"].tolist()
+    assert seg.find_article("nope.txt") is None and "article_index" not in seg.__dict__
+    found = [seg.find_article(n) for n in names * 2]  # 1 + 10 lookups: past the scan budget
+    assert found == list(range(len(names))) * 2
+    assert "article_index" in seg.__dict__ and seg.find_article("nope.txt") is None

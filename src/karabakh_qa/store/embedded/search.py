@@ -200,7 +200,7 @@ class Snapshot:
             return self.article_locations.get(name)
         for pos in range(len(self.segments) - 1, -1, -1):
             seg, live = self.segments[pos], self.live[pos]
-            i = seg.article_index.get(name)
+            i = seg.find_article(name)
             if i is not None and (live is None or live[int(seg.a["article_rows"][i])]):
                 return pos, i
         return None

@@ -46,6 +46,7 @@ from .manifest import IndexCorrupt, VectorCodec
 SEGMENT_SCHEMA = 5  # 4: compound columns file, multiply-shift MinHash; 5: band index
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
+FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
 ARRAYS = (
     "article_names",
     "article_sha",
@@ -261,6 +262,7 @@ class Segment:
         self.codec = codec
         self.sentence_codec = sentence_codec
         self._article_cache: dict[int, dict] = {}
+        self._finds = 0  # name lookups done without article_index
         self.memo: dict[tuple, dict] = {}  # derived per-row values other modules keep
 
     def check_sizes(self) -> None:
@@ -331,6 +333,16 @@ class Segment:
     def article_index(self) -> dict[str, int]:
         """Article name -> index in this segment (built on first use, then cached)."""
         return {name: i for i, name in enumerate(self.a["article_names"].tolist())}
+
+    def find_article(self, name: str) -> int | None:
+        """Index of article ``name`` in this segment. The first few lookups compare
+        the names array at once (a one-off `index FILE` must not pay for a dict of
+        every name); a process that keeps asking builds :attr:`article_index`."""
+        if "article_index" not in self.__dict__ and self._finds < FINDS_BEFORE_INDEX:
+            self._finds += 1
+            hits = np.flatnonzero(self.a["article_names"] == name)
+            return int(hits[0]) if len(hits) else None
+        return self.article_index.get(name)
 
     @cached_property
     def dates(self) -> np.ndarray:
