@@ -5,10 +5,11 @@ Policy (as Lucene's LogMergePolicy and tantivy's): a segment's *level* is
 merged into one of the next level, so the number of segments stays below
 ``(F - 1)`` per level, a handful at a million passages. A segment of at least
 ``FLOOR`` rows whose deleted share passes ``EXPUNGE`` is rewritten alone,
-reclaiming the space. Whatever the levels, an index holds at most
-``MAX_SEGMENTS``: past that, the smallest segments are merged (as Lucene's
-tiered policy keeps a segment budget), so that a large build's flushed
-segments plus the small ones of later adds stay few.
+reclaiming the space; a segment whose rows are all deleted is dropped.
+Whatever the levels, an index holds at most ``MAX_SEGMENTS``: past that, the
+smallest segments are merged (as Lucene's tiered policy keeps a segment
+budget), so that a large build's flushed segments plus the small ones of
+later adds stay few.
 
 A merge copies bytes: passage and article records, 8-bit vector codes, LSH
 bands and MinHash values; postings are concatenated under the merged vocabulary with rows
@@ -48,6 +49,9 @@ def plan_merges(snap: Snapshot) -> list[list[int]]:
         seg.rows if mask is None else int(mask.sum())
         for seg, mask in zip(snap.segments, snap.live, strict=True)
     ]
+    empty = [pos for pos, rows in enumerate(live) if rows == 0]
+    if empty:  # fully deleted segments go first, whatever their level
+        return [empty]
     by_level: dict[int, list[int]] = {}
     for pos, rows in enumerate(live):
         by_level.setdefault(level(rows), []).append(pos)
@@ -154,12 +158,15 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
 def merge_segments(snap: Snapshot, plan: list[int], generation: int, index_dir: Path) -> Manifest:
     """Write the merged segment and the overlay; the manifest is returned, not published."""
     cols, mapping = merge_columns(snap, plan)
+    m = snap.manifest
+    if cols.rows == 0:  # every row deleted: the segments are dropped, nothing is written
+        refs = tuple(ref for pos, ref in enumerate(m.segments) if pos not in plan)
+        return replace(m, generation=generation, segments=refs)
     name = f"seg-{next_number(index_dir, 'seg'):06d}"
     number = segment_number(name)
     tmp = files.tmp_name(index_dir, name)
     write_segment(tmp, name, cols, snap.manifest.vectors)
     files.publish_folder(tmp, index_dir / name)
-    m = snap.manifest
     refs = [ref for pos, ref in enumerate(m.segments) if pos not in plan]
     refs.insert(min(plan), SegmentRef(name, cols.rows))
     groups = m.groups
