@@ -23,6 +23,7 @@ from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
+from .store.embedded.ann import uses_ann
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
@@ -227,6 +228,9 @@ class SearchService:
                 name = current_name(index_dir)
                 continue
             self._check_model(snap)
+            for seg in snap.segments:  # large segments' ANN bits start building now, not
+                if uses_ann(self.settings.dense, seg.rows):  # at the first question
+                    seg.vectors.signs.ready(wait=False)
             return snap
         raise IndexUnavailable(f"index in {index_dir} kept changing while loading; try again")
 

@@ -84,3 +84,20 @@ def test_a_failed_ann_build_leaves_exact_search_and_says_so(segment_vectors, cap
     got = seg.search(x[3], 5, mode="ann")
     want = seg.search(x[3], 5, mode="exact")
     assert got[1].tolist() == want[1].tolist()
+
+
+def test_opening_an_index_starts_the_ann_bits_of_large_segments(
+    seed_settings, embedder, monkeypatch
+):
+    from karabakh_qa.service import SearchService
+
+    monkeypatch.setattr(ann, "ANN_MIN_ROWS", 50)  # the seeds' one segment has 86 rows
+    service = SearchService(seed_settings, embedder)
+    service.build()
+    fresh = SearchService(seed_settings, embedder)
+    (seg,) = fresh.index().segments
+    assert seg.vectors.signs._thread is not None  # building before any question
+    assert seg.vectors.signs.ready(wait=True)
+    exact = SearchService(seed_settings.replace(dense="exact"), embedder)
+    (seg,) = exact.index().segments
+    assert seg.vectors.signs._thread is None  # "exact" never builds them

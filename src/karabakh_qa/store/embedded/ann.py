@@ -13,8 +13,9 @@ The best ``rescore_depth`` rows are then scored exactly from their 8-bit codes
 (the same cosines as exact search), so the ANN can miss a passage but never
 scores one differently.
 
-Nothing is stored: the bits are derived from the segment's codes when the
-segment is first searched, in a background thread, and kept with the segment
+Nothing is stored: the bits are derived from the segment's codes when a
+service opens the segment (or it is first searched), in a background thread,
+and kept with the segment
 (which every generation listing it shares). Until they are ready a query uses
 exact search, so no query waits for an ANN index to be built. Parameters and
 recall on real embeddings: README "Approximate search" and
