@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from functools import wraps
 from pathlib import Path
 
-import click
+# One OpenBLAS thread per CLI process, set before numpy loads it: our numpy work
+# is small, and the pool OpenBLAS starts at import kept a server's queries off the
+# other core (worst query during a 300k `index` 24-36 ms, with this 17-18 ms, idle
+# 18 ms: benchmarks/study_stall.py). Torch keeps its own threads for embedding.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .config import DEFAULT_MODEL, DENSE_MODES, Settings
-from .errors import BadRequest, IndexUnavailable, KarabakhError
-from .ingest import sources_in
-from .service import SearchResult, SearchService
+import click  # noqa: E402
+
+from .config import DEFAULT_MODEL, DENSE_MODES, Settings  # noqa: E402
+from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
+from .ingest import sources_in  # noqa: E402
+from .service import SearchResult, SearchService  # noqa: E402
 
 path_option = click.Path(file_okay=False, path_type=Path)
 
@@ -104,7 +111,7 @@ def print_report(report) -> None:
         click.echo(f"  skipped {s['source']}: {s['reason']}")
 
 
-BUILD_NICENESS = 10  # `index` runs below the server's priority (see index_cmd)
+BUILD_NICENESS = 19  # `index` yields the cores to a server (see index_cmd)
 
 
 @main.command("index")
@@ -135,13 +142,11 @@ def index_cmd(
 
     With FILES, only those articles are looked at (added, changed, or removed when
     missing): no scan of the folder, for a pipeline that knows what it wrote."""
-    import os
-
     if files and (full or repair or watch):
         raise BadRequest("FILES cannot be combined with --full, --repair or --watch")
-    # A build shares the machine with the server: at normal priority its threads took
-    # the cores that queries need (worst query during a 300k add 25-33 ms, at nice 19
-    # 16-19 ms, idle 19 ms), so it yields to them.
+    # A build shares the machine with the server: at niceness 0 or 10 a 300k add made
+    # the worst concurrent query 25-31 ms, at 19 17-18 ms, idle 18 ms
+    # (benchmarks/study_stall.py), so a build yields the cores to queries.
     os.nice(max(0, BUILD_NICENESS - os.nice(0)))  # to BUILD_NICENESS, once
     only = sources_in(settings.articles_dir, list(files)) if files else None
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
