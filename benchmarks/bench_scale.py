@@ -321,6 +321,7 @@ def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
     svc = SearchService(settings)
     svc.health()  # a serving process has its index and embedder loaded already
     svc.embedder  # noqa: B018
+    settle(svc)  # and its ANN bits built (they build in the background on open)
     api, ms = "build(only=...)", []
     for i in extra["new"]:
         name = file_name(i)
