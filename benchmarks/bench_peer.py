@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import emit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -183,7 +184,7 @@ def main() -> None:
         )
         out["lancedb"].update(json.loads(res.stdout.strip().splitlines()[-1]))
         if args.quality_only:
-            print(json.dumps(out, indent=2))
+            emit(out, args.json)
             return
         scale = run_json(
             [sys.executable, str(HERE / "bench_scale.py"), "--passages", str(args.passages),
@@ -221,10 +222,7 @@ def main() -> None:
     out["ratios_peer_over_ours"]["scifact_ndcg@10 (ours / peer)"] = round(
         ours["scifact_ndcg@10"] / peer["scifact_ndcg@10"], 3
     )
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

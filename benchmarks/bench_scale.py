@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import percentiles  # noqa: E402
+from common import emit, percentiles  # noqa: E402
 from synthetic import (  # noqa: E402
     article_text,
     extra_paragraph,
@@ -540,10 +540,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:
@@ -24,3 +26,11 @@ def time_calls(fn: Callable[[str], object], inputs: list[str], warmup: int = 5) 
         fn(item)
         out.append((time.perf_counter() - t) * 1000)
     return out
+
+
+def emit(result: dict, path: Path | None) -> None:
+    """Print ``result`` as indented JSON, and write it to ``path`` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")

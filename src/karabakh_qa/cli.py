@@ -331,8 +331,6 @@ def eval_options(func):
         threads,
         **kwargs,
     ):
-        import os
-
         chosen = {
             "fusion": fusion,
             "fusion_weights": weights,
