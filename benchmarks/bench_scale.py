@@ -15,7 +15,9 @@ after the run (the add/change/remove steps touch it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,6 +50,7 @@ MODEL = "hash-bow-384"
 REPS = 3
 STARTUP_REPS = 5
 WARMUP = 10
+JOURNAL_SETTLE_S = 1.0
 TOUCHED = ".bench-touched.json"  # hidden: which articles this run modified, for restoring
 
 _T0 = time.perf_counter()
@@ -214,22 +218,36 @@ def add_one_named(env: dict[str, str], corpus: Corpus) -> list[float]:
     return walls
 
 
-def change_one(env: dict[str, str], corpus: Corpus) -> list[float]:
+def change_one(env: dict[str, str], corpus: Corpus, first: int = 1) -> list[float]:
     """Walls of ``index`` after appending a paragraph to an existing article, REPS times."""
     walls = []
     for r in range(REPS):
-        corpus.change(1 + r * (corpus.n_articles // (REPS + 1)))
+        corpus.change(first + r * (corpus.n_articles // (REPS + 1)))
         walls.append(cli_index(env, {"added": 0, "changed": 1, "removed": 0})[0])
     return walls
 
 
-def remove_one(env: dict[str, str], corpus: Corpus) -> list[float]:
+def remove_one(env: dict[str, str], corpus: Corpus, first: int = 2) -> list[float]:
     """Walls of ``index`` after deleting one existing article, REPS times."""
     walls = []
     for r in range(REPS):
-        corpus.remove(2 + r * (corpus.n_articles // (REPS + 1)))
+        corpus.remove(first + r * (corpus.n_articles // (REPS + 1)))
         walls.append(cli_index(env, {"added": 0, "changed": 0, "removed": 1})[0])
     return walls
+
+
+@contextlib.contextmanager
+def journal_running(env: dict[str, str]) -> Iterator[None]:
+    """``karabakh-qa journal`` in the background, and one ``index`` run that scans
+    once and records where it read the journal (later runs read only the journal)."""
+    proc = subprocess.Popen([cli_path(), "journal"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(JOURNAL_SETTLE_S)  # the watcher places its inotify watches
+        cli_index(env)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def disk_bytes(index: Path) -> int:
@@ -481,6 +499,18 @@ def run(args: argparse.Namespace) -> dict:
             log(f"{name} one: walls {', '.join(f'{w:.2f}' for w in walls)} s")
         out["startup_s"] = startup
 
+        with journal_running(env):  # the same steps, on other articles, reading the journal
+            steps = (
+                ("add", add_one),
+                ("change", functools.partial(change_one, first=3)),
+                ("remove", functools.partial(remove_one, first=4)),
+            )
+            for name, step in steps:
+                walls = step(env, corpus)
+                out[f"{name}_journal_one_s"] = statistics.median(walls) - startup
+                out[f"{name}_journal_one_wall_s"] = walls
+                log(f"{name} one with the journal: walls {', '.join(f'{w:.2f}' for w in walls)} s")
+
         new = [corpus.next_new + k for k in range(REPS)]
         for i in new:
             corpus.touch(i)
@@ -512,7 +542,7 @@ def run(args: argparse.Namespace) -> dict:
     out["loadavg_1m_end"] = os.getloadavg()[0]
     order = [
         "full_build_s", "add_one_s", "add_named_one_s", "change_one_s", "remove_one_s",
-        "startup_s",
+        "add_journal_one_s", "change_journal_one_s", "remove_journal_one_s", "startup_s",
         "add_one_lib_ms", "switch_stall_ms", "query_p50_ms", "query_p95_ms",
         "dense_auto_recall_at_100",
         "disk_bytes_per_passage", "rss_loaded_gb", "build_peak_gb", "segments",

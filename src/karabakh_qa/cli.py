@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from functools import wraps
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def print_report(report) -> None:
         f"({d['embedded_sentences']} sentences), reused {d['reused']}; "
         f"{d['segments']} segments" + (f" ({d['merged']} merged)" if d["merged"] else "")
     )
+    if report.scope == "journal":
+        click.echo("  files named by the change journal; the folder was not scanned")
     for s in d["skipped"]:
         click.echo(f"  skipped {s['source']}: {s['reason']}")
 
@@ -166,6 +169,26 @@ def index_cmd(
 
         click.echo(f"watching {settings.articles_dir} (Ctrl-C to stop)")
         watch_folder(service, on_build=print_report)
+
+
+@main.command("journal")
+@common
+def journal_cmd(settings: Settings) -> None:
+    """Journal which article files change, until Ctrl-C, so that `index` looks at
+    those files instead of scanning the whole folder (like git's fsmonitor)."""
+    from .journal import JournalWriter
+
+    if not settings.articles_dir.is_dir():
+        raise BadRequest(f"articles folder {settings.articles_dir} does not exist")
+    writer = JournalWriter(settings.articles_dir, settings.index_dir)
+    writer.start()
+    click.echo(f"journaling changes under {settings.articles_dir} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        writer.stop()
 
 
 def print_result(result: SearchResult) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from .embed import Embedder, load_embedder
 from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
 from .ingest import iso_date
+from .journal import sync as sync_journal
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
 from .store.embedded.ann import uses_ann
@@ -282,7 +283,13 @@ class SearchService:
                 "this service embeds questions with a benchmark query model and never builds; "
                 "run `karabakh-qa index` without it"
             )
-        return build_index(
+        scope = "files" if only is not None else "folder"
+        journal = None
+        if only is None:  # a running journal watcher can spare the folder scan
+            journal = sync_journal(self.settings.articles_dir, self.settings.index_dir)
+            if journal.names is not None and not (full or repair):
+                only, scope = journal.names, "journal"
+        report = build_index(
             self.settings,
             self.embedder,
             full=full,
@@ -293,6 +300,9 @@ class SearchService:
             repair=repair,
             cache=self._segments,
         )
+        if journal is not None:
+            journal.commit()
+        return replace(report, scope=scope)
 
     def ensure_index(self) -> BuildReport | None:
         """Build the index if there is none, or rebuild one an older version wrote

@@ -11,23 +11,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from .errors import KarabakhError
-from .ingest import ARTICLE_SUFFIXES
+from .journal import event_names
 from .service import SearchService
 from .store.embedded.build import BuildReport
 
 log = logging.getLogger(__name__)
-
-
-def relevant(path: str, root: Path) -> bool:
-    """An article file (not hidden, not a temporary upload) under ``root``."""
-    p = Path(path)
-    try:
-        rel = p.relative_to(root)
-    except ValueError:
-        return False
-    return p.suffix.lower() in ARTICLE_SUFFIXES and not any(
-        part.startswith((".", "~")) for part in rel.parts
-    )
 
 
 class Debouncer(FileSystemEventHandler):
@@ -46,15 +34,8 @@ class Debouncer(FileSystemEventHandler):
         self._lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        paths = [p for p in (event.src_path, getattr(event, "dest_path", "") or "") if p]
-        names = [
-            Path(str(p)).relative_to(self.root).as_posix()
-            for p in paths
-            if relevant(str(p), self.root)
-        ]
-        folder = event.is_directory and event.event_type in ("moved", "deleted", "created")
+        names = event_names(event, self.root)
+        folder = names is None
         if not names and not folder:
             return
         with self._lock:

@@ -83,6 +83,7 @@ class BuildReport:
     segments: int = 0
     merged: int = 0  # segments merged away after the build
     wrote: bool = True
+    scope: str = "folder"  # what the diff looked at: "folder", "files" (named) or "journal"
 
     def to_dict(self) -> dict:
         return {
@@ -99,6 +100,7 @@ class BuildReport:
             "reused": self.reused,
             "segments": self.segments,
             "merged": self.merged,
+            "scope": self.scope,
             "seconds": round(self.seconds, 3),
         }
 

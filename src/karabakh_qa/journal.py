@@ -1,0 +1,247 @@
+"""The change journal: a watcher writes down which article files changed, so that
+``karabakh-qa index`` looks at those files instead of stat-ing the whole folder.
+
+Git's fsmonitor and Watchman solve the same problem the same way. A stat of every
+file costs ~2.5 µs here (``find`` in C: 113 ms for 37,500 files), so a scan grows
+with the archive however little changed; the journal makes the cost that of the
+change. It is trusted only when it provably saw every change since the index last
+read it:
+
+- the watcher (``karabakh-qa journal``) holds an exclusive lock on ``journal/lock``
+  for as long as it runs; no lock held, no journal;
+- each watcher run has its own instance id, written on the log's first line, and
+  the index remembers (``journal/read``) the instance and offset it read up to; a
+  restarted watcher missed what happened while none ran, so the index scans once;
+- before reading, ``index`` creates a cookie file in the folder and waits until the
+  watcher logs it (Watchman's cookies): every change made before the cookie is then
+  in the log above it;
+- a folder created, moved or deleted, or an overflow of the kernel's event queue,
+  is logged as ``null``: scan everything once.
+
+The log holds one JSON value per line: the header object, then changed names
+(strings), ``null`` or ``{"cookie": name}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import Conflict
+from .ingest import ARTICLE_SUFFIXES
+from .store.embedded.files import write_bytes_atomic
+
+if TYPE_CHECKING:  # watchdog takes ~60 ms to import: only the watcher loads it
+    from watchdog.events import FileSystemEvent
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+FOLDER = "journal"  # inside the index folder
+COOKIE_PREFIX = ".karabakh-cookie-"
+SYNC_TIMEOUT_S = 2.0  # the watcher normally logs a cookie within a few ms
+WATCHDOG_LOGGER = "watchdog.observers.inotify_c"  # where watchdog reports an overflow
+
+
+def relevant(path: str, root: Path) -> bool:
+    """An article file (not hidden, not a temporary upload) under ``root``."""
+    p = Path(path)
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        return False
+    return p.suffix.lower() in ARTICLE_SUFFIXES and not any(
+        part.startswith((".", "~")) for part in rel.parts
+    )
+
+
+def event_names(event: FileSystemEvent, root: Path) -> list[str] | None:
+    """The article names a file-system event touches (often none); None when a
+    folder was created, moved or deleted, so that only a scan can tell what changed."""
+    if event.event_type in ("opened", "closed_no_write"):
+        return []
+    if event.is_directory and event.event_type in ("moved", "deleted", "created"):
+        return None
+    paths = [p for p in (event.src_path, getattr(event, "dest_path", "") or "") if p]
+    return [Path(str(p)).relative_to(root).as_posix() for p in paths if relevant(str(p), root)]
+
+
+def _paths(index_dir: Path) -> tuple[Path, Path, Path]:
+    folder = index_dir / FOLDER
+    return folder / "log", folder / "lock", folder / "read"
+
+
+class _Overflow(logging.Handler):
+    """Turns watchdog's "queue overflowed" warning into a ``null`` line."""
+
+    def __init__(self, writer: JournalWriter) -> None:
+        super().__init__(logging.WARNING)
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.writer.write(None)
+
+
+class JournalWriter:
+    """Watches ``articles_dir`` and appends what changed to the index's journal."""
+
+    def __init__(self, articles_dir: Path, index_dir: Path) -> None:
+        self.root = articles_dir.resolve()
+        self.log_path, self.lock_path, _ = _paths(index_dir)
+        self.instance = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._last: str | None = None
+        self._fh = self._lock_fh = None
+        self._observer = None
+        self._overflow = _Overflow(self)
+
+    def start(self) -> None:
+        """Take the lock, start a fresh log and begin watching."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.lock_path, "a+")  # noqa: SIM115 (held while running)
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise Conflict(
+                f"another journal watcher is running for {self.lock_path.parent}"
+            ) from None
+        self._fh = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
+        header = {"journal": VERSION, "instance": self.instance, "folder": str(self.root)}
+        self._fh.write(json.dumps(header) + "\n")
+        self._fh.flush()
+        from watchdog.observers import Observer
+
+        logging.getLogger(WATCHDOG_LOGGER).addHandler(self._overflow)
+        self._observer = Observer()
+        self._observer.schedule(self, str(self.root), recursive=True)
+        self._observer.start()
+        log.info("journal %s watches %s", self.instance, self.root)
+
+    def stop(self) -> None:
+        logging.getLogger(WATCHDOG_LOGGER).removeHandler(self._overflow)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+        for fh in (self._fh, self._lock_fh):
+            if fh is not None:
+                fh.close()  # closing the lock file releases the lock
+
+    def write(self, value: str | dict | None) -> None:
+        line = json.dumps(value)
+        with self._lock:
+            if line == self._last:  # a write fires several events for one file
+                return
+            self._last = line
+            self._fh.write(line + "\n")
+            self._fh.flush()
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """Called by watchdog's observer for every event under the folder."""
+        path = Path(str(event.src_path))
+        if event.event_type == "created" and path.name.startswith(COOKIE_PREFIX):
+            self.write({"cookie": path.name})
+            return
+        names = event_names(event, self.root)
+        if names is None:
+            self.write(None)
+        for name in names or ():
+            self.write(name)
+
+
+@dataclass
+class Sync:
+    """What the journal says changed: ``names`` (None: it cannot vouch, scan the
+    folder); ``commit()`` records, after a successful build, that the index has
+    seen everything up to this point."""
+
+    names: list[str] | None
+    commit: Callable[[], None]
+
+
+def _writer_alive(lock_path: Path) -> bool:
+    try:
+        with open(lock_path) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing releases the shared lock we just took
+    except OSError:
+        return False
+
+
+def _lines(fh) -> Iterator[tuple[object, int]]:
+    """Complete JSON lines from the file's position on, with the offset after each."""
+    while True:
+        at = fh.tell()
+        line = fh.readline()
+        if not line.endswith(b"\n"):  # the watcher is still writing it: read it next time
+            fh.seek(at)
+            return
+        yield json.loads(line), fh.tell()
+
+
+@contextlib.contextmanager
+def _cookie(root: Path) -> Iterator[str]:
+    name = f"{COOKIE_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+    path = root / name
+    path.touch(exist_ok=False)
+    try:
+        yield name
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def sync(articles_dir: Path, index_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> Sync:
+    """Ask the journal what changed since the index last read it (see module doc)."""
+    log_path, lock_path, read_path = _paths(index_dir)
+    nothing = Sync(None, lambda: None)
+    if not _writer_alive(lock_path):
+        return nothing
+    try:
+        state = json.loads(read_path.read_text())
+    except (OSError, ValueError):
+        state = {}
+    root = articles_dir.resolve()
+    with open(log_path, "rb") as fh, _cookie(root) as cookie:
+        header = json.loads(fh.readline() or b"{}")
+        if header.get("journal") != VERSION or header.get("folder") != str(root):
+            return nothing
+        same = state.get("instance") == header["instance"] and isinstance(state.get("offset"), int)
+        if same:
+            fh.seek(state["offset"])
+        names: set[str] | None = set() if same else None
+        deadline = time.monotonic() + timeout
+        end = None
+        while end is None:
+            for value, offset in _lines(fh):
+                if value == {"cookie": cookie}:
+                    end = offset
+                    break
+                if value is None:
+                    names = None
+                elif isinstance(value, str) and names is not None:
+                    names.add(value)
+            if end is None:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "the journal watcher did not answer within %.1f s; scanning", timeout
+                    )
+                    return nothing
+                time.sleep(0.001)
+    record = json.dumps({"instance": header["instance"], "offset": end}).encode()
+    return Sync(
+        sorted(names) if names is not None else None, lambda: write_bytes_atomic(read_path, record)
+    )
