@@ -108,12 +108,9 @@ def retrieve(
     """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows; ``dense``:
     exact, ann or auto), scored exactly by all features."""
     q = index.bm25.query(terms)
-    if allowed is None:  # MaxScore: only passages that can reach the top are scored
-        sparse_top = top_rows(*index.bm25.candidates(q, depth)[::-1], depth, index.ids)
-    else:
-        bm_all = index.bm25.scores(q)
-        pool = allowed[bm_all[allowed] > 0]
-        sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
+    bm_all = index.bm25.scores(q)
+    pool = np.flatnonzero(bm_all > 0) if allowed is None else allowed[bm_all[allowed] > 0]
+    sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
     dense_top = index.dense_top(qvec, depth, allowed, dense)
     rows = np.union1d(sparse_top, dense_top)
     reps = index.groups.reps_of(rows)
@@ -130,8 +127,7 @@ def retrieve(
     total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
     known_terms = [t for t, k in zip(q.terms, known.tolist(), strict=True) if k]
     sent = index.sentence_features(rows, qvec, known_terms, qidf, total)
-    bm25 = index.bm25.scores_at(q, rows)
-    features = np.stack([bm25, index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
+    features = np.stack([bm_all[rows], index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
     return Candidates(
         rows=rows,
         reps=index.groups.reps_of(rows),

@@ -110,27 +110,3 @@ def test_document_frequency_by_searching_the_few_deleted_rows(grown, monkeypatch
     docs = np.asarray(seg.a["postings_docs"])
     brute = [int(live[docs[ptr[i] : ptr[i + 1]]].sum()) for i in range(len(terms))]
     assert fast.tolist() == brute
-
-
-@pytest.mark.parametrize("depth", [1, 5, 20, 100, 1000])
-def test_maxscore_top_equals_exhaustive_top(grown, depth):
-    """MaxScore prunes, never changes the answer: the same rows in the same order
-    as ranking every row, and the same scores to the bit (depth 1000 > passages)."""
-    from karabakh_qa.store.embedded.search import top_rows
-
-    snap = grown.index()
-    rng = np.random.default_rng(9)
-    queries = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 8)))) for _ in range(60)]
-    queries += [WORDS[0], f"{WORDS[0]} {WORDS[299]}", "unknownword", ""]
-    pruned = 0
-    for text in queries:
-        q = snap.bm25.query(tokenize(text))
-        every = snap.bm25.scores(q)
-        pool = np.flatnonzero(every > 0)
-        want = top_rows(every[pool], pool, depth, snap.ids)
-        rows, scores = snap.bm25.candidates(q, depth)
-        assert np.array_equal(scores, every[rows])  # bit-identical sums
-        assert np.array_equal(top_rows(scores, rows, depth, snap.ids), want), text
-        assert np.array_equal(snap.bm25.scores_at(q, pool), every[pool])
-        pruned += len(pool) - len(rows)
-    assert depth >= 100 or pruned > 0  # small depths do skip passages

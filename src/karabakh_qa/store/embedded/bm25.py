@@ -153,140 +153,26 @@ class Bm25View:
             df,
         )
 
-    def _terms(self, seg: Segment, q: Bm25Query) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """(docs, tf, weight) of each query term ``seg`` holds, in query order."""
-        ids, found = seg.term_range(q.terms)
-        weight = q.counts * q.idf
-        return [
-            (*seg.postings(int(ids[i])), float(weight[i]))
-            for i in np.flatnonzero(found & (q.idf != 0))
-        ]
-
-    def _part(self, tf: np.ndarray, lengths: np.ndarray, weight: float) -> np.ndarray:
-        """One term's share of the score: rank-bm25's formula, evaluated in one place
-        so that every path adds bit-identical numbers."""
-        k1, b = self.params.k1, self.params.b
-        tf = tf.astype(np.float64)
-        norm = k1 * (1 - b + b * lengths / self.avgdl)
-        return weight * (tf * (k1 + 1) / (tf + norm))
-
     def scores(self, q: Bm25Query) -> np.ndarray:
         """BM25 score of every global row (deleted rows score 0)."""
+        distinct, counts, idf = q.terms, q.counts, q.idf
         total = int(self.bases[-1]) if len(self.bases) else 0
         out = np.zeros(total, dtype=np.float64)
-        if not q.terms or self.n == 0:
+        if not distinct or self.n == 0:
             return out
+        k1, b = self.params.k1, self.params.b
+        avgdl = self.avgdl
         for seg, base, live in zip(self.segments, self.bases[:-1], self.live, strict=True):
+            ids, found = seg.term_range(distinct)
             lengths = seg.a["lengths"]
-            for docs, tf, weight in self._terms(seg, q):
-                out[base + docs] += self._part(tf, lengths[docs], weight)
+            for i in np.flatnonzero(found & (idf != 0)):
+                docs, tf = seg.postings(int(ids[i]))
+                tf = tf.astype(np.float64)
+                norm = k1 * (1 - b + b * lengths[docs] / avgdl)
+                out[base + docs] += counts[i] * idf[i] * (tf * (k1 + 1) / (tf + norm))
             if live is not None:
                 out[base : base + seg.rows][~live] = 0.0
         return out
-
-    def scores_at(self, q: Bm25Query, rows: np.ndarray) -> np.ndarray:
-        """BM25 scores of some global rows, equal to ``scores(q)[rows]`` bit for bit
-        (terms added in the same order), by binary search in the postings."""
-        rows = np.asarray(rows, np.int64)
-        out = np.zeros(len(rows), dtype=np.float64)
-        if not q.terms or self.n == 0 or len(rows) == 0:
-            return out
-        where = np.searchsorted(self.bases, rows, side="right") - 1
-        for pos in np.unique(where).tolist():
-            sel = np.flatnonzero(where == pos)
-            local = rows[sel] - int(self.bases[pos])
-            seg, live = self.segments[pos], self.live[pos]
-            out[sel] = self._local_scores(seg, self._terms(seg, q), local)
-            if live is not None:
-                out[sel[~live[local]]] = 0.0
-        return out
-
-    def _local_scores(self, seg: Segment, terms: list, local: np.ndarray, acc=None) -> np.ndarray:
-        """Scores of ``local`` rows (sorted or not) from ``terms``, added to ``acc``."""
-        acc = np.zeros(len(local)) if acc is None else acc
-        lengths = seg.a["lengths"]
-        for docs, tf, weight in terms:
-            at = np.minimum(np.searchsorted(docs, local), len(docs) - 1)
-            hit = np.flatnonzero(docs[at] == local)
-            acc[hit] += self._part(tf[at[hit]], lengths[local[hit]], weight)
-        return acc
-
-    def candidates(self, q: Bm25Query, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """Global rows that include the ``depth`` best positive scores (ties kept), and
-        their scores as ``scores(q)`` gives them, without scoring every row.
-
-        MaxScore (Turtle & Flood 1995; Lucene's MaxScoreBulkScorer): each term's share
-        has an upper bound; once ``theta``, a score that ``depth`` passages reach, is
-        above the summed bounds of the weakest terms, a passage holding only those
-        terms cannot enter the top, so only passages holding a stronger ("essential")
-        term are scored, and the weak terms are looked up for those that still can."""
-        found: list[np.ndarray] = []
-        pooled = np.zeros(0)
-        for seg, base, live in zip(self.segments, self.bases[:-1], self.live, strict=True):
-            terms = self._terms(seg, q)
-            if not terms:
-                continue
-            theta = -np.partition(-pooled, depth - 1)[depth - 1] if len(pooled) >= depth else 0.0
-            local, scores = self._segment_candidates(seg, live, terms, depth, float(theta))
-            found.append(local + int(base))
-            pooled = np.concatenate([pooled, scores])
-        if not found:
-            return np.zeros(0, np.int64), np.zeros(0)
-        rows = np.concatenate(found)
-        scores = self.scores_at(q, rows)  # the canonical sums, bit-identical to scores()
-        keep = scores > 0
-        return rows[keep], scores[keep]
-
-    def _segment_candidates(
-        self, seg: Segment, live: np.ndarray | None, terms: list, depth: int, theta: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Local rows of ``seg`` that can still reach the top, with their scores."""
-        k1, b = self.params.k1, self.params.b
-        weight = np.array([w for _, _, w in terms])
-        tf_max = np.array([float(tf.max()) for _, tf, _ in terms])
-        shortest = max(seg.shortest, 1)
-        bound = weight * tf_max * (k1 + 1) / (tf_max + k1 * (1 - b + b * shortest / self.avgdl))
-        theta = max(theta, self._first_threshold(seg, live, terms, bound, depth))
-        slack = theta * (1 - 1e-9)  # pruning tolerates the rounding of the sums
-        order = np.argsort(bound, kind="stable")
-        prefix = np.cumsum(bound[order])
-        weak = int(np.searchsorted(prefix, slack, side="left"))  # prefix[:weak] < theta
-        acc = np.zeros(seg.rows)
-        lengths = seg.a["lengths"]
-        for i in order[weak:].tolist():
-            docs, tf, w = terms[i]
-            acc[docs] += self._part(tf, lengths[docs], w)
-        cand = np.flatnonzero(acc)
-        if live is not None:
-            cand = cand[live[cand]]
-        if weak:
-            cand = cand[acc[cand] + prefix[weak - 1] >= slack]
-        full = self._local_scores(seg, [terms[i] for i in order[:weak]], cand, acc[cand])
-        if len(cand) > depth:  # this segment's own top (ties kept) holds its share
-            kth = np.partition(full, len(full) - depth)[len(full) - depth]
-            keep = full >= kth * (1 - 1e-9)
-            cand, full = cand[keep], full[keep]
-        return cand, full
-
-    def _first_threshold(
-        self, seg: Segment, live: np.ndarray | None, terms: list, bound: np.ndarray, depth: int
-    ) -> float:
-        """A score at least ``depth`` live passages reach (0: none known): the depth-th
-        best full score among the passages of the strongest terms."""
-        picked: list[np.ndarray] = []
-        count = 0
-        for i in np.argsort(-bound, kind="stable").tolist():
-            picked.append(terms[i][0])
-            count += len(terms[i][0])
-            if count >= depth:
-                break
-        local = np.unique(np.concatenate(picked))
-        if live is not None:
-            local = local[live[local]]
-        if len(local) < depth:
-            return 0.0
-        full = self._local_scores(seg, terms, local)
-        return float(np.partition(full, len(full) - depth)[len(full) - depth])
 
 
 def full_statistics(

@@ -367,11 +367,6 @@ class Segment:
         """The segment's terms, decoded."""
         return [t.decode("utf-8") for t in self.a["terms"].tolist()]
 
-    @cached_property
-    def shortest(self) -> int:
-        """The fewest terms any passage has (a bound of BM25's MaxScore pruning)."""
-        return int(np.min(self.a["lengths"])) if self.rows else 0
-
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
         ptr = self.a["postings_ptr"]
         lo, hi = int(ptr[term_id]), int(ptr[term_id + 1])
