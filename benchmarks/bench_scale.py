@@ -51,6 +51,7 @@ REPS = 3
 STARTUP_REPS = 5
 WARMUP = 10
 JOURNAL_SETTLE_S = 1.0
+JOURNAL_REPS = 7  # these walls sit close to start-up: more samples for a steadier median
 TOUCHED = ".bench-touched.json"  # hidden: which articles this run modified, for restoring
 
 _T0 = time.perf_counter()
@@ -199,10 +200,10 @@ def full_build(env: dict[str, str], index: Path) -> tuple[float, float]:
     return cli_index(env)
 
 
-def add_one(env: dict[str, str], corpus: Corpus) -> list[float]:
-    """Walls of ``index`` after writing one new 8-paragraph article, REPS times."""
+def add_one(env: dict[str, str], corpus: Corpus, reps: int = REPS) -> list[float]:
+    """Walls of ``index`` after writing one new 8-paragraph article, ``reps`` times."""
     walls = []
-    for _ in range(REPS):
+    for _ in range(reps):
         corpus.add()
         walls.append(cli_index(env, {"added": 1, "changed": 0, "removed": 0})[0])
     return walls
@@ -218,20 +219,24 @@ def add_one_named(env: dict[str, str], corpus: Corpus) -> list[float]:
     return walls
 
 
-def change_one(env: dict[str, str], corpus: Corpus, first: int = 1) -> list[float]:
-    """Walls of ``index`` after appending a paragraph to an existing article, REPS times."""
+def change_one(
+    env: dict[str, str], corpus: Corpus, first: int = 1, reps: int = REPS
+) -> list[float]:
+    """Walls of ``index`` after appending a paragraph to an existing article, ``reps`` times."""
     walls = []
-    for r in range(REPS):
-        corpus.change(first + r * (corpus.n_articles // (REPS + 1)))
+    for r in range(reps):
+        corpus.change(first + r * (corpus.n_articles // (reps + 1)))
         walls.append(cli_index(env, {"added": 0, "changed": 1, "removed": 0})[0])
     return walls
 
 
-def remove_one(env: dict[str, str], corpus: Corpus, first: int = 2) -> list[float]:
-    """Walls of ``index`` after deleting one existing article, REPS times."""
+def remove_one(
+    env: dict[str, str], corpus: Corpus, first: int = 2, reps: int = REPS
+) -> list[float]:
+    """Walls of ``index`` after deleting one existing article, ``reps`` times."""
     walls = []
-    for r in range(REPS):
-        corpus.remove(first + r * (corpus.n_articles // (REPS + 1)))
+    for r in range(reps):
+        corpus.remove(first + r * (corpus.n_articles // (reps + 1)))
         walls.append(cli_index(env, {"added": 0, "changed": 0, "removed": 1})[0])
     return walls
 
@@ -501,9 +506,9 @@ def run(args: argparse.Namespace) -> dict:
 
         with journal_running(env):  # the same steps, on other articles, reading the journal
             steps = (
-                ("add", add_one),
-                ("change", functools.partial(change_one, first=3)),
-                ("remove", functools.partial(remove_one, first=4)),
+                ("add", functools.partial(add_one, reps=JOURNAL_REPS)),
+                ("change", functools.partial(change_one, first=3, reps=JOURNAL_REPS)),
+                ("remove", functools.partial(remove_one, first=4, reps=JOURNAL_REPS)),
             )
             for name, step in steps:
                 walls = step(env, corpus)

@@ -229,6 +229,7 @@ class SearchService:
                 name = current_name(index_dir)
                 continue
             self._check_model(snap)
+            snap.groups  # noqa: B018 (the group view is built here, not at the first question)
             for seg in snap.segments:  # large segments' ANN bits start building now, not
                 if uses_ann(self.settings.dense, seg.rows):  # at the first question
                     seg.vectors.signs.ready(wait=False)

@@ -88,7 +88,6 @@ class Snapshot:
         self.bases = np.zeros(len(self.segments) + 1, dtype=np.int64)
         np.cumsum([s.rows for s in self.segments], out=self.bases[1:])
         self.numbers = [segment_number(s.name) for s in self.segments]
-        base_of = dict(zip(self.numbers, self.bases[:-1].tolist(), strict=True))
         stats = np.zeros((0, 2), np.int64)
         try:
             overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
@@ -99,7 +98,6 @@ class Snapshot:
                 f"index file of {self.path} is unreadable ({exc}): run `karabakh-qa index --repair`"
             ) from None
         self.overlay = overlay
-        self.groups = GroupView(overlay, base_of)
         self.bm25 = Bm25View(
             manifest.bm25,
             self.segments,
@@ -109,6 +107,12 @@ class Snapshot:
             manifest.total_length,
             stats,
         )
+
+    @cached_property
+    def groups(self) -> GroupView:
+        """The overlay in global rows; built on first use (a build rarely needs it)."""
+        base_of = dict(zip(self.numbers, self.bases[:-1].tolist(), strict=True))
+        return GroupView(self.overlay, base_of)
 
     # --- row space -------------------------------------------------------------
 
