@@ -52,6 +52,8 @@ STARTUP_REPS = 5
 WARMUP = 10
 JOURNAL_SETTLE_S = 1.0
 JOURNAL_REPS = 7  # these walls sit close to start-up: more samples for a steadier median
+JOURNAL_CHANGE = [10 + 3 * r for r in range(JOURNAL_REPS)]
+JOURNAL_REMOVE = [11 + 3 * r for r in range(JOURNAL_REPS)]
 TOUCHED = ".bench-touched.json"  # hidden: which articles this run modified, for restoring
 
 _T0 = time.perf_counter()
@@ -219,24 +221,25 @@ def add_one_named(env: dict[str, str], corpus: Corpus) -> list[float]:
     return walls
 
 
-def change_one(
-    env: dict[str, str], corpus: Corpus, first: int = 1, reps: int = REPS
-) -> list[float]:
-    """Walls of ``index`` after appending a paragraph to an existing article, ``reps`` times."""
+def spread(corpus: Corpus, first: int) -> list[int]:
+    """REPS existing articles spread over the corpus (``first`` 1, 2: change, remove)."""
+    return [first + r * (corpus.n_articles // (REPS + 1)) for r in range(REPS)]
+
+
+def change_one(env: dict[str, str], corpus: Corpus, which: list[int] | None = None) -> list[float]:
+    """Walls of ``index`` after appending a paragraph to each existing article ``which``."""
     walls = []
-    for r in range(reps):
-        corpus.change(first + r * (corpus.n_articles // (reps + 1)))
+    for i in spread(corpus, 1) if which is None else which:
+        corpus.change(i)
         walls.append(cli_index(env, {"added": 0, "changed": 1, "removed": 0})[0])
     return walls
 
 
-def remove_one(
-    env: dict[str, str], corpus: Corpus, first: int = 2, reps: int = REPS
-) -> list[float]:
-    """Walls of ``index`` after deleting one existing article, ``reps`` times."""
+def remove_one(env: dict[str, str], corpus: Corpus, which: list[int] | None = None) -> list[float]:
+    """Walls of ``index`` after deleting each existing article ``which``, one at a time."""
     walls = []
-    for r in range(reps):
-        corpus.remove(first + r * (corpus.n_articles // (reps + 1)))
+    for i in spread(corpus, 2) if which is None else which:
+        corpus.remove(i)
         walls.append(cli_index(env, {"added": 0, "changed": 0, "removed": 1})[0])
     return walls
 
@@ -507,8 +510,9 @@ def run(args: argparse.Namespace) -> dict:
         with journal_running(env):  # the same steps, on other articles, reading the journal
             steps = (
                 ("add", functools.partial(add_one, reps=JOURNAL_REPS)),
-                ("change", functools.partial(change_one, first=3, reps=JOURNAL_REPS)),
-                ("remove", functools.partial(remove_one, first=4, reps=JOURNAL_REPS)),
+                # articles 10-30: apart from spread()'s, which a stride of n/4 puts further
+                ("change", functools.partial(change_one, which=JOURNAL_CHANGE)),
+                ("remove", functools.partial(remove_one, which=JOURNAL_REMOVE)),
             )
             for name, step in steps:
                 walls = step(env, corpus)
