@@ -397,7 +397,8 @@ def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
 
 
 def probe_switch(settings, n_queries: int, extra: dict) -> dict:
-    """Query latencies while a ``karabakh-qa index`` subprocess adds one article.
+    """Query latencies while a ``karabakh-qa index`` subprocess adds one article,
+    in a service that refreshes in the background as the server does.
 
     A thread runs queries back to back; the stall is the slowest query that started
     between the subprocess start and 1 s after its end.
@@ -409,6 +410,7 @@ def probe_switch(settings, n_queries: int, extra: dict) -> dict:
     for q in qs[:WARMUP]:
         svc.search(q, 10)
     settle(svc)
+    svc.start_refresher()  # as `karabakh-qa serve` runs it
     gen_before = svc.health()["generation"]
     samples: list[tuple[float, float, int | None]] = []  # (start, end, generation)
     stop = threading.Event()

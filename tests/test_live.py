@@ -197,3 +197,30 @@ def test_watch_rebuilds_after_changes(seed_settings, seed_service):
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_refresher_opens_new_generations_off_the_query_path(seed_settings, seed_service, embedder):
+    """A server's queries keep the installed generation while the refresher opens
+    the next one; a build through the service itself is visible when it returns."""
+    seed_service.start_refresher(interval=3600)  # its loop never wakes in this part
+    try:
+        before = seed_service.index().generation
+        other = SearchService(seed_settings, embedder)  # another process's build
+        write(seed_settings.articles_dir, "heron.txt", "A heron nested on the Kura river bank.\n")
+        other.build()
+        assert seed_service.index().generation == before  # a query does not open it
+        seed_service.stop_refresher()
+        seed_service.start_refresher(interval=0.02)  # installs it, then polls
+        assert seed_service.index().generation == before + 1
+        write(seed_settings.articles_dir, "owl.txt", "An owl hooted over the Kura river.\n")
+        other.build()
+        deadline = time.time() + 10
+        while seed_service.index().generation == before + 1 and time.time() < deadline:
+            time.sleep(0.01)
+        assert seed_service.index().generation == before + 2  # the loop opened it
+        write(seed_settings.articles_dir, "stork.txt", "A stork flew over the Aras river.\n")
+        report = seed_service.build()
+        assert seed_service.index().generation == report.generation == before + 3
+        assert seed_service.search("stork Aras", 1).hits[0].passage.source == "stork.txt"
+    finally:
+        seed_service.stop_refresher()

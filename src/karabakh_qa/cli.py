@@ -286,6 +286,7 @@ def serve(settings: Settings, host: str, port: int, threads: int, query_model: s
     if report:
         print_report(report)
     app = create_app(settings, service=service)
+    service.start_refresher()  # new generations open in the background, not in a query
     click.echo(f"serving on http://{host}:{port}/")
     waitress.serve(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
 

@@ -98,6 +98,7 @@ class Candidates:
         }
 
 
+REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
 PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
 
@@ -174,6 +175,8 @@ class SearchService:
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
+        self._refresher: threading.Thread | None = None
+        self._stop_refresher = threading.Event()
 
     # --- resources -------------------------------------------------------------
 
@@ -208,9 +211,43 @@ class SearchService:
 
     def index(self) -> Snapshot:
         """The newest generation; reopened when ``CURRENT`` names another manifest.
-        Only segments this process has not opened yet are read."""
-        if self._static:
+        Only segments this process has not opened yet are read. With a refresher
+        running (a server), a query never opens one: it gets the generation the
+        refresher last installed."""
+        if self._static or (self._refresher is not None and self._index is not None):
             return self._index
+        return self._reload()
+
+    def start_refresher(self, interval: float = REFRESH_INTERVAL_S) -> None:
+        """Open new generations in a background thread, every ``interval`` seconds,
+        as Lucene's SearcherManager refresh and Elasticsearch's refresh interval do:
+        the query that first meets a new generation no longer pays for opening it
+        (at 300k passages that query took 21 ms against a 13 ms median). Builds made
+        through this service install their generation before they return."""
+        if self._refresher is not None:
+            return
+        self._reload()
+        stop = self._stop_refresher
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self._reload()
+                except Exception:  # a bad generation is logged; the loaded one serves on
+                    log.exception("refreshing the index failed")
+
+        self._refresher = threading.Thread(target=loop, name="karabakh-refresh", daemon=True)
+        self._refresher.start()
+
+    def stop_refresher(self) -> None:
+        if self._refresher is not None:
+            self._stop_refresher.set()
+            self._refresher.join()
+            self._refresher = None
+            self._stop_refresher = threading.Event()
+
+    def _reload(self) -> Snapshot:
+        """Open the generation ``CURRENT`` names if it is not the loaded one."""
         current = current_name(self.settings.index_dir)
         loaded = self._index
         if loaded is not None and current in (loaded.manifest.file_name, self._rejected):
@@ -254,7 +291,8 @@ class SearchService:
                 name = current_name(index_dir)
                 continue
             self._check_model(snap)
-            snap.groups  # noqa: B018 (the group view is built here, not at the first question)
+            snap.groups  # noqa: B018 (built here, not at the first question)
+            snap.bm25.deleted, snap.deletions  # noqa: B018
             for seg in snap.segments:  # large segments' ANN bits start building now, not
                 if uses_ann(self.settings.dense, seg.rows):  # at the first question
                     seg.vectors.signs.ready(wait=False)
@@ -328,6 +366,8 @@ class SearchService:
         )
         if journal is not None:
             journal.commit()
+        if self._refresher is not None:  # an upload is searchable when its call returns
+            self._reload()
         return replace(report, scope=scope)
 
     def ensure_index(self) -> BuildReport | None:
