@@ -618,6 +618,9 @@ def main() -> None:
     if args.passages < 100:
         parser.error("--passages must be at least 100")
     if args.probe:
+        from karabakh_qa.cli import GIL_SWITCH_S
+
+        sys.setswitchinterval(GIL_SWITCH_S)  # as in the CLI's processes (serve among them)
         settings = settings_for(args.articles, args.index)
         result = PROBES[args.probe](settings, args.queries, json.loads(args.probe_args))
         print(json.dumps(result))
