@@ -351,24 +351,36 @@ def probe_queries(settings, n_queries: int, extra: dict) -> dict:
 
 
 def probe_rss(settings, n_queries: int, extra: dict) -> dict:
-    """VmRSS (GB) of a process that opened the service and ran 20 queries."""
-    from karabakh_qa.service import SearchService
+    """VmRSS (GB) of a process serving as ``karabakh-qa serve`` does (its refresher
+    unmaps the index pages queries read every second): after 20 queries and a
+    release, and at most (VmHWM) while 200 more questions run back to back."""
+    from karabakh_qa.service import RELEASE_EVERY_S, SearchService
 
     svc = SearchService(settings)
+    svc.start_refresher()
     for q in questions(20):
         svc.search(q, 10)
     settle(svc)
-    status = Path("/proc/self/status").read_text()
-    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
-    kb = {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in keys}
+    time.sleep(RELEASE_EVERY_S + 0.2)
+    loaded = _status_kb()
+    for q in questions(220)[20:]:
+        svc.search(q, 10)
+    after = _status_kb()
     return {
-        "rss_loaded_gb": kb["VmRSS"] / 1024**2,
-        "rss_loaded_peak_gb": kb["VmHWM"] / 1024**2,
+        "rss_loaded_gb": loaded["VmRSS"] / 1024**2,
         # RssFile: pages of the mapped index files this process has touched (page cache the
         # kernel reclaims under pressure); RssAnon: the process's own memory.
-        "rss_loaded_anon_gb": kb["RssAnon"] / 1024**2,
-        "rss_loaded_file_gb": kb["RssFile"] / 1024**2,
+        "rss_loaded_anon_gb": loaded["RssAnon"] / 1024**2,
+        "rss_loaded_file_gb": loaded["RssFile"] / 1024**2,
+        "rss_serving_peak_gb": after["VmHWM"] / 1024**2,
+        "rss_after_220_queries_gb": after["VmRSS"] / 1024**2,
     }
+
+
+def _status_kb() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
+    return {k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1)) for k in keys}
 
 
 def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:

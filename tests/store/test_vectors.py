@@ -1,4 +1,9 @@
+import mmap
+from pathlib import Path
+
+import faiss
 import numpy as np
+import pytest
 
 from karabakh_qa.store.embedded import vectors
 
@@ -21,3 +26,43 @@ def test_six_bit_sentence_codes_pack_four_to_three_bytes_and_round_trip():
     assert np.allclose(vectors.cosines(packed, q, codec), decoded @ q, atol=1e-5)
     empty = vectors.pack_codes(np.zeros((0, 384), np.uint8), codec)
     assert empty.shape == (0, 288)
+
+
+def mapped_rss_kb(folder) -> int:
+    """Resident kB of this process's maps of files under ``folder`` (Linux smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            first = line.split()[0]
+            if "-" in first and not first.endswith(":"):
+                inside = str(folder) in line
+            elif inside and first == "Rss:":
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux smaps")
+def test_release_unmaps_what_queries_read_and_answers_stay(seed_service):
+    index = seed_service.index()
+    question = "How many houses have been destroyed?"
+    before = [h.passage.id for h in seed_service.search(question, 5).hits]
+    # FAISS's map keeps at most its first and last page (header, codes' ends).
+    kept = 2 * mmap.PAGESIZE // 1024 * len(index.segments)
+    assert mapped_rss_kb(seed_service.settings.index_dir) > kept
+    index.release()
+    assert mapped_rss_kb(seed_service.settings.index_dir) <= kept
+    assert [h.passage.id for h in seed_service.search(question, 5).hits] == before
+
+
+def test_pages_of_codes_faiss_owns_are_never_dropped(tmp_path):
+    from karabakh_qa.store.embedded.vectors import _file_range
+
+    owned = faiss.IndexScalarQuantizer(8, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
+    owned.train(np.random.default_rng(0).random((600, 8), dtype=np.float32))
+    owned.add(np.random.default_rng(1).random((600, 8), dtype=np.float32))
+    path = tmp_path / "v.faiss"
+    faiss.write_index(owned, str(path))
+    assert _file_range(owned.codes, path) is None  # in memory: not a map of the file
+    mapped = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    found = _file_range(mapped.codes, path)
+    assert found is None or found[1] % mmap.PAGESIZE == 0  # whole pages of the file only

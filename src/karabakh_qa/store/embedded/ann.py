@@ -55,9 +55,15 @@ class SignIndex:
     fast-scan index that scores them against the real-valued question; built once,
     in the background unless asked to wait."""
 
-    def __init__(self, codes: np.ndarray, decode: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        decode: Callable[[np.ndarray], np.ndarray],
+        release: Callable[[], None] = lambda: None,
+    ) -> None:
         self.codes = codes
         self.decode = decode  # codes to the vectors they stand for
+        self.release = release  # unmaps the codes the build read (all of them)
         self._index: faiss.IndexPQFastScan | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -82,6 +88,7 @@ class SignIndex:
     def _build(self) -> None:
         try:
             self._index = self._built()  # published last: ``ready`` reads it without the lock
+            self.release()
         except Exception:  # a failed build leaves exact search in place, loudly
             log.exception("sign bits of a %d-row segment could not be built", len(self.codes))
 

@@ -1,4 +1,4 @@
-"""Storage primitives: atomic writes, fsync, the build lock.
+"""Storage primitives: atomic writes, fsync, the build lock, dropping mapped pages.
 
 Every rename, replace and fsync a build performs goes through the three
 functions at the top of this module, so that a test can crash the build right
@@ -9,7 +9,10 @@ serving generation survives every such crash.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import logging
+import mmap
 import os
 import shutil
 import uuid
@@ -19,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import Conflict
+
+log = logging.getLogger(__name__)
 
 
 def rename(src: Path, dst: Path) -> None:
@@ -127,3 +132,22 @@ def save_generation_array(index_dir: Path, name: str, array: np.ndarray) -> str:
     fsync(tmp)
     rename(tmp, index_dir / name)
     return name
+
+
+def drop_pages(start: int, length: int) -> None:
+    """madvise(MADV_DONTNEED) on a read-only file map's page range: its pages leave
+    this process's resident set and stay in the page cache (the next read is a minor
+    fault). Through ctypes, which releases the GIL while the kernel works, so that
+    queries in other threads go on. Never call it on memory the process owns."""
+    if not hasattr(mmap, "MADV_DONTNEED") or length <= 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.madvise(start, length, mmap.MADV_DONTNEED) != 0:
+        log.warning("madvise failed: %s", os.strerror(ctypes.get_errno()))
+
+
+def drop_map_pages(data: mmap.mmap | bytes) -> None:
+    """:func:`drop_pages` over a whole read-only ``mmap`` (nothing for bytes)."""
+    if isinstance(data, mmap.mmap) and len(data):
+        drop_pages(np.frombuffer(data, np.uint8).ctypes.data, len(data))

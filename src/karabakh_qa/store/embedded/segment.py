@@ -40,7 +40,7 @@ import numpy as np
 from ...dedup import band_index
 from ...errors import IndexUnavailable
 from ...records import Passage
-from . import vectors
+from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
 SEGMENT_SCHEMA = 5  # 4: compound columns file, multiply-shift MinHash; 5: band index
@@ -366,6 +366,11 @@ class Segment:
     def vocabulary(self) -> list[str]:
         """The segment's terms, decoded."""
         return [t.decode("utf-8") for t in self.a["terms"].tolist()]
+
+    def release(self) -> None:
+        """Unmap the pages queries touched (``files.drop_pages``)."""
+        files.drop_map_pages(self._map)
+        self.vectors.release()
 
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
         ptr = self.a["postings_ptr"]

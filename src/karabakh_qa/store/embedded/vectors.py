@@ -15,13 +15,18 @@ for byte and a merged index scores exactly like a fresh build:
 
 from __future__ import annotations
 
+import mmap
+import os
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from . import files
 from .ann import SignIndex, rescore_depth, uses_ann
 from .manifest import VectorCodec
+
+PAGE = mmap.PAGESIZE
 
 DEFAULT_CODEC = VectorCodec(kind="uniform", bits=8, low=-0.5, high=0.5)
 SENTENCE_CODEC = VectorCodec(kind="uniform", bits=6, low=-0.25, high=0.25)
@@ -101,19 +106,42 @@ def write_index(path: Path, codes: np.ndarray, dim: int, codec: VectorCodec) -> 
     faiss.write_index(index, str(path))
 
 
+def _file_range(codes, path: Path) -> tuple[int, int] | None:
+    """The whole pages of FAISS's codes, if they lie in a read-only map of ``path``
+    (IO_FLAG_MMAP_IFC); None otherwise (codes FAISS owns must never be dropped)."""
+    addr, size = int(codes.data()), int(codes.size())
+    start, end = (addr + PAGE - 1) // PAGE * PAGE, (addr + size) // PAGE * PAGE
+    if end <= start:
+        return None
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                span, perms, _, _, _, *name = line.split()
+                lo, hi = (int(x, 16) for x in span.split("-"))
+                if lo <= start and end <= hi:
+                    mapped = bool(name) and os.path.realpath(name[0]) == target
+                    return (start, end - start) if mapped and "w" not in perms else None
+    except OSError:
+        return None
+    return None
+
+
 class SegmentVectors:
     """Top-k and exact scores over one segment's passage codes."""
 
     def __init__(self, path: Path, rows: int, dim: int, codec: VectorCodec) -> None:
         self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         self.rows, self.dim, self.codec = rows, dim, codec
-        size = path.stat().st_size
         # The codes are the file's last rows*dim bytes: mapped, not copied (a plain
         # ndarray view of the map: indexing a np.memmap costs several times more).
-        self.codes = np.asarray(
-            np.memmap(path, np.uint8, "r", offset=size - rows * dim, shape=(rows, dim))
-        )
-        self.signs = SignIndex(self.codes, lambda codes: decode(codes, codec))
+        with open(path, "rb") as fh:
+            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        n = rows * dim
+        self.codes = np.frombuffer(self._map, np.uint8, n, len(self._map) - n).reshape(rows, dim)
+        self._path = path
+        self._faiss_range: tuple[int, int] | tuple[()] | None = None  # found on first release
+        self.signs = SignIndex(self.codes, lambda codes: decode(codes, codec), self.release)
 
     def search(
         self,
@@ -178,6 +206,15 @@ class SegmentVectors:
         scores = self.scores_for(query, rows)
         top = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
         return scores[top], rows[top]
+
+    def release(self) -> None:
+        """Unmap the code pages read so far, through our map and FAISS's own (exact
+        search reads every code of a segment through it; ``files.drop_pages``)."""
+        files.drop_map_pages(self._map)
+        if self._faiss_range is None:
+            self._faiss_range = _file_range(self.index.codes, self._path) or ()
+        if self._faiss_range:
+            files.drop_pages(*self._faiss_range)
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with the decoded vectors of ``rows``."""
