@@ -147,6 +147,13 @@ def drop_pages(start: int, length: int) -> None:
         log.warning("madvise failed: %s", os.strerror(ctypes.get_errno()))
 
 
+def whole_pages(start: int, length: int) -> tuple[int, int]:
+    """(start, length) of the whole pages inside a byte range (length 0 if none)."""
+    page = mmap.PAGESIZE
+    first, end = (start + page - 1) // page * page, (start + length) // page * page
+    return first, max(0, end - first)
+
+
 def drop_map_pages(data: mmap.mmap | bytes) -> None:
     """:func:`drop_pages` over a whole read-only ``mmap`` (nothing for bytes)."""
     if isinstance(data, mmap.mmap) and len(data):

@@ -153,6 +153,14 @@ def _read_columns(path: Path, where: dict[str, dict]) -> tuple[mmap.mmap | bytes
     return data, out
 
 
+# Columns a query reads a few scattered rows of (its candidates), or that only builds
+# read: what a server unmaps now and then (Segment.release).
+COLD_COLUMNS = (
+    "sent_codes", "sent_term_ids", "passages_blob", "articles_blob",
+    "minhash", "band_values", "band_rows",
+)  # fmt: skip
+
+
 def _pointers(ptr: np.ndarray) -> np.ndarray:
     """Offsets as int32 while they fit (half the bytes), else int64."""
     small = len(ptr) == 0 or int(ptr[-1]) < np.iinfo(np.int32).max
@@ -368,8 +376,16 @@ class Segment:
         return [t.decode("utf-8") for t in self.a["terms"].tolist()]
 
     def release(self) -> None:
-        """Unmap the pages queries touched (``files.drop_pages``)."""
-        files.drop_map_pages(self._map)
+        """Unmap the pages of the columns a query reads a few scattered rows of
+        (``COLD_COLUMNS``, and the passage codes): ~90 % of the index. The postings
+        and per-passage columns every query scans stay mapped, so a query after a
+        release re-maps only its candidates' pages (``files.drop_pages``)."""
+        if isinstance(self._map, mmap.mmap) and len(self._map):
+            base = np.frombuffer(self._map, np.uint8).ctypes.data
+            for key in COLD_COLUMNS:
+                view = self.a[key]
+                start = view.ctypes.data if view.size else base
+                files.drop_pages(*files.whole_pages(start, view.nbytes))
         self.vectors.release()
 
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:

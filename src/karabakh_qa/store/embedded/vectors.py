@@ -26,8 +26,6 @@ from . import files
 from .ann import SignIndex, rescore_depth, uses_ann
 from .manifest import VectorCodec
 
-PAGE = mmap.PAGESIZE
-
 DEFAULT_CODEC = VectorCodec(kind="uniform", bits=8, low=-0.5, high=0.5)
 SENTENCE_CODEC = VectorCodec(kind="uniform", bits=6, low=-0.25, high=0.25)
 OVERFETCH_MAX = 2000  # deleted rows a search over-fetches and drops rather than filters
@@ -109,9 +107,9 @@ def write_index(path: Path, codes: np.ndarray, dim: int, codec: VectorCodec) -> 
 def _file_range(codes, path: Path) -> tuple[int, int] | None:
     """The whole pages of FAISS's codes, if they lie in a read-only map of ``path``
     (IO_FLAG_MMAP_IFC); None otherwise (codes FAISS owns must never be dropped)."""
-    addr, size = int(codes.data()), int(codes.size())
-    start, end = (addr + PAGE - 1) // PAGE * PAGE, (addr + size) // PAGE * PAGE
-    if end <= start:
+    start, length = files.whole_pages(int(codes.data()), int(codes.size()))
+    end = start + length
+    if not length:
         return None
     target = os.path.realpath(path)
     try:
