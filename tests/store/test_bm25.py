@@ -110,3 +110,20 @@ def test_document_frequency_by_searching_the_few_deleted_rows(grown, monkeypatch
     docs = np.asarray(seg.a["postings_docs"])
     brute = [int(live[docs[ptr[i] : ptr[i + 1]]].sum()) for i in range(len(terms))]
     assert fast.tolist() == brute
+
+
+def test_saturation_cache_gives_the_same_scores_and_stays_bounded(grown, monkeypatch):
+    """Kept saturations (forced for every term here) score bit for bit as computed
+    ones, from the first query to the ones served from the cache after evictions."""
+    rng = np.random.default_rng(11)
+    queries = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 6)))) for _ in range(30)]
+    view = grown.index().bm25
+    want = [view.scores(view.query(tokenize(q))) for q in queries]
+    assert view._cached_bytes == 0  # no postings list of this corpus is that long
+    monkeypatch.setattr(bm25, "SATURATION_CACHE_MIN", 1)
+    monkeypatch.setattr(bm25, "SATURATION_CACHE_BYTES", 4096)
+    for _ in range(2):
+        for q, expected in zip(queries, want, strict=True):
+            assert np.array_equal(view.scores(view.query(tokenize(q))), expected)
+            assert 0 < view._cached_bytes <= 4096
+    assert view._cache  # served from the cache on the second round
