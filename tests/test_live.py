@@ -221,6 +221,9 @@ def test_refresher_opens_new_generations_off_the_query_path(seed_settings, seed_
         write(seed_settings.articles_dir, "stork.txt", "A stork flew over the Aras river.\n")
         report = seed_service.build()
         assert seed_service.index().generation == report.generation == before + 3
+        opened = [w.generation for w in seed_service.switches]
+        assert opened[-3:] == [before + 1, before + 2, before + 3]
+        assert all(w.started <= w.finished for w in seed_service.switches)
         assert seed_service.search("stork Aras", 1).hits[0].passage.source == "stork.txt"
     finally:
         seed_service.stop_refresher()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -157,6 +158,16 @@ def retrieve(
     )
 
 
+@dataclass(frozen=True)
+class Switch:
+    """A generation this process opened, and when (``time.perf_counter``), so that
+    what a switch costs the queries around it can be measured."""
+
+    generation: int
+    started: float
+    finished: float
+
+
 class SearchService:
     """Question in, cited passages out. Thread-safe; one per process."""
 
@@ -177,6 +188,7 @@ class SearchService:
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
         self._refresher: threading.Thread | None = None
+        self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
         self._stop_refresher = threading.Event()
 
     # --- resources -------------------------------------------------------------
@@ -265,6 +277,7 @@ class SearchService:
                 self._rejected,
             ):
                 return self._index
+            started = time.perf_counter()
             try:
                 fresh = self._open(current)
             except IndexUnavailable as exc:
@@ -281,6 +294,7 @@ class SearchService:
             if self._index is not None:
                 log.info("switched to generation %d", fresh.generation)
             self._index = fresh
+            self.switches.append(Switch(fresh.generation, started, time.perf_counter()))
             return self._index
 
     def _open(self, name: str | None) -> Snapshot:
