@@ -227,3 +227,26 @@ def test_refresher_opens_new_generations_off_the_query_path(seed_settings, seed_
         assert seed_service.search("stork Aras", 1).hits[0].passage.source == "stork.txt"
     finally:
         seed_service.stop_refresher()
+
+
+def test_refresher_builds_ann_bits_before_a_generation_serves(seed_settings, embedder, monkeypatch):
+    from karabakh_qa.store.embedded.ann import SignIndex
+
+    built = SignIndex._built
+    monkeypatch.setattr(SignIndex, "_built", lambda self: (time.sleep(0.3), built(self))[1])
+    settings = seed_settings.replace(dense="ann")  # every segment searched by the ANN
+    server = SearchService(settings, embedder)
+    server.build()
+    server.start_refresher(interval=0.02)
+    try:
+        before = server.index().generation
+        write(settings.articles_dir, "heron.txt", "A heron nested on the Kura river bank.\n")
+        SearchService(settings, embedder).build()  # another process's build
+        deadline = time.time() + 10
+        while server.index().generation == before and time.time() < deadline:
+            time.sleep(0.01)
+        index = server.index()
+        assert index.generation == before + 1
+        assert all(seg.vectors.signs.ready(wait=False) for seg in index.segments)
+    finally:
+        server.stop_refresher()

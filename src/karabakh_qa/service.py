@@ -247,6 +247,7 @@ class SearchService:
             released = time.monotonic()
             while not stop.wait(interval):
                 try:
+                    self._prepare()
                     self._reload()
                     if time.monotonic() - released >= RELEASE_EVERY_S:
                         self._index.release()
@@ -263,6 +264,26 @@ class SearchService:
             self._refresher.join()
             self._refresher = None
             self._stop_refresher = threading.Event()
+
+    def _prepare(self) -> None:
+        """Before the refresher installs a new generation, open its segments and build
+        the ANN bits of its new large ones (a merge's), outside the lock and while the
+        old generation serves: its first queries then need no exact-search fallback
+        (at 1M that first query took 39 ms against a 21 ms median)."""
+        index_dir = self.settings.index_dir
+        name = current_name(index_dir)
+        loaded = self._index
+        if name is None or (
+            loaded is not None and name in (loaded.manifest.file_name, self._rejected)
+        ):
+            return
+        try:
+            snap = Snapshot(index_dir, read_manifest(index_dir, name), self._segments)
+        except (FileNotFoundError, IndexUnavailable):
+            return  # _reload reports what is wrong with it
+        for seg in snap.segments:
+            if uses_ann(self.settings.dense, seg.rows):
+                seg.vectors.signs.ready(wait=True)
 
     def _reload(self) -> Snapshot:
         """Open the generation ``CURRENT`` names if it is not the loaded one."""
