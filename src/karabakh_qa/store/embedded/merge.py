@@ -66,13 +66,14 @@ def plan_merges(snap: Snapshot) -> list[list[int]]:
     return plans[:1]  # one merge per build; the next build looks again
 
 
-def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict]:
-    """Live rows of the planned segments as one segment's columns, and the row map."""
+def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict[int, np.ndarray]]:
+    """Live rows of the planned segments as one segment's columns, and the row map:
+    per merged segment number, each old row's row in the merged one (-1: dropped)."""
     names, sha, size, mtime, art_rows, art_blobs, blobs = [], [], [], [], [0], [], []
     ids, lengths, codes, bands, s_bounds, s_spans, s_codes = [], [], [], [], [0], [], []
     minhash: list[np.ndarray] = []
     s_term_lists, post_terms, post_docs, post_tf = [], [], [], []
-    mapping: dict[tuple[int, int], tuple[int, int]] = {}
+    mapping: dict[int, np.ndarray] = {}
     vocab = np.unique(np.concatenate([np.asarray(snap.segments[p].a["terms"]) for p in plan]))
     row = 0
     for pos in plan:
@@ -81,9 +82,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         keep = np.ones(seg.rows, bool) if live is None else live
         new_row = np.full(seg.rows, -1, np.int64)
         new_row[keep] = np.arange(row, row + int(keep.sum()))
-        number = segment_number(seg.name)
-        for old, new in zip(np.flatnonzero(keep).tolist(), new_row[keep].tolist(), strict=True):
-            mapping[(number, old)] = new
+        mapping[segment_number(seg.name)] = new_row
         to_merged = np.searchsorted(vocab, np.asarray(a["terms"])) if len(a["terms"]) else None
         bounds = np.asarray(a["article_rows"])
         for i in range(len(bounds) - 1):
@@ -171,7 +170,6 @@ def merge_segments(snap: Snapshot, plan: list[int], generation: int, index_dir: 
     refs.insert(min(plan), SegmentRef(name, cols.rows))
     groups = m.groups
     if len(snap.overlay):
-        moved = {node: (number, new) for node, new in mapping.items()}
-        overlay = remap_overlay(snap.overlay, moved)
+        overlay = remap_overlay(snap.overlay, mapping, number)
         groups = save_generation_array(index_dir, f"groups-{generation:06d}.npy", overlay)
     return replace(m, generation=generation, segments=tuple(refs), groups=groups)
