@@ -5,6 +5,7 @@ import fcntl
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,20 @@ def test_build_uses_the_journal_and_equals_a_scan(seed_settings, seed_service, w
     writer.stop()
     scanned = seed_service.build()
     assert (scanned.scope, scanned.wrote, scanned.unchanged) == ("folder", False, report.articles)
+
+
+def test_a_damaged_log_means_a_scan(seed_settings, writer):
+    read(seed_settings)
+    with open(seed_settings.index_dir / "journal" / "log", "a") as fh:
+        fh.write("{not json\n")
+    assert sync(seed_settings.articles_dir, seed_settings.index_dir).names is None
+
+
+def test_a_folder_the_index_cannot_write_means_a_scan(seed_settings, writer, monkeypatch):
+    read(seed_settings)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "touch", refuse)  # the cookie cannot be created
+    assert sync(seed_settings.articles_dir, seed_settings.index_dir).names is None

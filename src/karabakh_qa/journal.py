@@ -204,19 +204,34 @@ def _cookie(root: Path) -> Iterator[str]:
         path.unlink(missing_ok=True)
 
 
+NOTHING = Sync(None, lambda: None)  # the journal cannot vouch: scan the folder
+
+
 def sync(articles_dir: Path, index_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> Sync:
-    """Ask the journal what changed since the index last read it (see module doc)."""
+    """Ask the journal what changed since the index last read it (see module doc).
+    Whatever goes wrong with it (a read-only folder, a damaged log) means a scan."""
+    try:
+        return _sync(articles_dir, index_dir, timeout)
+    except (OSError, ValueError) as exc:
+        log.warning("the change journal cannot be used (%s); scanning the folder", exc)
+        return NOTHING
+
+
+def _sync(articles_dir: Path, index_dir: Path, timeout: float) -> Sync:
     log_path, lock_path, read_path = _paths(index_dir)
-    nothing = Sync(None, lambda: None)
+    nothing = NOTHING
     if not _writer_alive(lock_path):
         return nothing
     try:
         state = json.loads(read_path.read_text())
     except (OSError, ValueError):
         state = {}
+    state = state if isinstance(state, dict) else {}
     root = articles_dir.resolve()
     with open(log_path, "rb") as fh, _cookie(root) as cookie:
         header = json.loads(fh.readline() or b"{}")
+        if not isinstance(header, dict):
+            return nothing
         if header.get("journal") != VERSION or header.get("folder") != str(root):
             return nothing
         same = state.get("instance") == header["instance"] and isinstance(state.get("offset"), int)
