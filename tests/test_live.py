@@ -250,3 +250,26 @@ def test_refresher_builds_ann_bits_before_a_generation_serves(seed_settings, emb
         assert all(seg.vectors.signs.ready(wait=False) for seg in index.segments)
     finally:
         server.stop_refresher()
+
+
+def test_refresher_failing_again_and_again_logs_once_and_serves_on(
+    seed_service, caplog, monkeypatch
+):
+    from karabakh_qa import service as service_module
+    from karabakh_qa.store.embedded.search import Snapshot
+
+    def broken(self):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(service_module, "RELEASE_EVERY_S", 0.0)  # every round
+    monkeypatch.setattr(Snapshot, "release", broken)
+    before = seed_service.search("ceasefire", 1).hits[0].passage.id
+    with caplog.at_level("ERROR"):
+        seed_service.start_refresher(interval=0.01)
+        try:
+            time.sleep(0.3)  # ~30 failing rounds
+            assert seed_service.search("ceasefire", 1).hits[0].passage.id == before
+        finally:
+            seed_service.stop_refresher()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "refreshing the index failed" in errors[0].getMessage()

@@ -244,15 +244,18 @@ class SearchService:
         stop = self._stop_refresher
 
         def loop() -> None:
-            released = time.monotonic()
+            released, failing = time.monotonic(), ""
             while not stop.wait(interval):
                 try:
                     self._reload(self._prepare())
                     if time.monotonic() - released >= RELEASE_EVERY_S:
                         self._index.release()
                         released = time.monotonic()
-                except Exception:  # a bad generation is logged; the loaded one serves on
-                    log.exception("refreshing the index failed")
+                    failing = ""
+                except Exception as exc:  # logged once per cause; the loaded one serves on
+                    if repr(exc) != failing:
+                        log.exception("refreshing the index failed")
+                    failing = repr(exc)
 
         self._refresher = threading.Thread(target=loop, name="karabakh-refresh", daemon=True)
         self._refresher.start()
