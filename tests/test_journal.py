@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from karabakh_qa.errors import Conflict
-from karabakh_qa.journal import WATCHDOG_LOGGER, JournalWriter, sync
+from karabakh_qa.store.embedded.journal import sync
+from karabakh_qa.watch import WATCHDOG_LOGGER, JournalWriter
 
 from .conftest import write
 

@@ -182,7 +182,7 @@ def index_cmd(
 def journal_cmd(settings: Settings) -> None:
     """Journal which article files change, until Ctrl-C, so that `index` looks at
     those files instead of scanning the whole folder (like git's fsmonitor)."""
-    from .journal import JournalWriter
+    from .watch import JournalWriter
 
     if not settings.articles_dir.is_dir():
         raise BadRequest(f"articles folder {settings.articles_dir} does not exist")

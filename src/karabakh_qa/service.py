@@ -23,12 +23,12 @@ from .embed import Embedder, load_embedder
 from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
 from .ingest import iso_date
-from .journal import sync as sync_journal
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
 from .store.embedded.ann import uses_ann
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
+from .store.embedded.journal import sync as sync_journal
 from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
 from .store.embedded.search import SegmentCache, Snapshot, top_rows
 from .store.embedded.vectors import set_dense_threads
