@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -133,14 +133,9 @@ def index_cmd() -> list[str]:
     return [str(Path(cli_path()).parent / "python"), "-c", RUNNER, "index", "--model", MODEL]
 
 
-def cli_index(env: dict[str, str], expect: dict[str, int] | None = None) -> tuple[float, float]:
-    """One ``karabakh-qa index`` run: (wall s, peak RSS GB); warns if the diff is unexpected."""
-    wall, peak, stdout, _ = run_timed(index_cmd(), env)
-    m = re.search(r"added (\d+), changed (\d+), removed (\d+)", stdout)
-    if expect and m:
-        got = dict(zip(("added", "changed", "removed"), map(int, m.groups()), strict=True))
-        if any(got[k] != v for k, v in expect.items()):
-            log(f"WARNING: expected {expect}, the build reported {got}")
+def cli_index(env: dict[str, str]) -> tuple[float, float]:
+    """One ``karabakh-qa index`` run: (wall s, peak RSS GB)."""
+    wall, peak, _, _ = run_timed(index_cmd(), env)
     return wall, peak
 
 
@@ -217,39 +212,47 @@ def startup_s(env: dict[str, str]) -> float:
     return statistics.median(walls)
 
 
-def command_s(env: dict[str, str], expect: dict[str, int], *files: str) -> float:
-    """Seconds of one ``karabakh-qa index [FILES]`` beyond start-up; warns if the
-    diff is not ``expect``."""
-    _, _, stdout, took = run_timed([*index_cmd(), *files], env)
-    m = re.search(r"added (\d+), changed (\d+), removed (\d+)", stdout)
-    got = dict(zip(("added", "changed", "removed"), map(int, m.groups()), strict=True)) if m else {}
-    if got != expect:
-        log(f"WARNING: expected {expect}, the build reported {got or stdout!r}")
-    return took
-
-
 def full_build(env: dict[str, str], index: Path) -> tuple[float, float]:
     """Wall and peak RSS (GB) of the first build into an empty index folder."""
     shutil.rmtree(index, ignore_errors=True)
     return cli_index(env)
 
 
+ADDED = {"added": 1, "changed": 0, "removed": 0}
+CHANGED = {"added": 0, "changed": 1, "removed": 0}
+REMOVED = {"added": 0, "changed": 0, "removed": 1}
+
+
+def timed_edits(
+    env: dict[str, str],
+    edits: list[Callable[[], str]],
+    expect: dict[str, int],
+    named_in: Path | None = None,
+) -> list[float]:
+    """After each edit of the corpus, the seconds of one ``karabakh-qa index`` beyond
+    start-up (``index FILE`` with the edited file when ``named_in`` is its folder);
+    warns when the build reports another diff than ``expect``."""
+    out = []
+    for edit in edits:
+        name = edit()
+        files = [str(named_in / name)] if named_in else []
+        _, _, stdout, took = run_timed([*index_cmd(), *files], env)
+        m = re.search(r"added (\d+), changed (\d+), removed (\d+)", stdout)
+        got = dict(zip(expect, map(int, m.groups()), strict=True)) if m else {}
+        if got != expect:
+            log(f"WARNING: expected {expect}, the build reported {got or stdout!r}")
+        out.append(took)
+    return out
+
+
 def add_one(env: dict[str, str], corpus: Corpus, reps: int = REPS) -> list[float]:
-    """Net walls of ``index`` after writing one new 8-paragraph article, ``reps`` times."""
-    walls = []
-    for _ in range(reps):
-        corpus.add()
-        walls.append(command_s(env, {"added": 1, "changed": 0, "removed": 0}))
-    return walls
+    """``index`` after writing one new 8-paragraph article, ``reps`` times."""
+    return timed_edits(env, [corpus.add] * reps, ADDED)
 
 
 def add_one_named(env: dict[str, str], corpus: Corpus) -> list[float]:
-    """Net walls of ``index FILE`` (no folder scan) after writing one new article, REPS times."""
-    walls = []
-    for _ in range(REPS):
-        added = {"added": 1, "changed": 0, "removed": 0}
-        walls.append(command_s(env, added, str(corpus.folder / corpus.add())))
-    return walls
+    """``index FILE`` (no folder scan) after writing one new article, REPS times."""
+    return timed_edits(env, [corpus.add] * REPS, ADDED, corpus.folder)
 
 
 def spread(corpus: Corpus, first: int) -> list[int]:
@@ -258,21 +261,15 @@ def spread(corpus: Corpus, first: int) -> list[int]:
 
 
 def change_one(env: dict[str, str], corpus: Corpus, which: list[int] | None = None) -> list[float]:
-    """Net walls of ``index`` after appending a paragraph to each existing article ``which``."""
-    walls = []
-    for i in spread(corpus, 1) if which is None else which:
-        corpus.change(i)
-        walls.append(command_s(env, {"added": 0, "changed": 1, "removed": 0}))
-    return walls
+    """``index`` after appending a paragraph to each existing article ``which``."""
+    which = spread(corpus, 1) if which is None else which
+    return timed_edits(env, [functools.partial(corpus.change, i) for i in which], CHANGED)
 
 
 def remove_one(env: dict[str, str], corpus: Corpus, which: list[int] | None = None) -> list[float]:
-    """Net walls of ``index`` after deleting each existing article ``which``, one at a time."""
-    walls = []
-    for i in spread(corpus, 2) if which is None else which:
-        corpus.remove(i)
-        walls.append(command_s(env, {"added": 0, "changed": 0, "removed": 1}))
-    return walls
+    """``index`` after deleting each existing article ``which``, one at a time."""
+    which = spread(corpus, 2) if which is None else which
+    return timed_edits(env, [functools.partial(corpus.remove, i) for i in which], REMOVED)
 
 
 @contextlib.contextmanager

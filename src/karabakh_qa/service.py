@@ -274,28 +274,25 @@ class SearchService:
         pointer swap and its first queries need no exact-search fallback (at 1M the
         first query after a merge took 39 ms against a 21 ms median)."""
         name = current_name(self.settings.index_dir)
-        loaded = self._index
-        if name is None or (
-            loaded is not None and name in (loaded.manifest.file_name, self._rejected)
-        ):
+        if name is None or self._settled(name):
             return None
         try:
             return self._open(name, ready=True)
         except IndexUnavailable:
             return None  # _reload reports what is wrong with it
 
+    def _settled(self, name: str | None) -> bool:
+        """Whether generation ``name`` is the one serving, or one already refused."""
+        loaded = self._index
+        return loaded is not None and name in (loaded.manifest.file_name, self._rejected)
+
     def _reload(self, prepared: Snapshot | None = None) -> Snapshot:
         """Open the generation ``CURRENT`` names if it is not the loaded one."""
-        current = current_name(self.settings.index_dir)
-        loaded = self._index
-        if loaded is not None and current in (loaded.manifest.file_name, self._rejected):
-            return loaded
+        if self._settled(current_name(self.settings.index_dir)):
+            return self._index
         with self._lock:
             current = current_name(self.settings.index_dir)
-            if self._index is not None and current in (
-                self._index.manifest.file_name,
-                self._rejected,
-            ):
+            if self._settled(current):
                 return self._index
             started = time.perf_counter()
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import logging
 import mmap
 import os
@@ -134,6 +135,14 @@ def save_generation_array(index_dir: Path, name: str, array: np.ndarray) -> str:
     return name
 
 
+@functools.cache
+def _madvise():
+    """libc's madvise, typed once (a release calls it for every cold column)."""
+    fn = ctypes.CDLL(None, use_errno=True).madvise
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return fn
+
+
 def drop_pages(start: int, length: int) -> None:
     """madvise(MADV_DONTNEED) on a read-only file map's page range: its pages leave
     this process's resident set and stay in the page cache (the next read is a minor
@@ -141,9 +150,7 @@ def drop_pages(start: int, length: int) -> None:
     queries in other threads go on. Never call it on memory the process owns."""
     if not hasattr(mmap, "MADV_DONTNEED") or length <= 0:
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    if libc.madvise(start, length, mmap.MADV_DONTNEED) != 0:
+    if _madvise()(start, length, mmap.MADV_DONTNEED) != 0:
         log.warning("madvise failed: %s", os.strerror(ctypes.get_errno()))
 
 

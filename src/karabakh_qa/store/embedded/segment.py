@@ -380,12 +380,11 @@ class Segment:
         (``COLD_COLUMNS``, and the passage codes): ~90 % of the index. The postings
         and per-passage columns every query scans stay mapped, so a query after a
         release re-maps only its candidates' pages (``files.drop_pages``)."""
-        if isinstance(self._map, mmap.mmap) and len(self._map):
-            base = np.frombuffer(self._map, np.uint8).ctypes.data
+        if isinstance(self._map, mmap.mmap):  # not an empty segment's bytes
             for key in COLD_COLUMNS:
                 view = self.a[key]
-                start = view.ctypes.data if view.size else base
-                files.drop_pages(*files.whole_pages(start, view.nbytes))
+                if view.size:
+                    files.drop_pages(*files.whole_pages(view.ctypes.data, view.nbytes))
         self.vectors.release()
 
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
