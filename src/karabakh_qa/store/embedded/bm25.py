@@ -19,6 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
+from . import kernels
 from .manifest import Bm25Params
 from .segment import Segment
 
@@ -175,7 +176,7 @@ class Bm25View:
             mine = out[base : base + seg.rows]  # a view: local rows index it
             for i in np.flatnonzero(found & (idf != 0)):
                 docs, sat = self._saturation(pos, int(ids[i]))
-                mine[docs] += counts[i] * idf[i] * sat
+                kernels.add_scores(mine, docs, sat, float(counts[i] * idf[i]))
             if live is not None:
                 mine[~live] = 0.0
         return out

@@ -22,7 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from . import files
+from . import files, kernels
 from .ann import SignIndex, rescore_depth, uses_ann
 from .manifest import VectorCodec
 
@@ -80,15 +80,23 @@ def unpack_codes(stored: np.ndarray, codec: VectorCodec) -> np.ndarray:
     return out.reshape(len(stored), -1)
 
 
-def cosines(stored: np.ndarray, query: np.ndarray, codec: VectorCodec) -> np.ndarray:
-    """Exact cosines of decoded codes with ``query``: step * (codes . q) + offset * sum(q),
-    each row summed in one fixed order (einsum, not BLAS), so a row scores the same
-    whatever rows come with it."""
-    codes = unpack_codes(stored, codec).astype(np.float32)
-    q = query.astype(np.float32)
+def cosines(
+    stored: np.ndarray, query: np.ndarray, codec: VectorCodec, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Exact cosines of decoded codes (of ``rows`` of ``stored``, or all) with ``query``:
+    step * (codes . q) + offset * sum(q), each row summed in one fixed order
+    (:func:`.kernels.code_dots`), so a row scores the same whatever rows come with it.
+    8-bit codes are read where they lie; packed ones are unpacked first."""
+    if codec.bits != 8:
+        stored = unpack_codes(stored if rows is None else stored[rows], codec)
+        rows = None
+    if rows is None:
+        rows = np.arange(len(stored))
+    q = np.ascontiguousarray(query, dtype=np.float32)
     step = (codec.high - codec.low) / ((1 << codec.bits) - 1)
     offset = codec.low + 0.5 * step
-    return step * np.einsum("ij,j->i", codes, q).astype(np.float64) + offset * float(q.sum())
+    dots = kernels.code_dots(stored, np.asarray(rows, np.int64), q)
+    return step * dots + offset * float(q.sum())
 
 
 def write_index(path: Path, codes: np.ndarray, dim: int, codec: VectorCodec) -> None:
@@ -216,4 +224,4 @@ class SegmentVectors:
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with the decoded vectors of ``rows``."""
-        return cosines(self.codes[rows], query, self.codec)
+        return cosines(self.codes, query, self.codec, rows)
