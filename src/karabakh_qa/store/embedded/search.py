@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...records import Passage
-from . import kernels, vectors
+from . import vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
 from .manifest import IndexCorrupt, Manifest
