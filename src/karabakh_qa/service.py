@@ -25,6 +25,7 @@ from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
+from .store.embedded import kernels
 from .store.embedded.ann import uses_ann
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
@@ -238,6 +239,7 @@ class SearchService:
         if self._refresher is not None:
             return
         self._reload()
+        kernels.load()  # the queries' compiled loops, before the first query needs them
         stop = self._stop_refresher
 
         def loop() -> None:

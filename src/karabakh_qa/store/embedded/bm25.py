@@ -175,38 +175,46 @@ class Bm25View:
             ids, found = seg.term_range(distinct)
             mine = out[base : base + seg.rows]  # a view: local rows index it
             for i in np.flatnonzero(found & (idf != 0)):
-                docs, sat = self._saturation(pos, int(ids[i]))
-                kernels.add_scores(mine, docs, sat, float(counts[i] * idf[i]))
+                self._add(pos, int(ids[i]), mine, float(counts[i] * idf[i]))
             if live is not None:
                 mine[~live] = 0.0
         return out
 
-    def _saturation(self, pos: int, term_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """A term's postings in segment ``pos`` and rank-bm25's tf saturation of each,
-        tf (k1 + 1) / (tf + k1 (1 - b + b len / avgdl)). Long lists are kept (LRU,
-        ``SATURATION_CACHE_BYTES``): their terms come back in query after query and
-        their arithmetic was most of a slow query (300k passages: BM25 p95 12.3 ->
-        7.1 ms). It depends on avgdl, so it lives as long as this generation's view."""
-        docs, tf = self.segments[pos].postings(term_id)
+    def _add(self, pos: int, term_id: int, out: np.ndarray, weight: float) -> None:
+        """``out[docs] += weight * saturation`` for one term's postings in segment ``pos``
+        (:mod:`.kernels`). Long lists keep their saturation (LRU,
+        ``SATURATION_CACHE_BYTES``): their terms come back in query after query, and
+        a sequential read of it beats gathering every posting's length again."""
+        seg = self.segments[pos]
+        docs, tf = seg.postings(term_id)
+        if len(docs) < SATURATION_CACHE_MIN:
+            k1, b = self.params.k1, self.params.b
+            kernels.add_saturated(out, docs, tf, seg.a["lengths"], k1, b, self.avgdl, weight)
+        else:
+            kernels.add_scores(out, docs, self._saturation(pos, term_id), weight)
+
+    def _saturation(self, pos: int, term_id: int) -> np.ndarray:
+        """A long postings list's tf saturation in segment ``pos``, kept as long as
+        this generation's view (it depends on avgdl), least recently used first out."""
         key = (pos, term_id)
         with self._lock:
             sat = self._cache.get(key)
             if sat is not None:
                 self._cache.move_to_end(key)
-                return docs, sat
+                return sat
+        seg = self.segments[pos]
+        docs, tf = seg.postings(term_id)
         k1, b = self.params.k1, self.params.b
-        lengths = self.segments[pos].a["lengths"]
         tf = tf.astype(np.float64)
-        sat = tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[docs] / self.avgdl))
-        if len(docs) >= SATURATION_CACHE_MIN:
-            with self._lock:
-                if key not in self._cache:
-                    self._cache[key] = sat
-                    self._cached_bytes += sat.nbytes
-                while self._cached_bytes > SATURATION_CACHE_BYTES:
-                    _, old = self._cache.popitem(last=False)
-                    self._cached_bytes -= old.nbytes
-        return docs, sat
+        sat = tf * (k1 + 1) / (tf + k1 * (1 - b + b * seg.a["lengths"][docs] / self.avgdl))
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = sat
+                self._cached_bytes += sat.nbytes
+            while self._cached_bytes > SATURATION_CACHE_BYTES:
+                _, old = self._cache.popitem(last=False)
+                self._cached_bytes -= old.nbytes
+        return sat
 
 
 def full_statistics(

@@ -13,22 +13,52 @@ rank-bm25's); a code's dot product is summed in one fixed order per row
 (vectorised by the compiler, the same code for every row), so a passage scores
 the same whatever rows are scored with it. Compiled code is cached beside this
 module (``cache=True``): the first process compiles once, the next load it.
+numba itself (0.14 s to import) loads on a kernel's first use, so commands that
+never query (``karabakh-qa index``) do not pay for it.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-from numba import njit
+
+# name -> njit options, in the order they compile (a kernel a later one calls, first)
+_KERNELS = {
+    "add_scores": {},
+    "add_saturated": {},
+    "code_dots": {"fastmath": True},
+    "_packed6_dot": {"fastmath": True},
+    "sentence_best": {},
+}
 
 
-@njit(nogil=True, cache=True)
 def add_scores(out: np.ndarray, docs: np.ndarray, sat: np.ndarray, weight: float) -> None:
     """``out[docs] += weight * sat`` (``docs`` distinct, as a postings list is)."""
     for j in range(docs.shape[0]):
         out[docs[j]] += weight * sat[j]
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+def add_saturated(
+    out: np.ndarray,
+    docs: np.ndarray,
+    tf: np.ndarray,
+    lengths: np.ndarray,
+    k1: float,
+    b: float,
+    avgdl: float,
+    weight: float,
+) -> None:
+    """``out[docs] += weight * sat`` with rank-bm25's saturation of each posting,
+    tf (k1 + 1) / (tf + k1 (1 - b + b len / avgdl)), computed on the way (the same
+    float64 operations in the same order as numpy's expression of it)."""
+    for j in range(docs.shape[0]):
+        d = docs[j]
+        t = np.float64(tf[j])
+        sat = t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(lengths[d]) / avgdl))
+        out[d] += weight * sat
+
+
 def code_dots(codes: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """For each of ``rows``: the dot product of its codes (uint8) with ``query``
     (float32), accumulated in float32 in one fixed order per row.
@@ -64,3 +94,85 @@ def code_dots(codes: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndar
         if i + 3 < n:
             out[i + 3] = a3
     return out
+
+
+def _packed6_dot(stored: np.ndarray, row: int, query: np.ndarray) -> np.float32:
+    """Dot product of one row of 6-bit codes (four in three bytes, vectors.pack_codes)
+    with ``query``, unpacked on the way, in one fixed order."""
+    acc = np.float32(0.0)
+    for g in range(stored.shape[1] // 3):
+        b0 = np.int32(stored[row, 3 * g])
+        b1 = np.int32(stored[row, 3 * g + 1])
+        b2 = np.int32(stored[row, 3 * g + 2])
+        acc += np.float32(b0 & 63) * query[4 * g]
+        acc += np.float32((b0 >> 6) | ((b1 & 15) << 2)) * query[4 * g + 1]
+        acc += np.float32((b1 >> 4) | ((b2 & 3) << 4)) * query[4 * g + 2]
+        acc += np.float32(b2 >> 2) * query[4 * g + 3]
+    return acc
+
+
+def sentence_best(
+    bounds: np.ndarray,
+    local: np.ndarray,
+    stored: np.ndarray,
+    query: np.ndarray,
+    step: float,
+    offset: float,
+    term_ptr: np.ndarray,
+    term_ids: np.ndarray,
+    keys: np.ndarray,
+    weights: np.ndarray,
+    total: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each passage row in ``local``: its best sentence cosine, its best share of
+    the question's idf mass (``weights`` of the query's term ids ``keys``, over
+    ``total``), and which sentence (index within the passage) has the best sum of
+    the two, the first on ties. Sentence codes are 6-bit (``step``, ``offset``:
+    cosine = step * codes . q + offset)."""
+    n = local.shape[0]
+    best_cos = np.full(n, -1.0)
+    best_cover = np.zeros(n)
+    best = np.zeros(n, np.int64)
+    for i in range(n):
+        lo, hi = bounds[local[i]], bounds[local[i] + 1]
+        top = -np.inf
+        for s in range(lo, hi):
+            cos = step * np.float64(_packed6_dot(stored, s, query)) + offset
+            cover = 0.0
+            if total > 0:
+                for p in range(term_ptr[s], term_ptr[s + 1]):
+                    t = term_ids[p]
+                    for k in range(keys.shape[0]):
+                        if keys[k] == t:
+                            cover += weights[k]
+                cover = cover / total
+            best_cos[i] = max(best_cos[i], cos)
+            best_cover[i] = max(best_cover[i], cover)
+            if cos + cover > top:
+                top = cos + cover
+                best[i] = s - lo
+    return best_cos, best_cover, best
+
+
+_SOURCES = {name: globals().pop(name) for name in _KERNELS}  # compiled on first use
+_lock = threading.Lock()
+
+
+def load() -> None:
+    """Compile (or load from the cache) every kernel now, in dependency order: each
+    is bound under its name, where the kernels that call it find it."""
+    with _lock:
+        if all(name in globals() for name in _KERNELS):
+            return
+        from numba import njit
+
+        for name, options in _KERNELS.items():
+            globals()[name] = njit(nogil=True, cache=True, **options)(_SOURCES[name])
+
+
+def __getattr__(name: str):
+    """``kernels.add_scores`` and the others, compiled on first access (PEP 562)."""
+    if name in _SOURCES:
+        load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
