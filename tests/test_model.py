@@ -84,3 +84,31 @@ def test_single_query_fast_path_matches_batch_encode(real):
     singles = np.vstack([real.embedder.encode([t]) for t in texts])
     assert np.abs(batch - singles).max() < 1e-5
     assert np.allclose(np.linalg.norm(singles, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_questions_match_torch_and_a_damaged_export_falls_back(tmp_path, caplog):
+    """Questions through the local ONNX export give torch's vector (cosine > 1 - 1e-5);
+    a damaged export is reported, questions go through torch, and the next load
+    rebuilds it."""
+    import numpy as np
+
+    from karabakh_qa.embed import load_embedder
+    from karabakh_qa.onnx_query import OnnxQueryEncoder
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    fast = load_embedder(name, 1, "onnx", tmp_path)
+    assert isinstance(fast._questions, OnnxQueryEncoder)
+    exported = fast._questions.path
+    assert exported.parent == tmp_path / "onnx"
+    questions = [q["q"] for q in DEV["questions"][:12]]
+    for q in questions:
+        a, b = fast.encode([q])[0], fast._one(q)[0]
+        assert a.shape == (384,) and float(a @ b) > 1 - 1e-5
+    exported.write_bytes(b"not a model")
+    damaged = load_embedder(name, 1, "onnx", tmp_path)
+    assert damaged._questions is None
+    assert "questions stay on torch" in caplog.text
+    assert np.array_equal(damaged.encode([questions[0]]), damaged._one(questions[0]))
+    assert not exported.exists()  # removed, so that the next load exports again
+    again = load_embedder(name, 1, "onnx", tmp_path)
+    assert isinstance(again._questions, OnnxQueryEncoder) and exported.exists()

@@ -27,7 +27,7 @@ sys.setswitchinterval(GIL_SWITCH_S)
 
 import click  # noqa: E402
 
-from .config import DEFAULT_MODEL, DENSE_MODES, Settings  # noqa: E402
+from .config import DEFAULT_MODEL, DENSE_MODES, QUERY_RUNTIMES, Settings  # noqa: E402
 from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
 from .ingest import sources_in  # noqa: E402
 from .service import SearchResult, SearchService  # noqa: E402
@@ -69,21 +69,33 @@ def common(func):
     return wrapper
 
 
-def dense_option(func):
-    """--dense exact|ann|auto (Settings.dense) on the commands that search."""
+def settings_option(name: str, choices: tuple[str, ...], help: str):
+    """A ``--name`` choice that sets the Settings field of that name (unset: the default)."""
 
-    @click.option(
-        "--dense",
-        type=click.Choice(DENSE_MODES),
-        default=None,
-        help="Dense search: exact, ann (sign bits + exact rescoring) on every segment, "
-        "or auto (the ANN for large segments; the default).",
-    )
-    @wraps(func)
-    def wrapper(settings: Settings, dense: str | None, **kwargs):
-        return func(settings.replace(dense=dense) if dense else settings, **kwargs)
+    def decorate(func):
+        @click.option(f"--{name.replace('_', '-')}", name, type=click.Choice(choices), help=help)
+        @wraps(func)
+        def wrapper(settings: Settings, **kwargs):
+            value = kwargs.pop(name)
+            return func(settings.replace(**{name: value}) if value else settings, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+dense_option = settings_option(
+    "dense",
+    DENSE_MODES,
+    "Dense search: exact, ann (sign bits + exact rescoring) on every segment, "
+    "or auto (the ANN for large segments; the default).",
+)
+query_runtime_option = settings_option(
+    "query_runtime",
+    QUERY_RUNTIMES,
+    "Embed questions through onnx (an export of the same weights, built once in the "
+    "cache folder; the default) or torch.",
+)
 
 
 @click.group()
@@ -222,6 +234,7 @@ def print_result(result: SearchResult) -> None:
 @main.command()
 @common
 @dense_option
+@query_runtime_option
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
@@ -271,6 +284,7 @@ def ask(
 @main.command()
 @common
 @dense_option
+@query_runtime_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))

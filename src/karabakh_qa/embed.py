@@ -82,7 +82,13 @@ def model_path(name: str) -> Path:
 class SentenceTransformerEmbedder:
     """The real model, loaded once, on the CPU, with a fixed number of torch threads."""
 
-    def __init__(self, name: str, threads: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        threads: int = 1,
+        query_runtime: str = "torch",
+        cache_dir: Path | None = None,
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -94,7 +100,20 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
         self._sha: str | None = None
-        log.info("loaded model %s (%d dims, %d threads)", name, self.dim, threads)
+        self._questions = None  # an OnnxQueryEncoder when query_runtime is "onnx" and it works
+        if query_runtime == "onnx" and cache_dir is not None:
+            from .onnx_query import load_query_encoder
+
+            self._questions = load_query_encoder(
+                self.model, self.weights_sha256, cache_dir, threads, lambda t: self._one(t)[0]
+            )
+        log.info(
+            "loaded model %s (%d dims, %d threads, questions via %s)",
+            name,
+            self.dim,
+            threads,
+            "onnxruntime" if self._questions else "torch",
+        )
 
     @property
     def weights_sha256(self) -> str:
@@ -106,18 +125,24 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1:  # the query path: skip encode()'s batching overhead (~1 ms)
-            import torch
-
-            with torch.inference_mode():
-                prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
-                out = self.model.forward(prepare(texts))["sentence_embedding"]
-                out = torch.nn.functional.normalize(out, dim=1)
-            return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+        if len(texts) == 1:  # the query path
+            if self._questions is not None:
+                return self._questions.encode(texts[0], self.max_tokens)[None, :]
+            return self._one(texts[0])
         vectors = self.model.encode(
             texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _one(self, text: str) -> np.ndarray:
+        """One text through torch, without encode()'s batching overhead (~1 ms)."""
+        import torch
+
+        with torch.inference_mode():
+            prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
+            out = self.model.forward(prepare([text]))["sentence_embedding"]
+            out = torch.nn.functional.normalize(out, dim=1)
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
         return self.token_counter(text)
@@ -183,9 +208,12 @@ class HashEmbedder:
         return approx_tokens
 
 
-def load_embedder(name: str, threads: int = 1) -> Embedder:
-    """The embedder called ``name``: ``hash-bow-<dim>`` or a sentence-transformers model."""
+def load_embedder(
+    name: str, threads: int = 1, query_runtime: str = "torch", cache_dir: Path | None = None
+) -> Embedder:
+    """The embedder called ``name``: ``hash-bow-<dim>`` or a sentence-transformers model
+    (its questions through ONNX Runtime when ``query_runtime`` is "onnx": onnx_query.py)."""
     match = re.fullmatch(r"hash-bow-(\d+)", name)
     if match:
         return HashEmbedder(int(match.group(1)))
-    return SentenceTransformerEmbedder(name, threads)
+    return SentenceTransformerEmbedder(name, threads, query_runtime, cache_dir)

@@ -196,8 +196,11 @@ class SearchService:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    name = self.settings.query_model or self.model_name()
-                    self._embedder = load_embedder(name, self.settings.torch_threads)
+                    s = self.settings
+                    name = s.query_model or self.model_name()
+                    self._embedder = load_embedder(
+                        name, s.torch_threads, s.query_runtime, s.cache_dir
+                    )
         return self._embedder
 
     def _helpers(self) -> ThreadPoolExecutor:
