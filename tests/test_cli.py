@@ -24,6 +24,42 @@ def args(*a):
     return [*a, "--model", "hash-bow-64"]
 
 
+@pytest.fixture(autouse=True)
+def priorities(monkeypatch):
+    """What `index` asks of the scheduler, recorded instead of lowering pytest's own
+    priority (CliRunner runs the command in this process)."""
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "sched_setscheduler", lambda *a: calls.append(("sched", a[1])))
+    monkeypatch.setattr(os, "nice", lambda n: calls.append(("nice", n)) or 0)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("priority", "refuse_idle", "expected"),
+    [
+        ("idle", False, [("sched", "SCHED_IDLE")]),
+        ("idle", True, [("nice", 0), ("nice", 19)]),  # no SCHED_IDLE here: niceness 19
+        ("low", False, [("nice", 0), ("nice", 19)]),
+        ("normal", False, []),
+    ],
+)
+def test_index_yields_the_cores_as_asked(
+    run, priorities, monkeypatch, priority, refuse_idle, expected
+):
+    import os
+
+    def sched(pid, policy, param):
+        if refuse_idle:
+            raise OSError("not permitted")
+        priorities.append(("sched", "SCHED_IDLE" if policy == os.SCHED_IDLE else policy))
+
+    monkeypatch.setattr(os, "sched_setscheduler", sched)
+    assert run(*args("index", "--priority", priority)).exit_code == 0
+    assert priorities == expected
+
+
 def test_index_then_ask_json(run):
     result = run(*args("index"))
     assert result.exit_code == 0, result.output

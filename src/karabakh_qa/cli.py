@@ -135,6 +135,23 @@ def print_report(report) -> None:
 BUILD_NICENESS = 19  # `index` yields the cores to a server (see index_cmd)
 
 
+PRIORITIES = ("idle", "low", "normal")
+
+
+def yield_cores(priority: str) -> None:
+    """Lower this process's CPU priority once: "idle" is SCHED_IDLE (a core only
+    when nothing else wants one; a waking query preempts it at once; where Linux's
+    SCHED_IDLE is missing, "low"), "low" is niceness BUILD_NICENESS."""
+    if priority == "idle":
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):
+            priority = "low"
+    if priority == "low":
+        os.nice(max(0, BUILD_NICENESS - os.nice(0)))
+
+
 @main.command("index")
 @common
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
@@ -148,6 +165,14 @@ BUILD_NICENESS = 19  # `index` yields the cores to a server (see index_cmd)
     default=None,
     help="Torch threads for embedding (default: all cores).",
 )
+@click.option(
+    "--priority",
+    type=click.Choice(PRIORITIES),
+    default="idle",
+    show_default=True,
+    help="CPU priority beside a server: idle runs only on cores its queries leave free "
+    "(under a saturating load a build waits for it to ease); low is niceness 19.",
+)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def index_cmd(
     settings: Settings,
@@ -157,6 +182,7 @@ def index_cmd(
     optimize: bool,
     repair: bool,
     threads: int | None,
+    priority: str,
     files: tuple[Path, ...],
 ) -> None:
     """Bring the index up to date with the articles folder (a new segment per change).
@@ -166,9 +192,9 @@ def index_cmd(
     if files and (full or repair or watch):
         raise BadRequest("FILES cannot be combined with --full, --repair or --watch")
     # A build shares the machine with the server: at niceness 0 or 10 a 300k add made
-    # the worst concurrent query 25-31 ms, at 19 17-18 ms, idle 18 ms
-    # (benchmarks/study_stall.py), so a build yields the cores to queries.
-    os.nice(max(0, BUILD_NICENESS - os.nice(0)))  # to BUILD_NICENESS, once
+    # the worst concurrent query 25-31 ms, at 19 17-18 ms (benchmarks/study_stall.py);
+    # at 1M the switch stall was 22-23 ms at niceness 19, 15-19 ms at SCHED_IDLE.
+    yield_cores(priority)
     only = sources_in(settings.articles_dir, list(files)) if files else None
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
     service = SearchService(settings)
