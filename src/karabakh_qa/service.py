@@ -26,7 +26,7 @@ from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
-from .store.embedded import kernels
+from .store.embedded import files, kernels
 from .store.embedded.ann import uses_ann
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
@@ -103,6 +103,7 @@ class Candidates:
 
 REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
 RELEASE_EVERY_S = 1.0  # how often it unmaps the index pages queries read (Snapshot.release)
+RELEASE_ABOVE_BYTES = 1 << 30  # ... and sooner when the process's RSS passes this
 PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
 
@@ -259,7 +260,8 @@ class SearchService:
         the query that first meets a new generation no longer pays for opening it
         (at 300k passages that query took 21 ms against a 13 ms median). Builds made
         through this service install their generation before they return. The same
-        thread unmaps the pages queries read every ``RELEASE_EVERY_S``."""
+        thread unmaps the pages queries read every ``RELEASE_EVERY_S``, or sooner once
+        the RSS passes ``RELEASE_ABOVE_BYTES`` (faster queries touch more pages a second)."""
         if self._refresher is not None:
             return
         self._reload()
@@ -271,7 +273,8 @@ class SearchService:
             while not stop.wait(interval):
                 try:
                     self._reload(self._prepare())
-                    if time.monotonic() - released >= RELEASE_EVERY_S:
+                    due = time.monotonic() - released >= RELEASE_EVERY_S
+                    if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
                         self._index.release()
                         released = time.monotonic()
                     failing = ""
@@ -354,6 +357,7 @@ class SearchService:
                 name = current_name(index_dir)
                 continue
             self._check_model(snap)
+            snap.inherit(self._index)
             snap.groups  # noqa: B018 (built here, not at the first question)
             snap.bm25.deleted, snap.deletions  # noqa: B018
             for seg in snap.segments:  # large segments' ANN bits start building now, not

@@ -267,3 +267,39 @@ def test_finding_an_article_by_name_scans_first_then_keeps_a_dict(seed_service):
     found = [seg.find_article(n) for n in names * 2]  # 1 + 10 lookups: past the scan budget
     assert found == list(range(len(names))) * 2
     assert "article_index" in seg.__dict__ and seg.find_article("nope.txt") is None
+
+
+def _same_groups(a, b) -> bool:
+    import numpy as np
+
+    return all(
+        np.array_equal(getattr(a, k), getattr(b, k))
+        for k in ("rows", "group", "rep_rows", "rep_groups", "members_sorted")
+    )
+
+
+def test_a_new_generation_inherits_the_group_view_only_while_it_holds(seed_service):
+    """After an add that groups nothing new, the serving process keeps its group view
+    (no re-sorting at the switch); after an add that makes a new copy, or a merge
+    that moves rows, it builds a new one, equal to one built from scratch."""
+    from karabakh_qa.store.embedded.groups import GroupView
+
+    folder = seed_service.settings.articles_dir
+    before = seed_service.index()
+    assert len(before.overlay)  # the seeds have near-duplicates
+    write(folder, "100_unrelated.txt", "Title\n\nA paragraph about orchards and apples.\n")
+    seed_service.build(only=["100_unrelated.txt"])
+    after_add = seed_service.index()
+    assert after_add.generation > before.generation
+    assert after_add.groups is before.groups
+    copied = (folder / sorted(p.name for p in folder.glob("0*.txt"))[0]).read_text()
+    write(folder, "101_copy.txt", copied)
+    seed_service.build(only=["101_copy.txt"])
+    after_copy = seed_service.index()
+    assert after_copy.manifest.groups != after_add.manifest.groups
+    assert after_copy.groups is not after_add.groups
+    seed_service.build(optimize=True)
+    merged = seed_service.index()
+    assert merged.groups is not after_copy.groups
+    for snap in (after_copy, merged):
+        assert _same_groups(snap.groups, GroupView(snap.overlay, snap.base_of))

@@ -165,3 +165,12 @@ def drop_map_pages(data: mmap.mmap | bytes) -> None:
     """:func:`drop_pages` over a whole read-only ``mmap`` (nothing for bytes)."""
     if isinstance(data, mmap.mmap) and len(data):
         drop_pages(np.frombuffer(data, np.uint8).ctypes.data, len(data))
+
+
+def resident_bytes() -> int:
+    """This process's resident set (Linux /proc/self/statm; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * mmap.PAGESIZE
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -109,11 +109,28 @@ class Snapshot:
             stats,
         )
 
+    @property
+    def base_of(self) -> dict[int, int]:
+        """Segment number -> global row of its first row."""
+        return dict(zip(self.numbers, self.bases[:-1].tolist(), strict=True))
+
     @cached_property
     def groups(self) -> GroupView:
         """The overlay in global rows; built on first use (a build rarely needs it)."""
-        base_of = dict(zip(self.numbers, self.bases[:-1].tolist(), strict=True))
-        return GroupView(self.overlay, base_of)
+        return GroupView(self.overlay, self.base_of)
+
+    def inherit(self, previous: Snapshot | None) -> None:
+        """Take ``previous``'s group view when it still holds: the same overlay file, and
+        every segment of ``previous`` still first row where it was (an add appends a
+        segment; a merge moves rows). Opening a 1M generation after an add then costs
+        ~2 ms instead of ~8 (its sorts held up the queries in flight)."""
+        if previous is None or "groups" not in previous.__dict__:
+            return
+        if previous.manifest.groups != self.manifest.groups:
+            return
+        mine = self.base_of
+        if all(mine.get(n) == b for n, b in previous.base_of.items()):
+            self.__dict__["groups"] = previous.groups
 
     def release(self) -> None:
         """Unmap every page the queries read so far (a server does it now and then:
