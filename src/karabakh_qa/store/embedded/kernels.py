@@ -27,6 +27,7 @@ import numpy as np
 _KERNELS = {
     "add_scores": {},
     "add_saturated": {},
+    "saturation": {},
     "code_dots": {"fastmath": True},
     "_packed6_dot": {"fastmath": True},
     "sentence_best": {},
@@ -57,6 +58,18 @@ def add_saturated(
         t = np.float64(tf[j])
         sat = t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(lengths[d]) / avgdl))
         out[d] += weight * sat
+
+
+def saturation(
+    docs: np.ndarray, tf: np.ndarray, lengths: np.ndarray, k1: float, b: float, avgdl: float
+) -> np.ndarray:
+    """:func:`add_saturated`'s saturation of each posting, as an array (kept for long
+    postings lists)."""
+    out = np.empty(docs.shape[0], np.float64)
+    for j in range(docs.shape[0]):
+        t = np.float64(tf[j])
+        out[j] = t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(lengths[docs[j]]) / avgdl))
+    return out
 
 
 def code_dots(codes: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
