@@ -272,7 +272,7 @@ class SearchService:
             released, failing = time.monotonic(), ""
             while not stop.wait(interval):
                 try:
-                    self._reload(self._prepare())
+                    self._reload(self._prepare(), background=True)
                     due = time.monotonic() - released >= RELEASE_EVERY_S
                     if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
                         self._index.release()
@@ -312,8 +312,12 @@ class SearchService:
         loaded = self._index
         return loaded is not None and name in (loaded.manifest.file_name, self._rejected)
 
-    def _reload(self, prepared: Snapshot | None = None) -> Snapshot:
-        """Open the generation ``CURRENT`` names if it is not the loaded one."""
+    def _reload(self, prepared: Snapshot | None = None, background: bool = False) -> Snapshot:
+        """Open the generation ``CURRENT`` names if it is not the loaded one.
+
+        ``background`` (the refresher) installs only the ``prepared`` generation: when a
+        build has published another since (an add, then its merge), the next tick
+        prepares that one, rather than opening it here, cold, in front of the queries."""
         if self._settled(current_name(self.settings.index_dir)):
             return self._index
         with self._lock:
@@ -324,6 +328,8 @@ class SearchService:
             try:
                 if prepared is not None and prepared.manifest.file_name == current:
                     fresh = prepared
+                elif background and prepared is not None and self._index is not None:
+                    return self._index
                 else:
                     fresh = self._open(current)
             except IndexUnavailable as exc:
