@@ -8,7 +8,9 @@ into ranked, de-duplicated, cited hits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -178,6 +180,16 @@ def retrieve(
     )
 
 
+REFRESHER_NICENESS = 19
+
+
+def lower_thread_priority() -> None:
+    """Lower the calling thread's niceness (Linux schedules threads one by one; a
+    thread that holds the GIL is never starved, unlike SCHED_IDLE's)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFRESHER_NICENESS)
+
+
 @dataclass(frozen=True)
 class Switch:
     """A generation this process opened, and when (``time.perf_counter``), so that
@@ -269,10 +281,13 @@ class SearchService:
         stop = self._stop_refresher
 
         def loop() -> None:
+            lower_thread_priority()  # its opening and warming yield the cores to queries
             released, failing = time.monotonic(), ""
             while not stop.wait(interval):
                 try:
-                    self._reload(self._prepare(), background=True)
+                    before = self._index
+                    if self._reload(self._prepare(), background=True) is not before:
+                        before.bm25.retire()  # its caches freed here, a little at a time
                     due = time.monotonic() - released >= RELEASE_EVERY_S
                     if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
                         self._index.release()
