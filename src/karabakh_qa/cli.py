@@ -27,7 +27,13 @@ sys.setswitchinterval(GIL_SWITCH_S)
 
 import click  # noqa: E402
 
-from .config import DEFAULT_MODEL, DENSE_MODES, QUERY_RUNTIMES, Settings  # noqa: E402
+from .config import (  # noqa: E402
+    DEFAULT_MODEL,
+    DENSE_MODES,
+    PROJECT_ROOT,
+    QUERY_RUNTIMES,
+    Settings,
+)
 from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
 from .ingest import sources_in  # noqa: E402
 from .service import SearchResult, SearchService  # noqa: E402
@@ -469,6 +475,51 @@ def eval_squad(settings: Settings, file: Path, part: str):
     from .evaluate import load_squad
 
     return load_squad(file, part), f"squad/{part}"
+
+
+@eval_group.command("news")
+@common
+@dense_option
+@query_runtime_option
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--dev",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=PROJECT_ROOT / "tests" / "data" / "bbc_dev.json",
+    show_default=True,
+    help="Questions with the file and snippet of their answer, and unanswerable ones.",
+)
+@click.option("--threads", type=click.IntRange(1, 64), default=None)
+@click.option(
+    "--report-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the whole report, per question, as JSON here.",
+)
+def eval_news(
+    settings: Settings, folder: Path, dev: Path, threads: int | None, report_out: Path | None
+) -> None:
+    """Answer a dev set's questions over the news archive in FOLDER, as the API does:
+    Hit@k of the passage that holds the answer, answer_found, abstention."""
+    from .embed import load_embedder
+    from .evaluate_qa import archive_service, judge, load_dev, table
+
+    questions = load_dev(dev)
+    settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
+    name = settings.model_name or DEFAULT_MODEL
+    embedder = load_embedder(
+        name, settings.torch_threads, settings.query_runtime, settings.cache_dir
+    )
+    click.echo(
+        f"{folder.name}: {len(questions.answerable)} questions, "
+        f"{len(questions.unanswerable)} unanswerable ({dev.name})",
+        err=True,
+    )
+    with archive_service(settings, embedder, folder) as service:
+        report = judge(service, questions)
+    click.echo(table(report))
+    if report_out:
+        report_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        click.echo(f"report: {report_out}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
