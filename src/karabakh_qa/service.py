@@ -105,7 +105,7 @@ class Candidates:
 
 REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
 RELEASE_EVERY_S = 1.0  # how often it unmaps the index pages queries read (Snapshot.release)
-RELEASE_ABOVE_BYTES = 768 << 20  # ... and sooner once the mapped index pages pass this
+RELEASE_ABOVE_BYTES = 1 << 30  # ... and sooner once the mapped index pages pass this
 PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
 
