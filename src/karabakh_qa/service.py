@@ -105,7 +105,7 @@ class Candidates:
 
 REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
 RELEASE_EVERY_S = 1.0  # how often it unmaps the index pages queries read (Snapshot.release)
-RELEASE_ABOVE_BYTES = 1 << 30  # ... and sooner once the mapped index pages pass this
+RELEASE_ABOVE_BYTES = 1800 << 20  # ... and sooner once the process's RSS passes this
 PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
 
@@ -273,7 +273,8 @@ class SearchService:
         (at 300k passages that query took 21 ms against a 13 ms median). Builds made
         through this service install their generation before they return. The same
         thread unmaps the pages queries read every ``RELEASE_EVERY_S``, or sooner once
-        the mapped pages pass ``RELEASE_ABOVE_BYTES`` (faster queries touch more a second)."""
+        the RSS passes ``RELEASE_ABOVE_BYTES`` (faster queries touch more pages a second;
+        releasing sooner costs every query its page faults again)."""
         if self._refresher is not None:
             return
         self._reload()
@@ -289,7 +290,7 @@ class SearchService:
                     if self._reload(self._prepare(), background=True) is not before:
                         before.bm25.retire()  # its caches freed here, a little at a time
                     due = time.monotonic() - released >= RELEASE_EVERY_S
-                    if due or files.mapped_resident_bytes() > RELEASE_ABOVE_BYTES:
+                    if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
                         self._index.release()
                         released = time.monotonic()
                     failing = ""

@@ -167,12 +167,10 @@ def drop_map_pages(data: mmap.mmap | bytes) -> None:
         drop_pages(np.frombuffer(data, np.uint8).ctypes.data, len(data))
 
 
-def mapped_resident_bytes() -> int:
-    """This process's resident pages of mapped files (statm's "shared": RssFile plus
-    shared memory; 0 where there is no /proc). Its own memory (models, caches) is not
-    counted: only what a release of the index maps can give back."""
+def resident_bytes() -> int:
+    """This process's resident set (Linux /proc/self/statm; 0 where there is none)."""
     try:
         with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[2]) * mmap.PAGESIZE
+            return int(fh.read().split()[1]) * mmap.PAGESIZE
     except (OSError, ValueError, IndexError):
         return 0
