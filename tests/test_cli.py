@@ -68,7 +68,16 @@ def test_index_then_ask_json(run):
     result = run(*args("ask", "How many houses have been destroyed?", "--json", "-k", "2"))
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert list(data) == ["ok", "question", "answer_found", "took_ms", "index", "results"]
+    assert list(data) == [
+        "ok",
+        "question",
+        "answer_found",
+        "answer_type",
+        "missing_terms",
+        "took_ms",
+        "index",
+        "results",
+    ]
     assert data["ok"] is True and len(data["results"]) == 2
     assert "1,165 houses" in data["results"][0]["text"]
 

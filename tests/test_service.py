@@ -178,3 +178,22 @@ def test_dense_search_in_a_helper_thread_gives_the_same_candidates(seed_service,
     assert len(alone.rows) > 0
     for field in ("rows", "reps", "ids", "features", "bm25_rank", "dense_rank", "best_sentence"):
         assert np.array_equal(getattr(alone, field), getattr(beside, field)), field
+
+
+def test_missing_key_terms_mean_no_answer_and_spans_are_verbatim(seed_service):
+    """A question naming what the archive never mentions gets answer_found false and
+    missing_terms; answer spans are verbatim slices at the passage's article offsets."""
+    result = seed_service.search("How many houses did the Zorblax storm destroy in 2031?", 5)
+    data = result.to_dict()
+    assert data["missing_terms"] == ["Zorblax", "storm", "2031"]  # "storm": in no seed
+    assert data["answer_found"] is False and data["answer_type"] == "number"
+    spans = [(h, h.answer_span) for h in result.hits if h.answer_span]
+    assert spans
+    for hit, span in spans:
+        p = hit.passage
+        assert p.text[span["start"] - p.start : span["end"] - p.start] == span["text"]
+        s, e = hit.highlights["sentence"]
+        assert s <= span["start"] - p.start and span["end"] - p.start <= e
+        assert span["type"] in ("number", "date")
+    plain = seed_service.search("How many houses have been destroyed?", 5).to_dict()
+    assert plain["missing_terms"] == []

@@ -71,6 +71,9 @@ class Settings:
     min_dense_score: float = 0.40
     min_dense_with_terms: float = 0.25
     min_term_coverage: float = 0.5
+    # ... and only when a top-3 passage holds this share of the question's key terms
+    # (names, numbers, rare terms: answer/judge.py), calibrated on the dev sets.
+    min_key_coverage: float = 0.0
 
     # Near-duplicates: word-shingle Jaccard at or above this groups two passages
     # (README "Near-duplicates" gives the data behind the value).

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .answer.judge import coverage, key_terms
 from .chunk import normalise
 from .config import Settings
 from .embed import Embedder
@@ -85,10 +86,12 @@ def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict:
     by answer type and lede), abstention on the unanswerable ones, and per question
     what came first."""
     rows = []
+    bm25 = service.index().bm25
     for question in [*dev.answerable, *dev.unanswerable]:
         result = service.search(question.q, k)
         rank = next((h.rank for h in result.hits if is_gold(h, question)), None)
         first = result.hits[0].passage if result.hits else None
+        keys = key_terms(question.q, bm25.df, bm25.n)
         rows.append(
             {
                 "q": question.q,
@@ -96,6 +99,9 @@ def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict:
                 "in_lede": question.in_lede,
                 "rank": rank,
                 "answer_found": result.answer_found,
+                "missing_terms": list(result.missing_terms),
+                "key_terms": [key.surface for key in keys],
+                "key_coverage": coverage(keys, [h.passage.text for h in result.hits[:3]], bm25.n),
                 "first": f"{first.source} ¶{first.paragraph}" if first else None,
             }
         )

@@ -61,6 +61,7 @@ class Hit:
     also_in: tuple[dict, ...] = ()
     highlights: dict = field(default_factory=dict)
     explain: dict = field(default_factory=dict)
+    answer_span: dict | None = None  # {start, end, text, type}, offsets into the article
 
     def to_dict(self) -> dict:
         p = self.passage
@@ -80,5 +81,6 @@ class Hit:
             "end": p.end,
             "also_in": list(self.also_in),
             "highlights": self.highlights,
+            "answer_span": self.answer_span,
             "explain": self.explain,
         }

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .answer.judge import KeyTerm, coverage, key_terms, missing
+from .answer.spans import answer_type, best_span
 from .chunk import normalise
 from .config import DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
@@ -58,12 +60,16 @@ class SearchResult:
     hits: list[Hit]
     took_ms: float
     index: dict
+    missing_terms: tuple[str, ...] = ()  # key terms of the question no passage holds
+    answer_type: str = "description"
 
     def to_dict(self) -> dict:
         return {
             "ok": True,
             "question": self.query.question,
             "answer_found": self.answer_found,
+            "answer_type": self.answer_type,
+            "missing_terms": list(self.missing_terms),
             "took_ms": round(self.took_ms, 2),
             "index": self.index,
             "results": [h.to_dict() for h in self.hits],
@@ -559,15 +565,17 @@ class SearchService:
         started = time.perf_counter()
         index = self.index()
         q = self.validate(question, k, sources, since, until, index)
-        hits, found = self._rank(index, q)
+        hits, found, judged = self._rank(index, q)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(q, found, hits, took, self.index_info(index))
+        return SearchResult(q, found, hits, took, self.index_info(index), *judged)
 
-    def _rank(self, index: Snapshot, q: Query) -> tuple[list[Hit], bool]:
+    def _rank(self, index: Snapshot, q: Query) -> tuple[list[Hit], bool, tuple]:
         s = self.settings
+        kind = answer_type(q.question)
         allowed = self._allowed(index, q)
         if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
-            return [], False
+            return [], False, ((), kind)
+        keys = key_terms(q.question, index.bm25.df, index.bm25.n)
         terms = tokenize(q.question)
         embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
 
@@ -591,6 +599,8 @@ class SearchService:
             shown = rep if allowed_set is None or rep in allowed_set else row
             j = pos[shown]
             passage = index.passage(shown)
+            sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
+            span = best_span(passage.text, kind, query_terms, (sentence[0], sentence[1]))
             hits.append(
                 Hit(
                     rank=len(hits) + 1,
@@ -598,15 +608,18 @@ class SearchService:
                     passage=passage,
                     also_in=self._copies(index, shown, passage),
                     highlights={
-                        "sentence": index.sentence_span(shown, int(cands.best_sentence[j])),
+                        "sentence": sentence,
                         "terms": matched_terms(passage.text, query_terms),
                     },
                     explain=cands.explain(j),
+                    answer_span=span.to_dict(passage.start) if span else None,
                 )
             )
             if len(hits) == q.k:
                 break
-        return hits, self._answer_found(hits)
+        absent = tuple(missing(keys))
+        found = self._answer_found(hits, keys, index.bm25.n) and not absent
+        return hits, found, (absent, kind)
 
     def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
         key = normalise(passage.text)
@@ -629,11 +642,16 @@ class SearchService:
             )
         return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
 
-    def _answer_found(self, hits: list[Hit]) -> bool:
-        """Convincing when a top-3 passage is semantically close, or close enough and
-        has a sentence covering most of the question's (idf-weighted) terms.
-        Thresholds are calibrated on tests/data/seed_dev.json (README, "No answer")."""
+    def _answer_found(self, hits: list[Hit], keys: list[KeyTerm], n: int) -> bool:
+        """Convincing when a top-3 passage holds enough of the question's key terms
+        (answer/judge.py) and is semantically close, or close enough and has a
+        sentence covering most of the question's (idf-weighted) terms.
+        Thresholds are calibrated on tests/data/seed_dev.json and bbc_dev.json
+        (README, "No answer")."""
         s = self.settings
+        texts = [h.passage.text for h in hits[:3]]
+        if coverage(keys, texts, n) < s.min_key_coverage:
+            return False
         for h in hits[:3]:
             dense, cover = h.explain["dense_score"], h.explain["term_coverage"]
             if dense >= s.min_dense_score or (

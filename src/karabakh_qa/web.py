@@ -39,15 +39,27 @@ def service() -> SearchService:
     return current_app.extensions["karabakh_qa"]
 
 
-def segments(text: str, sentence: list[int], terms: list[list[int]]) -> dict[str, list[dict]]:
+def segments(
+    text: str,
+    sentence: list[int],
+    terms: list[list[int]],
+    answer: list[int] | None = None,
+) -> dict[str, list[dict]]:
     """``text`` cut into the parts before, inside and after the best sentence,
-    each a list of ``{"text", "em"}`` pieces (``em``: a matched query term).
+    each a list of ``{"text", "em", "answer"}`` pieces (``em``: a matched query
+    term; ``answer``: inside the answer span, ``[start, end]`` in ``text``).
     The template escapes every piece and wraps the sentence in one ``<mark>``."""
+    spans = [tuple(t) for t in terms]
+    cuts_from = [x for span in [*spans, *([answer] if answer else [])] for x in span]
 
     def pieces(a: int, b: int) -> list[dict]:
-        cuts = sorted({a, b, *(x for span in terms for x in span if a < x < b)})
+        cuts = sorted({a, b, *(x for x in cuts_from if a < x < b)})
         return [
-            {"text": text[x:y], "em": any(s <= x and y <= e for s, e in terms)}
+            {
+                "text": text[x:y],
+                "em": any(s <= x and y <= e for s, e in spans),
+                "answer": bool(answer) and answer[0] <= x and y <= answer[1],
+            }
             for x, y in zip(cuts, cuts[1:], strict=False)
             if y > x
         ]

@@ -1,0 +1,1 @@
+"""The answer pipeline's stages (see ../shared/design/layout.md): spans so far."""

@@ -1,0 +1,221 @@
+"""What kind of answer a question wants, and the spans of a passage that could be it.
+
+A reader asking "How many…", "Who…" or "When…" wants the passage that holds a
+quantity, a name or a date, not the lede that restates the topic. Both steps
+are small rule sets (no model, no service): the question's wording gives the
+expected type (:func:`answer_type`); a passage's candidate spans are numbers
+with their units, dates, and runs of capitalised words (names of people,
+organisations and places), each with character offsets into the passage text
+(:func:`find_spans`). A span that only repeats the question's own words is not
+an answer. Offsets are the passage's, so ``passage.start + span.start`` is the
+article's: the verbatim invariant holds for spans too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..sparse import tokenize
+
+TYPES = ("person", "organisation", "place", "number", "date", "reason", "description")
+NAMES = ("person", "organisation", "place")
+
+# Question cues, first match wins (lowercased question).
+_ORG_NOUNS = (
+    "company|firm|group|bank|club|team|organi[sz]ation|party|body|union|network|channel|"
+    "newspaper|agency|broadcaster|studio|label|maker|manufacturer|airline|retailer|"
+    "carrier|operator|watchdog|regulator|court|council|government|department|ministry|"
+    "band|side|website|site|service|publisher|insurer|chain|brand|business"
+)
+_PLACE_NOUNS = "country|countries|city|town|venue|stadium|region|state|nation|capital|county"
+_QUESTION_RULES: tuple[tuple[str, str], ...] = (
+    (r"\bhow (many|much|long|old|far|big|large|high|fast|often)\b", "number"),
+    (
+        r"\b(what|which) (percentage|proportion|share|number|amount|sum|price|figure|rate|"
+        r"total|score|margin|fee|fine|value|cost|salary)\b",
+        "number",
+    ),
+    (r"\bby how\b|\bat what (price|rate|cost)\b", "number"),
+    (r"\bwhen\b|\b(what|which) (year|date|day|month|time|season|decade|week)\b|since when", "date"),
+    (r"\bwhere\b|\b(what|which|in which|in what) (" + _PLACE_NOUNS + r")\b", "place"),
+    (
+        r"\bwhy\b|\bwhat (caused|led to|prompted|is the reason|was the reason|were the reasons)"
+        r"|\bfor what reason\b|\bhow come\b",
+        "reason",
+    ),
+    (r"\b(what|which|whose) (" + _ORG_NOUNS + r")\b", "organisation"),
+    (
+        r"\bwho(m|se)?\b|\b(what|which) (player|actor|actress|minister|singer|manager|chief|"
+        r"boss|star|director|author|writer|leader|man|woman|person|coach|judge|president|"
+        r"chairman|executive|presenter|winner|spokesman|spokeswoman|economist|analyst)\b",
+        "person",
+    ),
+)
+
+MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December|"
+    "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
+DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_SCALE = r"(?:\s?(?:bn|m|k|trillion|billion|million|thousand|hundred)\b)?"
+_UNIT = (
+    r"(?:\s?%|\s?(?:per ?cent|percent|points?|pts|years?|months?|weeks?|days?|hours?|minutes?|"
+    r"seconds?|people|jobs|workers|staff|copies|units|votes|seats|goals|runs|wickets|miles|"
+    r"km|kilometres|metres|m|kg|tonnes|barrels|shares|pounds|dollars|euros|pence|cents)\b)?"
+)
+_SPAN_RULES: tuple[tuple[str, re.Pattern], ...] = (
+    (
+        "date",
+        re.compile(
+            rf"\b(?:(?:{DAYS}),?\s)?(?:\d{{1,2}}(?:st|nd|rd|th)?\s(?:{MONTHS})\.?(?:\s\d{{4}})?"
+            rf"|(?:{MONTHS})\.?\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?"
+            rf"|(?:{MONTHS})(?:\s\d{{4}})?|(?:{DAYS}))\b"
+            r"|\b(?:1[89]|20)\d{2}\b(?:-\d{2})?"
+            r"|\b(?:last|next|this) (?:year|month|week|season|weekend)\b"
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            rf"(?:[£$€¥]\s?{_NUMBER}{_SCALE}|\b{_NUMBER}{_SCALE}{_UNIT}"
+            r"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+            r"thirty|forty|fifty|hundred|dozens?|hundreds|thousands|millions)"
+            rf"{_SCALE}{_UNIT})",
+            re.IGNORECASE,
+        ),
+    ),
+)
+_CAPITALISED = re.compile(
+    r"\b[A-Z][\w'’&.-]*(?:\s(?:of|de|van|von|der|du|la|le|al|bin|and|&)?\s?[A-Z][\w'’&.-]*)*"
+)
+_ORG_CUES = re.compile(
+    r"\b(?:Ltd|Inc|Corp|Corporation|Group|Bank|Party|Association|Council|Commission|"
+    r"Company|Co|plc|PLC|FC|United|City|Rovers|Federation|Union|Agency|Institute|"
+    r"University|Board|Authority|Office|Ministry|Department|Court|Airways|Airlines|Motors|"
+    r"Records|Studios|Pictures|Networks?|Systems|Technologies|Software|Telecom)\b"
+    r"|^[A-Z]{2,}$"
+)
+_PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside|across)\s$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"“‘(]\s*)$")
+_NOT_NAMES = frozenset(
+    "The A An This That These Those It He She They We I You His Her Its Their Our But And "
+    "Or If In On At For From To By With As Mr Mrs Ms Dr Sir Lord Lady Prof".split()
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: ``text == passage_text[start:end]``; ``type`` is one of
+    ``TYPES`` (names: person, organisation or place, as far as the rules can tell)."""
+
+    start: int
+    end: int
+    text: str
+    type: str
+    score: float = 0.0
+
+    def to_dict(self, offset: int = 0) -> dict:
+        """The JSON shape, offsets moved by ``offset`` (the passage's start in its article)."""
+        return {
+            "start": self.start + offset,
+            "end": self.end + offset,
+            "text": self.text,
+            "type": self.type,
+        }
+
+
+def answer_type(question: str) -> str:
+    """The kind of answer ``question`` asks for (one of ``TYPES``)."""
+    q = " ".join(question.lower().split())
+    for pattern, kind in _QUESTION_RULES:
+        if re.search(pattern, q):
+            return kind
+    return "description"
+
+
+def _name_type(text: str, before: str) -> str:
+    if _ORG_CUES.search(text):
+        return "organisation"
+    if _PLACE_BEFORE.search(before[-12:]) and " " not in text:
+        return "place"
+    return "person" if " " in text else "place" if _PLACE_BEFORE.search(before[-12:]) else "name"
+
+
+def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset()) -> list[Span]:
+    """Candidate answer spans of ``text`` (numbers with units, dates, names), in text
+    order, leaving out those whose every term is one of ``question_terms``."""
+    found: list[Span] = []
+    taken = bytearray(len(text))
+    for kind, pattern in _SPAN_RULES:
+        for m in pattern.finditer(text):
+            s, e = m.span()
+            while e > s and text[e - 1] in " ,.":
+                e -= 1
+            if e <= s or any(taken[s:e]) or not any(c.isalnum() for c in text[s:e]):
+                continue
+            found.append(Span(s, e, text[s:e], kind))
+            taken[s:e] = b"\x01" * (e - s)
+    for m in _CAPITALISED.finditer(text):
+        s, e = m.span()
+        words = text[s:e].split()
+        while words and words[0].strip("'’") in _NOT_NAMES:
+            s = text.index(words[1], s + len(words[0])) if len(words) > 1 else e
+            words = words[1:]
+        if not words or any(taken[s:e]):
+            continue
+        if len(words) == 1 and _SENTENCE_START.search(text[max(0, s - 3) : s]):
+            continue  # one capitalised word opening a sentence is not a name
+        found.append(Span(s, e, text[s:e], _name_type(text[s:e], text[:s])))
+        taken[s:e] = b"\x01" * (e - s)
+    out = []
+    for span in sorted(found, key=lambda x: x.start):
+        terms = set(tokenize(span.text))
+        if terms and terms <= question_terms:
+            continue  # says back what the question said
+        out.append(span)
+    return out
+
+
+def matches(kind: str, span_type: str) -> float:
+    """How well a span of ``span_type`` answers a question wanting ``kind`` (0..1)."""
+    if kind == span_type:
+        return 1.0
+    if kind in NAMES and span_type in (*NAMES, "name"):
+        return 0.6
+    if kind == "number" and span_type == "date":
+        return 0.3  # "how long" answered by a year range
+    return 0.0
+
+
+def best_span(
+    text: str,
+    kind: str,
+    question_terms: set[str],
+    within: tuple[int, int] | None = None,
+) -> Span | None:
+    """The span of ``text`` (inside ``within``, a sentence, when given) that best answers
+    a question of type ``kind``: the type match, then closeness to the question's
+    terms in the text (the answer sits near what the question names)."""
+    if kind in ("reason", "description"):
+        return None
+    lo, hi = within or (0, len(text))
+    term_at = [m.start() for m in re.finditer(r"\w+", text) if _term(m.group()) in question_terms]
+    best: Span | None = None
+    for span in find_spans(text, question_terms):
+        if span.start < lo or span.end > hi:
+            continue
+        fit = matches(kind, span.type)
+        if fit <= 0:
+            continue
+        near = min((abs(t - span.start) for t in term_at), default=len(text))
+        score = fit + 1.0 / (1.0 + near / 40.0)
+        if best is None or score > best.score:
+            best = Span(span.start, span.end, span.text, span.type, round(score, 6))
+    return best
+
+
+def _term(word: str) -> str:
+    terms = tokenize(word)
+    return terms[0] if terms else ""

@@ -1,0 +1,33 @@
+"""Key terms of a question, what the archive never mentions, and their coverage."""
+
+import numpy as np
+
+from karabakh_qa.answer.judge import coverage, key_terms, missing
+
+DF = {"googl": 40, "profit": 300, "2016": 0, "quarter": 120, "iphon": 0, "15": 2, "rise": 900}
+
+
+def df_of(terms):
+    return np.array([DF.get(t, 5000) for t in terms])
+
+
+def test_key_terms_are_names_numbers_and_rare_terms():
+    keys = key_terms("How much did Google's profit rise in 2016?", df_of, 10_000)
+    assert [(k.surface, k.df) for k in keys] == [("Google's", 40), ("2016", 0)]
+    rare = key_terms("how did the iphone sell", df_of, 10_000)
+    assert [k.surface for k in rare] == ["iphone"]  # not capitalised, but in no passage
+
+
+def test_missing_names_what_no_passage_holds():
+    keys = key_terms("Did the iPhone 15 sell well in 2016?", df_of, 10_000)
+    assert missing(keys) == ["iPhone", "2016"]
+
+
+def test_coverage_is_the_best_share_of_key_terms_in_one_text():
+    keys = key_terms("How much did Google's profit rise in 2016?", df_of, 10_000)
+    texts = ["Google's profit rose", "profits in 2016 at Google"]
+    assert coverage(keys, texts, 10_000) == 1.0
+    assert (
+        coverage(keys, texts[:1], 10_000) < 0.5 < coverage(keys, texts[1:], 10_000)
+    )  # "2016" weighs most
+    assert coverage([], [], 10_000) == 1.0

@@ -1,0 +1,71 @@
+"""Answer types of questions, and candidate answer spans of passages (exact offsets)."""
+
+import pytest
+
+from karabakh_qa.answer.spans import answer_type, best_span, find_spans
+from karabakh_qa.sparse import tokenize
+
+TEXT = (
+    "It spent 59.2 trillion rupiah ($6.58bn; £3.5bn) on fuel subsidies in 2004, "
+    "according to Finance Minister Jusuf Anwar, who spoke in Jakarta on Monday. "
+    "Shares in Microsoft Corp rose 5% on 18 February."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How much did Indonesia spend on fuel subsidies in 2004?", "number"),
+        ("How many people were killed in the attack?", "number"),
+        ("What percentage of voters backed the plan?", "number"),
+        ("When did the fighting erupt?", "date"),
+        ("In which year was the firm founded?", "date"),
+        ("Where will the 2012 Olympics be held?", "place"),
+        ("In which country is the plant?", "place"),
+        ("Why did the shares fall?", "reason"),
+        ("Which company bought Sybari?", "organisation"),
+        ("Who is the chief executive of BP?", "person"),
+        ("Which minister resigned?", "person"),
+        ("Tell me about the ceasefire", "description"),
+    ],
+)
+def test_answer_type(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_find_spans_gives_verbatim_typed_spans_with_offsets():
+    spans = find_spans(TEXT)
+    assert [(s.text, s.type) for s in spans] == [
+        ("59.2 trillion", "number"),
+        ("$6.58bn", "number"),
+        ("£3.5bn", "number"),
+        ("2004", "date"),
+        ("Finance Minister Jusuf Anwar", "person"),
+        ("Jakarta", "place"),
+        ("Monday", "date"),
+        ("Microsoft Corp", "organisation"),
+        ("5%", "number"),
+        ("18 February", "date"),
+    ]
+    assert all(TEXT[s.start : s.end] == s.text for s in spans)
+
+
+def test_spans_that_repeat_the_question_are_not_answers():
+    question = set(tokenize("What did Microsoft Corp shares do in 2004?"))
+    texts = [s.text for s in find_spans(TEXT, question)]
+    assert "Microsoft Corp" not in texts and "2004" not in texts and "5%" in texts
+
+
+def test_best_span_prefers_the_type_near_the_question_terms():
+    terms = set(tokenize("Who is the finance minister?"))
+    span = best_span(TEXT, "person", terms)
+    assert (span.text, span.type, TEXT[span.start : span.end]) == (
+        "Finance Minister Jusuf Anwar",
+        "person",
+        "Finance Minister Jusuf Anwar",
+    )
+    sentence = (TEXT.index("Shares"), len(TEXT))
+    assert (
+        best_span(TEXT, "number", set(tokenize("How much did shares rise?")), sentence).text == "5%"
+    )
+    assert best_span(TEXT, "reason", terms) is None
