@@ -185,7 +185,8 @@ def test_missing_key_terms_mean_no_answer_and_spans_are_verbatim(seed_service):
     missing_terms; answer spans are verbatim slices at the passage's article offsets."""
     result = seed_service.search("How many houses did the Zorblax storm destroy in 2031?", 5)
     data = result.to_dict()
-    assert data["missing_terms"] == ["Zorblax", "storm", "2031"]  # "storm": in no seed
+    assert data["missing_terms"] == ["Zorblax", "2031"]  # "storm" too is in no seed, but a
+    # small archive lacks ordinary words anyway: only names and numbers count there
     assert data["answer_found"] is False and data["answer_type"] == "number"
     spans = [(h, h.answer_span) for h in result.hits if h.answer_span]
     assert spans

@@ -73,7 +73,7 @@ class Settings:
     min_term_coverage: float = 0.5
     # ... and only when a top-3 passage holds this share of the question's key terms
     # (names, numbers, rare terms: answer/judge.py), calibrated on the dev sets.
-    min_key_coverage: float = 0.0
+    min_key_coverage: float = 0.65
 
     # Near-duplicates: word-shingle Jaccard at or above this groups two passages
     # (README "Near-duplicates" gives the data behind the value).

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .answer.judge import KeyTerm, coverage, key_terms, missing
+from .answer.judge import KeyTerm, coverage, key_terms, missing, numbers_held
 from .answer.spans import answer_type, best_span
 from .chunk import normalise
 from .config import DEFAULT_MODEL, Settings
@@ -650,7 +650,7 @@ class SearchService:
         (README, "No answer")."""
         s = self.settings
         texts = [h.passage.text for h in hits[:3]]
-        if coverage(keys, texts, n) < s.min_key_coverage:
+        if coverage(keys, texts, n) < s.min_key_coverage or not numbers_held(keys, texts):
             return False
         for h in hits[:3]:
             dense, cover = h.explain["dense_score"], h.explain["term_coverage"]

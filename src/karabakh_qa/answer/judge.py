@@ -7,22 +7,20 @@ term. So an answer is found only when a top passage covers those, and what the
 archive never mentions at all is reported (``missing_terms``: "The archive
 never mentions: 2016").
 
-Key terms are the question's words that carry a number (years, figures), that
-are capitalised inside the question (names), or that are rare in the archive
-(in at most ``RARE_SHARE`` of its passages). The coverage threshold is
-calibrated on data (README, "No answer").
+Key terms are the question's words that carry a number (years, figures) or a
+capital letter inside the question (names), and in a large archive any word no
+passage holds. Coverage weighs them by idf. The threshold is calibrated on the
+dev sets (README, "No answer").
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from ..sparse import tokenize
+from ..sparse import tokenize, tokenize_spans
 
-RARE_SHARE = 0.002  # a term in at most 0.2 % of passages is rare
-_WORD = re.compile(r"[\w][\w'’.&-]*\w|\w")
+ABSENCE_MIN_PASSAGES = 2_000  # from this size, an ordinary word no passage holds is key
 
 
 @dataclass(frozen=True)
@@ -33,21 +31,24 @@ class KeyTerm:
 
 
 def key_terms(question: str, df_of, n: int) -> list[KeyTerm]:
-    """The key content terms of ``question``, in order, each once; ``df_of(terms)``
-    gives their document frequencies over the ``n`` live passages."""
+    """The key content terms of ``question``, in order, each once: its names (a word
+    with a capital letter, past the first word) and numbers, and, in an archive of
+    ``ABSENCE_MIN_PASSAGES`` or more, any other word no passage holds (there,
+    ordinary words all occur somewhere, so absence means the subject is not
+    covered; in a small archive it means nothing). ``df_of(terms)`` gives document
+    frequencies over the ``n`` live passages."""
     picked: list[tuple[str, str, bool]] = []  # (term, surface, a name or a number)
-    for i, m in enumerate(_WORD.finditer(question)):
-        word = m.group()
-        terms = tokenize(word)
-        if terms:
-            sure = (i > 0 and word[0].isupper()) or any(c.isdigit() for c in word)
-            picked.append((terms[0], word, sure))
+    for term, start, end in tokenize_spans(question):
+        word = question[start:end]
+        first = not question[:start].strip()
+        sure = (not first and any(c.isupper() for c in word)) or any(c.isdigit() for c in word)
+        picked.append((term, word, sure))
     if not picked:
         return []
     df = df_of([term for term, _, _ in picked])
     out: dict[str, KeyTerm] = {}
     for (term, surface, sure), freq in zip(picked, df, strict=True):
-        if sure or freq <= max(1, RARE_SHARE * n):
+        if sure or (freq == 0 and n >= ABSENCE_MIN_PASSAGES):
             out.setdefault(term, KeyTerm(term, surface, int(freq)))
     return list(out.values())
 
@@ -70,3 +71,10 @@ def coverage(keys: list[KeyTerm], texts: list[str], n: int) -> float:
         have = set(weight) & set(tokenize(text))
         best = max(best, sum(weight[t] for t in have) / total)
     return best
+
+
+def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
+    """Whether one of ``texts`` holds every number the question names (a year, a
+    figure): a passage about the 2004 final does not answer a question about 2007's."""
+    numbers = {k.term for k in keys if any(c.isdigit() for c in k.term)}
+    return not numbers or any(numbers <= set(tokenize(text)) for text in texts)
