@@ -229,3 +229,14 @@ def test_article_list_and_article_json(client, seed_settings):
     assert all(raw[p["start"] : p["end"]] == p["text"] for p in art["passages"])
     r = client.get("/api/articles/../../etc/passwd")
     assert r.status_code == 404 and r.get_json()["ok"] is False
+
+
+def test_the_answer_span_is_underlined_and_missing_terms_are_named(client):
+    page = client.get("/?q=How+many+houses+have+been+destroyed%3F").data.decode()
+    import re
+
+    answers = re.findall(r'<b class="answer"[^>]*>(.*?)</b>', page)
+    assert "1,165" in answers  # inside the marked sentence of the hit that holds it
+    page = client.get("/?q=How+many+houses+did+the+Zorblax+storm+destroy+in+2031%3F").data.decode()
+    assert "No confident answer" in page
+    assert 'The archive never mentions: <span class="missing">Zorblax, 2031</span>' in page
