@@ -32,6 +32,7 @@ from .records import Hit, Passage
 from .sparse import term_spans, tokenize
 from .store.embedded import files, kernels
 from .store.embedded.ann import uses_ann
+from .store.embedded.bm25 import Bm25Query
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
@@ -125,6 +126,7 @@ def retrieve(
     dense: str = "exact",
     helpers: Executor | None = None,
     threads: int = 1,
+    bm25_query: Bm25Query | None = None,
 ) -> Candidates:
     """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows; ``dense``:
     exact, ann or auto), scored exactly by all features.
@@ -149,7 +151,7 @@ def retrieve(
         search.work()
 
     pending = helpers.submit(embed_and_search) if helpers is not None else None
-    q = index.bm25.query(terms)
+    q = bm25_query if bm25_query is not None else index.bm25.query(terms)
     bm_all = index.bm25.scores(q)
     sparse_top = best_positive(bm_all, depth, index.ids, allowed)
     if pending is None:
@@ -575,15 +577,23 @@ class SearchService:
         allowed = self._allowed(index, q)
         if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return [], False, ((), kind)
-        keys = key_terms(q.question, index.bm25.df, index.bm25.n)
         terms = tokenize(q.question)
+        bq = index.bm25.query(terms)  # its document frequencies serve the key terms too
+        df_of_term = dict(zip(bq.terms, bq.df.tolist(), strict=True))
+
+        def df_of(wanted: list[str]) -> np.ndarray:
+            return np.array([df_of_term[t] for t in wanted], np.int64)
+
+        keys = key_terms(q.question, df_of, index.bm25.n)
         embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
 
         def qvec() -> np.ndarray:
             return embedder.encode([q.question])[0]
 
         helpers = self._helpers() if index.total_rows >= PARALLEL_MIN_ROWS else None
-        cands = retrieve(index, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads)
+        cands = retrieve(
+            index, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads, bq
+        )
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         allowed_set = None if allowed is None else set(allowed.tolist())
         pos = {int(c): i for i, c in enumerate(cands.rows)}
