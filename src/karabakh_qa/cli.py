@@ -96,6 +96,12 @@ dense_option = settings_option(
     "Dense search: exact, ann (sign bits + exact rescoring) on every segment, "
     "or auto (the ANN for large segments; the default).",
 )
+ranker_option = settings_option(
+    "ranker",
+    ("fixed", "learned"),
+    "Order: the fixed-weight fusion (the default), or its top 30 re-scored by the "
+    "learned second phase (answer/rank.py).",
+)
 query_runtime_option = settings_option(
     "query_runtime",
     QUERY_RUNTIMES,
@@ -267,6 +273,7 @@ def print_result(result: SearchResult) -> None:
 @common
 @dense_option
 @query_runtime_option
+@ranker_option
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
@@ -317,6 +324,7 @@ def ask(
 @common
 @dense_option
 @query_runtime_option
+@ranker_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
@@ -481,6 +489,7 @@ def eval_squad(settings: Settings, file: Path, part: str):
 @common
 @dense_option
 @query_runtime_option
+@ranker_option
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
     "--dev",

@@ -59,6 +59,10 @@ class Settings:
     fusion: str = "zscore"
     fusion_weights: tuple[float, float, float, float] = (1.0, 1.0, 2.0, 0.6)
     rrf_k: int = 60
+    # Second phase (answer/rank.py): "learned" re-scores the fused top 30 with the
+    # model at ranker_path (trained on SQuAD tune + SciFact train), "fixed" does not.
+    ranker: str = "fixed"
+    ranker_path: Path | None = Path(__file__).resolve().parent / "answer" / "ranker.json"
     depth: int = 100
     # Dense search: "exact" everywhere, "ann" (sign bits + exact rescoring) everywhere,
     # or "auto": the ANN for segments of ANN_MIN_ROWS rows or more (README, "Approximate
@@ -91,6 +95,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.dense not in DENSE_MODES:
             raise BadRequest(f"dense must be one of {', '.join(DENSE_MODES)}, not {self.dense!r}")
+        if self.ranker not in ("fixed", "learned"):
+            raise BadRequest(f"ranker must be fixed or learned, not {self.ranker!r}")
         if self.query_runtime not in QUERY_RUNTIMES:
             raise BadRequest(
                 f"query_runtime must be one of {', '.join(QUERY_RUNTIMES)}, "
@@ -99,7 +105,7 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (paths are coerced to Path)."""
-        for key in ("articles_dir", "index_dir", "web_dir", "cache_dir"):
+        for key in ("articles_dir", "index_dir", "web_dir", "cache_dir", "ranker_path"):
             if key in changes and changes[key] is not None:
                 changes[key] = Path(changes[key])  # type: ignore[arg-type]
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
+from .answer.rank import Ranker, reorder
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
@@ -36,6 +37,7 @@ from .store.embedded.search import Snapshot
 log = logging.getLogger(__name__)
 
 MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "R@1", "R@5")
+LEARNED = "learned second phase"
 RUN_DEPTH = 100
 
 
@@ -204,10 +206,20 @@ def _evaluate(
     texts = [collection.queries[q] for q in qids]
     qvecs = embedder.encode(texts, batch_size=64)
     runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
+    ranker = load_ranker(settings)
+    if ranker is not None:
+        runs[LEARNED] = {}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
         cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
-        for name, (method, weights) in systems.items():
-            fused = cands.fused(method, weights, settings.rrf_k)
+        scored = {
+            name: cands.fused(method, w, settings.rrf_k) for name, (method, w) in systems.items()
+        }
+        if ranker is not None:  # the second phase over the fixed fusion: scores by final rank
+            first = cands.fused(settings.fusion, settings.fusion_weights, settings.rrf_k)
+            final = np.empty(len(first))
+            final[reorder(index, cands, first, text, ranker)] = -np.arange(len(first), dtype=float)
+            scored[LEARNED] = final
+        for name, fused in scored.items():
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
                 doc = sources.get(row)
@@ -219,6 +231,12 @@ def _evaluate(
             runs[name][qid] = dict(top)
     metrics = {name: score(run, collection.qrels) for name, run in runs.items()}
     return metrics, runs
+
+
+def load_ranker(settings: Settings) -> Ranker | None:
+    """The second-phase model the settings name, if its file exists."""
+    path = settings.ranker_path
+    return Ranker.load(path) if path is not None and path.exists() else None
 
 
 def write_run(run: dict[str, dict[str, float]], path: Path, tag: str) -> None:

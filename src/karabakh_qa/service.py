@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .answer.judge import KeyTerm, coverage, key_terms, missing, numbers_held
+from .answer.rank import Ranker, reorder
 from .answer.spans import answer_type, best_span
 from .chunk import normalise
 from .config import DEFAULT_MODEL, Settings
@@ -227,6 +228,7 @@ class SearchService:
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
+        self._ranker_model: Ranker | None = None
         self._refresher: threading.Thread | None = None
         self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
         self._stop_refresher = threading.Event()
@@ -244,6 +246,15 @@ class SearchService:
                         name, s.torch_threads, s.query_runtime, s.cache_dir
                     )
         return self._embedder
+
+    def _ranker(self) -> Ranker | None:
+        """The second-phase model when ``Settings.ranker`` is "learned" (loaded once)."""
+        s = self.settings
+        if s.ranker != "learned" or s.ranker_path is None:
+            return None
+        if self._ranker_model is None:
+            self._ranker_model = Ranker.load(s.ranker_path)
+        return self._ranker_model
 
     def _helpers(self) -> ThreadPoolExecutor:
         """Threads that run a large index's dense search beside its BM25 (made once)."""
@@ -600,7 +611,9 @@ class SearchService:
         hits: list[Hit] = []
         seen: set[int] = set()
         query_terms = set(terms)
-        for i in cands.order(fused):
+        ranker = self._ranker()
+        ordered = reorder(index, cands, fused, q.question, ranker) if ranker else cands.order(fused)
+        for i in ordered:
             row = int(cands.rows[i])
             rep = int(cands.reps[i])
             if rep in seen:
