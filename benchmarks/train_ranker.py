@@ -25,7 +25,7 @@ SHARED = ROOT.parent / "shared" / "benchmarks"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, int]:
+def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from karabakh_qa.answer.rank import phase_two
     from karabakh_qa.evaluate import EmbeddingCache
     from karabakh_qa.service import retrieve
@@ -54,7 +54,8 @@ def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, in
                 xs.append(x)
                 ys.append(y.astype(float))
                 used += 1
-    return np.vstack(xs), np.concatenate(ys), used
+    groups = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
+    return np.vstack(xs), np.concatenate(ys), groups
 
 
 def main() -> None:
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--save", type=Path, help="also save the examples (x, y, groups) here")
     args = parser.parse_args()
     settings = Settings(torch_threads=os.cpu_count() or 1)
     embedder = load_embedder(MODEL, settings.torch_threads)
@@ -75,12 +77,15 @@ def main() -> None:
         ("squad-tune", load_squad(SHARED / "squad" / "dev-v1.1.json", "tune")),
         ("scifact-train", load_beir(SHARED / "scifact", "train")),
     ):
-        x, y, used = examples(collection, settings, embedder)
+        x, y, groups = examples(collection, settings, embedder)
+        used = len(np.unique(groups))
         print(
             f"{name}: {used} questions, {len(y)} candidates, {int(y.sum())} positive",
             file=sys.stderr,
         )
         parts.append((x, y))
+        if args.save:
+            np.savez(args.save.with_name(f"{args.save.name}.{name}.npz"), x=x, y=y, groups=groups)
     x = np.vstack([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     w, b, mean, scale = train(x, y, args.l2)
