@@ -76,3 +76,12 @@ def test_squad_ids_and_split(tmp_path):
     assert report.qrels == {"y": {"C#0": 1}}
     assert [d.source for d in report.docs] == ["A_b#0", "A_b#1", "C#0"]
     assert report.docs[0].title == "A b"
+
+
+def test_token_f1_is_squads():
+    from karabakh_qa.evaluate import token_f1
+
+    assert token_f1("the Denver Broncos", "Denver Broncos") == 1.0
+    assert token_f1("Broncos", "Denver Broncos") == pytest.approx(2 / 3)
+    assert token_f1("Carolina", "Denver Broncos") == 0.0
+    assert token_f1("", "Denver") == 0.0

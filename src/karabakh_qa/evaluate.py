@@ -18,13 +18,15 @@ import json
 import logging
 import re
 import tempfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytrec_eval
 
 from .answer.rank import Ranker, reorder
+from .answer.spans import answer_type, best_span
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "R@1", "R@5")
 LEARNED = "learned second phase"
+SPANS = "answer spans (default system)"
 RUN_DEPTH = 100
 
 
@@ -46,6 +49,7 @@ class Collection:
     docs: list[Article]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    answers: dict[str, list[str]] = field(default_factory=dict)  # SQuAD: the gold answers
 
 
 def _article(doc_id: str, title: str | None, text: str) -> Article:
@@ -89,7 +93,7 @@ def load_squad(path: Path, part: str = "report", tune_every: int = 4) -> Collect
     if part not in ("tune", "report", "all"):
         raise BadRequest("part must be tune, report or all")
     data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    docs, queries, qrels = [], {}, {}
+    docs, queries, qrels, answers = [], {}, {}, {}
     for a, article in enumerate(data):
         title = article["title"]
         keep = part == "all" or (a % tune_every == 0) == (part == "tune")
@@ -100,7 +104,8 @@ def load_squad(path: Path, part: str = "report", tune_every: int = 4) -> Collect
                 for qa in para["qas"]:
                     queries[qa["id"]] = qa["question"]
                     qrels[qa["id"]] = {doc_id: 1}
-    return Collection(docs, queries, qrels)
+                    answers[qa["id"]] = [a["text"] for a in qa.get("answers", [])]
+    return Collection(docs, queries, qrels, answers)
 
 
 class EmbeddingCache:
@@ -206,6 +211,8 @@ def _evaluate(
     texts = [collection.queries[q] for q in qids]
     qvecs = embedder.encode(texts, batch_size=64)
     runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
+    default = next(name for name in systems if name.startswith("default"))
+    spans: list[float | None] = []
     ranker = load_ranker(settings)
     if ranker is not None:
         runs[LEARNED] = {}
@@ -219,6 +226,8 @@ def _evaluate(
             final = np.empty(len(first))
             final[reorder(index, cands, first, text, ranker)] = -np.arange(len(first), dtype=float)
             scored[LEARNED] = final
+        if collection.answers:
+            spans.append(_span_f1(index, cands, scored[default], text, collection, qid))
         for name, fused in scored.items():
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
@@ -230,7 +239,45 @@ def _evaluate(
             top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:RUN_DEPTH]
             runs[name][qid] = dict(top)
     metrics = {name: score(run, collection.qrels) for name, run in runs.items()}
+    judged = [f for f in spans if f is not None]
+    if judged:
+        metrics[SPANS] = {
+            "gold at rank 1": len(judged),
+            "span F1 >= 0.5": float(np.mean([f >= 0.5 for f in judged])),
+            "mean token F1": float(np.mean(judged)),
+        }
     return metrics, runs
+
+
+def _span_f1(index, cands, fused, question: str, collection, qid: str) -> float | None:
+    """Token F1 (SQuAD's) of the answer span the default system shows in its first
+    passage, against the best gold answer; None when that passage is not the gold one."""
+    i = int(cands.order(fused)[0])
+    row = int(cands.rows[i])
+    passage = index.passage(row)
+    if passage.source not in collection.qrels[qid]:
+        return None
+    s, e = index.sentence_span(row, int(cands.best_sentence[i]))
+    span = best_span(passage.text, answer_type(question), set(tokenize(question)), (s, e))
+    if span is None:
+        return 0.0
+    return max((token_f1(span.text, gold) for gold in collection.answers[qid]), default=0.0)
+
+
+def _answer_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles."""
+    text = re.sub(r"\b(a|an|the)\b", " ", re.sub(r"[^\w\s]", " ", text.lower()))
+    return text.split()
+
+
+def token_f1(predicted: str, gold: str) -> float:
+    """SQuAD's token F1 between two answer strings."""
+    p, g = _answer_tokens(predicted), _answer_tokens(gold)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
 
 
 def load_ranker(settings: Settings) -> Ranker | None:
@@ -253,5 +300,9 @@ def table(metrics: dict[str, dict[str, float]]) -> str:
     width = max(len(n) for n in metrics) + 2
     lines = ["system".ljust(width) + "".join(m.rjust(12) for m in MEASURES)]
     for name, values in metrics.items():
+        if name == SPANS:
+            continue
         lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in MEASURES))
+    if SPANS in metrics:
+        lines.append(SPANS + ": " + ", ".join(f"{k} {v:.4g}" for k, v in metrics[SPANS].items()))
     return "\n".join(lines)
