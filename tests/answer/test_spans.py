@@ -69,3 +69,18 @@ def test_best_span_prefers_the_type_near_the_question_terms():
         best_span(TEXT, "number", set(tokenize("How much did shares rise?")), sentence).text == "5%"
     )
     assert best_span(TEXT, "reason", terms) is None
+
+
+def test_phrases_are_runs_of_content_words_the_question_lacks():
+    from karabakh_qa.answer.spans import phrases
+
+    text = "The Broncos beat the Carolina Panthers in Super Bowl 50, at Levi's Stadium in Santa Clara, California."
+    question = set(tokenize("Which team did the Broncos beat in Super Bowl 50?"))
+    got = [(p.text, text[p.start : p.end]) for p in phrases(text, question)]
+    assert [g for g, _ in got] == [
+        "Carolina Panthers",
+        "Levi's Stadium",
+        "Santa Clara",
+        "California",
+    ]
+    assert all(g == t for g, t in got)

@@ -180,13 +180,36 @@ def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset(
 
 def matches(kind: str, span_type: str) -> float:
     """How well a span of ``span_type`` answers a question wanting ``kind`` (0..1)."""
-    if kind == span_type:
+    if kind == span_type or (kind == "description" and span_type == "phrase"):
         return 1.0
     if kind in NAMES and span_type in (*NAMES, "name"):
         return 0.6
     if kind == "number" and span_type == "date":
         return 0.3  # "how long" answered by a year range
     return 0.0
+
+
+_PHRASE_WORD = re.compile(r"[\w][\w'’.-]*\w|\w")
+
+
+def phrases(text: str, question_terms: set[str] | frozenset[str] = frozenset()) -> list[Span]:
+    """Runs of content words of ``text`` that the question does not contain, split at
+    punctuation, stop words and question terms: the candidates when a question wants
+    a description ("What…"), as early extractive QA systems took them."""
+    out: list[Span] = []
+    start = end = -1
+    for m in _PHRASE_WORD.finditer(text):
+        terms = tokenize(m.group())
+        content = bool(terms) and terms[0] not in question_terms
+        if start >= 0 and (not content or text[end : m.start()].strip()):
+            out.append(Span(start, end, text[start:end], "phrase"))  # a stop word or punctuation
+            start = -1
+        if content:
+            start = m.start() if start < 0 else start
+            end = m.end()
+    if start >= 0:
+        out.append(Span(start, end, text[start:end], "phrase"))
+    return out
 
 
 def best_span(
@@ -198,12 +221,15 @@ def best_span(
     """The span of ``text`` (inside ``within``, a sentence, when given) that best answers
     a question of type ``kind``: the type match, then closeness to the question's
     terms in the text (the answer sits near what the question names)."""
-    if kind in ("reason", "description"):
+    if kind == "reason":
         return None
     lo, hi = within or (0, len(text))
     term_at = [m.start() for m in re.finditer(r"\w+", text) if _term(m.group()) in question_terms]
     best: Span | None = None
-    for span in find_spans(text, question_terms):
+    candidates = (
+        phrases(text, question_terms) if kind == "description" else find_spans(text, question_terms)
+    )
+    for span in candidates:
         if span.start < lo or span.end > hi:
             continue
         fit = matches(kind, span.type)
