@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..sparse import tokenize
+from ..sparse import tokenize, tokenize_spans
 
 TYPES = ("person", "organisation", "place", "number", "date", "reason", "description")
 NAMES = ("person", "organisation", "place")
@@ -198,9 +198,10 @@ def phrases(text: str, question_terms: set[str] | frozenset[str] = frozenset()) 
     a description ("What…"), as early extractive QA systems took them."""
     out: list[Span] = []
     start = end = -1
+    term_at = {begin: term for term, begin, _ in tokenize_spans(text)}
     for m in _PHRASE_WORD.finditer(text):
-        terms = tokenize(m.group())
-        content = bool(terms) and terms[0] not in question_terms
+        term = term_at.get(m.start())
+        content = term is not None and term not in question_terms
         if start >= 0 and (not content or text[end : m.start()].strip()):
             out.append(Span(start, end, text[start:end], "phrase"))  # a stop word or punctuation
             start = -1
@@ -224,24 +225,18 @@ def best_span(
     if kind == "reason":
         return None
     lo, hi = within or (0, len(text))
-    term_at = [m.start() for m in re.finditer(r"\w+", text) if _term(m.group()) in question_terms]
+    part = text[lo:hi]  # only the sentence is read (at 30 candidates a query, it adds up)
+    term_at = [begin for term, begin, _ in tokenize_spans(part) if term in question_terms]
     best: Span | None = None
     candidates = (
-        phrases(text, question_terms) if kind == "description" else find_spans(text, question_terms)
+        phrases(part, question_terms) if kind == "description" else find_spans(part, question_terms)
     )
     for span in candidates:
-        if span.start < lo or span.end > hi:
-            continue
         fit = matches(kind, span.type)
         if fit <= 0:
             continue
         near = min((abs(t - span.start) for t in term_at), default=len(text))
         score = fit + 1.0 / (1.0 + near / 40.0)
         if best is None or score > best.score:
-            best = Span(span.start, span.end, span.text, span.type, round(score, 6))
+            best = Span(span.start + lo, span.end + lo, span.text, span.type, round(score, 6))
     return best
-
-
-def _term(word: str) -> str:
-    terms = tokenize(word)
-    return terms[0] if terms else ""
