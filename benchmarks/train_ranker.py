@@ -45,7 +45,7 @@ def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, np
         for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
             cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
             fused = cands.fused(settings.fusion, settings.fusion_weights, settings.rrf_k)
-            order, x = phase_two(index, cands, fused, text)
+            order, x, _spans = phase_two(index, cands, fused, text)
             relevant = collection.qrels[qid]
             y = np.array(
                 [relevant.get(index.passage(int(cands.rows[i])).source, 0) > 0 for i in order]

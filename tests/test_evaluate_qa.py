@@ -7,6 +7,14 @@ import pytest
 from karabakh_qa.errors import BadRequest
 from karabakh_qa.evaluate_qa import archive_service, is_gold, judge, load_dev
 
+HOUSES = {  # the seeds' houses question, its gold in 001 and in the two copies of it
+    "q": "How many houses have been destroyed?",
+    "file": "001_8494f7265b4a0e6d.txt",
+    "also": ["000_f1506f499b213b55.txt", "003_10ac5b029c183a1d.txt"],
+    "gold": "destroyed 1,165 houses",
+    "type": "number",
+}
+
 
 def write_dev(tmp_path, questions, unanswerable=()):
     path = tmp_path / "dev.json"
@@ -18,19 +26,8 @@ def test_gold_hits_need_the_file_and_the_snippet(seed_service, tmp_path):
     dev = write_dev(
         tmp_path,
         [
-            {
-                "q": "How many houses have been destroyed?",
-                "file": "001_8494f7265b4a0e6d.txt",
-                "also": ["000_f1506f499b213b55.txt", "003_10ac5b029c183a1d.txt"],
-                "gold": "destroyed 1,165 HOUSES",
-                "type": "number",
-            },
-            {
-                "q": "How many houses have been destroyed?",
-                "file": "002_90d5f99ab22388b6.txt",
-                "gold": "destroyed 1,165 houses",
-                "type": "number",
-            },
+            {**HOUSES, "gold": "destroyed 1,165 HOUSES"},
+            {**HOUSES, "file": "002_90d5f99ab22388b6.txt", "also": []},
         ],
     )
     hits = seed_service.search(dev.answerable[0].q, 10).hits
@@ -45,14 +42,7 @@ def test_judge_reports_hits_by_type_and_abstention(seed_settings, embedder, tmp_
     dev = write_dev(
         tmp_path,
         [
-            {
-                "q": "How many houses have been destroyed?",
-                "file": "001_8494f7265b4a0e6d.txt",
-                "also": ["000_f1506f499b213b55.txt", "003_10ac5b029c183a1d.txt"],
-                "gold": "destroyed 1,165 houses",
-                "type": "number",
-                "in_lede": False,
-            },
+            {**HOUSES, "in_lede": False},
             {
                 "q": "Which recipe uses saffron and lobster?",
                 "file": "001_8494f7265b4a0e6d.txt",

@@ -222,9 +222,10 @@ def _evaluate(
             name: cands.fused(method, w, settings.rrf_k) for name, (method, w) in systems.items()
         }
         if ranker is not None:  # the second phase over the fixed fusion: scores by final rank
-            first = cands.fused(settings.fusion, settings.fusion_weights, settings.rrf_k)
+            first = scored[default]
             final = np.empty(len(first))
-            final[reorder(index, cands, first, text, ranker)] = -np.arange(len(first), dtype=float)
+            ranked, _spans = reorder(index, cands, first, text, ranker)
+            final[ranked] = -np.arange(len(first), dtype=float)
             scored[LEARNED] = final
         if collection.answers:
             spans.append(_span_f1(index, cands, scored[default], text, collection, qid))

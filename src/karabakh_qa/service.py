@@ -612,7 +612,9 @@ class SearchService:
         seen: set[int] = set()
         query_terms = set(terms)
         ranker = self._ranker()
-        ordered = reorder(index, cands, fused, q.question, ranker) if ranker else cands.order(fused)
+        ordered, spans = (
+            reorder(index, cands, fused, q.question, ranker) if ranker else (cands.order(fused), {})
+        )
         for i in ordered:
             row = int(cands.rows[i])
             rep = int(cands.reps[i])
@@ -623,7 +625,11 @@ class SearchService:
             j = pos[shown]
             passage = index.passage(shown)
             sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
-            span = best_span(passage.text, kind, query_terms, (sentence[0], sentence[1]))
+            span = (
+                spans[j]
+                if j in spans
+                else best_span(passage.text, kind, query_terms, (sentence[0], sentence[1]))
+            )
             hits.append(
                 Hit(
                     rank=len(hits) + 1,

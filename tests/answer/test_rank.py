@@ -39,8 +39,8 @@ def test_reorder_ranks_the_top_by_the_model_and_keeps_the_rest(seed_service):
     n = len(FEATURES)
     # A model that only looks at the first phase keeps its order ...
     keep = Ranker(np.eye(n)[0], 0.0, np.zeros(n), np.ones(n), top=5)
-    assert reorder(index, cands, fused, question, keep).tolist() == first.tolist()
+    assert reorder(index, cands, fused, question, keep)[0].tolist() == first.tolist()
     # ... one that prefers the lowest fused score reverses the top 5, and only it.
     flip = Ranker(-np.eye(n)[0], 0.0, np.zeros(n), np.ones(n), top=5)
-    got = reorder(index, cands, fused, question, flip)
+    got, _spans = reorder(index, cands, fused, question, flip)
     assert got[:5].tolist() == first[:5][::-1].tolist() and got[5:].tolist() == first[5:].tolist()

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import IndexUnavailable
 from ..sparse import tokenize
-from .spans import answer_type, best_span, matches
+from .spans import Span, answer_type, best_span, matches
 
 TOP = 30
 FEATURES = ("fused", "span", "type_match", "title", "lede", "bm25", "dense", "sentence", "coverage")
@@ -77,18 +77,19 @@ class Ranker:
 
 def phase_two(index, cands, fused: np.ndarray, question: str, top: int = TOP):
     """(positions of the first phase's ``top`` candidates, best first; their features
-    as a (top, len(FEATURES)) array)."""
+    as a (top, len(FEATURES)) array; the answer span found for each, by position)."""
     order = cands.order(fused)[:top]
     kind = answer_type(question)
     qterms = set(tokenize(question))
     rows = []
+    spans: dict[int, Span | None] = {}
     first = fused[order]
     spread = float(first.std()) or 1.0
     for n, i in enumerate(order.tolist()):
         row = int(cands.rows[i])
         passage = index.passage(row)
         s, e = index.sentence_span(row, int(cands.best_sentence[i]))
-        span = best_span(passage.text, kind, qterms, (s, e))
+        span = spans[i] = best_span(passage.text, kind, qterms, (s, e))
         title = set(tokenize(passage.title or ""))
         rows.append(
             [
@@ -100,18 +101,21 @@ def phase_two(index, cands, fused: np.ndarray, question: str, top: int = TOP):
                 *cands.features[:, i].tolist(),
             ]
         )
-    return order, np.array(rows, float).reshape(len(order), len(FEATURES))
+    return order, np.array(rows, float).reshape(len(order), len(FEATURES)), spans
 
 
-def reorder(index, cands, fused: np.ndarray, question: str, ranker: Ranker) -> np.ndarray:
-    """Every candidate position, best first: the top by ``ranker``, then the rest."""
-    order, x = phase_two(index, cands, fused, question, ranker.top)
+def reorder(
+    index, cands, fused: np.ndarray, question: str, ranker: Ranker
+) -> tuple[np.ndarray, dict[int, Span | None]]:
+    """Every candidate position, best first (the top by ``ranker``, then the rest), and
+    the answer spans the second phase found, by position (the hits reuse them)."""
+    order, x, spans = phase_two(index, cands, fused, question, ranker.top)
     full = cands.order(fused)
     if not len(order):
-        return full
+        return full, spans
     logit = ranker.score(x)
     top = order[np.lexsort((cands.ids[order], -logit))]
-    return np.concatenate([top, full[len(order) :]])
+    return np.concatenate([top, full[len(order) :]]), spans
 
 
 def train(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> tuple:

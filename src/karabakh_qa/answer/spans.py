@@ -97,7 +97,7 @@ _ORG_CUES = re.compile(
     r"Records|Studios|Pictures|Networks?|Systems|Technologies|Software|Telecom)\b"
     r"|^[A-Z]{2,}$"
 )
-_PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside|across)\s$")
+_PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside)\s$")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"“‘(]\s*)$")
 _NOT_NAMES = frozenset(
     "The A An This That These Those It He She They We I You His Her Its Their Our But And "
@@ -138,9 +138,9 @@ def answer_type(question: str) -> str:
 def _name_type(text: str, before: str) -> str:
     if _ORG_CUES.search(text):
         return "organisation"
-    if _PLACE_BEFORE.search(before[-12:]) and " " not in text:
-        return "place"
-    return "person" if " " in text else "place" if _PLACE_BEFORE.search(before[-12:]) else "name"
+    if " " in text:
+        return "person"
+    return "place" if _PLACE_BEFORE.search(before[-12:]) else "name"
 
 
 def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset()) -> list[Span]:

@@ -26,6 +26,7 @@ import numpy as np
 # name -> njit options, in the order they compile (a kernel a later one calls, first)
 _KERNELS = {
     "add_scores": {},
+    "_saturated": {},
     "add_saturated": {},
     "saturation": {},
     "code_dots": {"fastmath": True},
@@ -40,6 +41,13 @@ def add_scores(out: np.ndarray, docs: np.ndarray, sat: np.ndarray, weight: float
         out[docs[j]] += weight * sat[j]
 
 
+def _saturated(tf, length, k1: float, b: float, avgdl: float) -> float:
+    """rank-bm25's saturation of one posting, tf (k1 + 1) / (tf + k1 (1 - b + b len /
+    avgdl)), with the same float64 operations in the same order as numpy's expression."""
+    t = np.float64(tf)
+    return t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(length) / avgdl))
+
+
 def add_saturated(
     out: np.ndarray,
     docs: np.ndarray,
@@ -50,14 +58,11 @@ def add_saturated(
     avgdl: float,
     weight: float,
 ) -> None:
-    """``out[docs] += weight * sat`` with rank-bm25's saturation of each posting,
-    tf (k1 + 1) / (tf + k1 (1 - b + b len / avgdl)), computed on the way (the same
-    float64 operations in the same order as numpy's expression of it)."""
+    """``out[docs] += weight * sat``, each posting's saturation (:func:`_saturated`)
+    computed on the way."""
     for j in range(docs.shape[0]):
         d = docs[j]
-        t = np.float64(tf[j])
-        sat = t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(lengths[d]) / avgdl))
-        out[d] += weight * sat
+        out[d] += weight * _saturated(tf[j], lengths[d], k1, b, avgdl)
 
 
 def saturation(
@@ -67,8 +72,7 @@ def saturation(
     postings lists)."""
     out = np.empty(docs.shape[0], np.float64)
     for j in range(docs.shape[0]):
-        t = np.float64(tf[j])
-        out[j] = t * (k1 + 1) / (t + k1 * (1 - b + b * np.float64(lengths[docs[j]]) / avgdl))
+        out[j] = _saturated(tf[j], lengths[docs[j]], k1, b, avgdl)
     return out
 
 
