@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from .embed import Embedder, load_embedder
 from .errors import BadRequest, IndexUnavailable, NotFound
 from .fuse import fuse, ranks_of
 from .ingest import iso_date
+from .pacing import Pacer
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
 from .store.embedded import files, kernels
@@ -42,6 +44,7 @@ from .store.embedded.search import SegmentCache, Snapshot, best_positive
 from .store.embedded.vectors import set_dense_threads
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,11 @@ class SearchService:
         self._ranker_model: Ranker | None = None
         self._refresher: threading.Thread | None = None
         self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
+        # the refresher's other work, for the same measurement: ("prepare" | "release",
+        # started, finished)
+        self.chores: deque[tuple[str, float, float]] = deque(maxlen=256)
         self._stop_refresher = threading.Event()
+        self._pacer = Pacer()  # the refresher's chores give way to queries
 
     # --- resources -------------------------------------------------------------
 
@@ -306,11 +313,13 @@ class SearchService:
             while not stop.wait(interval):
                 try:
                     before = self._index
-                    if self._reload(self._prepare(), background=True) is not before:
-                        before.bm25.retire()  # its caches freed here, a little at a time
-                    due = time.monotonic() - released >= RELEASE_EVERY_S
+                    prepared = self._chore("prepare", self._prepare)
+                    switched = self._reload(prepared, background=True) is not before
+                    if switched:  # its caches freed here, a little at a time
+                        self._chore("retire", before.bm25.retire, self._pacer.pause)
+                    due = time.monotonic() - released >= RELEASE_EVERY_S and not switched
                     if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
-                        self._index.release()
+                        self._chore("release", self._index.release, self._pacer.pause)
                         released = time.monotonic()
                     failing = ""
                 except Exception as exc:  # logged once per cause; the loaded one serves on
@@ -327,6 +336,16 @@ class SearchService:
             self._refresher.join()
             self._refresher = None
             self._stop_refresher = threading.Event()
+
+    def _chore(self, kind: str, work: Callable[..., T], *args: object) -> T:
+        """Run a refresher chore, giving way to queries (:mod:`..pacing`), and record
+        when it ran (``chores``: what a chore costs the queries beside it)."""
+        self._pacer.start()
+        started = time.perf_counter()
+        out = work(*args)
+        if out is not None or kind != "prepare":  # a tick with nothing new is no chore
+            self.chores.append((kind, started, time.perf_counter()))
+        return out
 
     def _prepare(self) -> Snapshot | None:
         """The refresher opens a new generation before installing it, outside the
@@ -400,7 +419,8 @@ class SearchService:
             self._check_model(snap)
             snap.inherit(self._index)
             if ready and self._index is not None:  # the refresher, before a switch
-                snap.bm25.warm(self._index.bm25)
+                snap.bm25.warm(self._index.bm25, self._pacer.pause)
+                self._pacer.pause()
             snap.groups  # noqa: B018 (built here, not at the first question)
             snap.bm25.deleted, snap.deletions  # noqa: B018
             for seg in snap.segments:  # large segments' ANN bits start building now, not
@@ -576,9 +596,10 @@ class SearchService:
     ) -> SearchResult:
         """Ranked, de-duplicated, cited hits for ``question`` (see README "Search")."""
         started = time.perf_counter()
-        index = self.index()
-        q = self.validate(question, k, sources, since, until, index)
-        hits, found, judged = self._rank(index, q)
+        with self._pacer.query():
+            index = self.index()
+            q = self.validate(question, k, sources, since, until, index)
+            hits, found, judged = self._rank(index, q)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(q, found, hits, took, self.index_info(index), *judged)
 

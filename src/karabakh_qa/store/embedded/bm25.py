@@ -15,11 +15,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
+from ...pacing import no_pause
 from . import kernels
 from .manifest import Bm25Params
 from .segment import Segment
@@ -217,7 +219,7 @@ class Bm25View:
                 self._cached_bytes -= old.nbytes
         return sat
 
-    def warm(self, previous: Bm25View) -> None:
+    def warm(self, previous: Bm25View, pause: Callable[[], None] = no_pause) -> None:
         """Fill the saturation cache with the lists ``previous`` used most recently (up to
         ``WARM_BYTES``), computed anew for this generation's avgdl (as a searcher warmer does in
         Lucene): the refresher calls it before the switch, so the first queries on a
@@ -233,8 +235,9 @@ class Bm25View:
                 continue
             budget -= nbytes
             self._saturation(pos, term_id)
+            pause()
 
-    def retire(self) -> None:
+    def retire(self, pause: Callable[[], None] = no_pause) -> None:
         """Free the saturation cache an array at a time, letting other threads run in
         between: dropped at once, 128 MB of arrays hold the GIL for 3-6 ms (in whichever
         query thread let go of the view last). Queries still on this view recompute."""
@@ -246,6 +249,7 @@ class Bm25View:
                 self._cached_bytes -= sat.nbytes
             del sat
             time.sleep(0)
+            pause()
 
 
 def full_statistics(

@@ -13,13 +13,14 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from ...pacing import no_pause
 from ...records import Passage
 from . import kernels, vectors
 from .bm25 import Bm25View
@@ -132,11 +133,12 @@ class Snapshot:
         if all(mine.get(n) == b for n, b in previous.base_of.items()):
             self.__dict__["groups"] = previous.groups
 
-    def release(self) -> None:
+    def release(self, pause: Callable[[], None] = no_pause) -> None:
         """Unmap every page the queries read so far (a server does it now and then:
         the index stays in the page cache, and the process's RSS stays its own)."""
         for seg in self.segments:
             seg.release()
+            pause()
 
     # --- row space -------------------------------------------------------------
 
