@@ -85,12 +85,20 @@ def main() -> None:
         torch.set_num_threads(1)
         set_dense_threads(1)
         serving = SearchService(settings.replace(torch_threads=1), builder.embedder)
-        seed_ms = time_calls(lambda q: serving.search(q, 5), queries)
-        p50, p95 = percentiles(seed_ms)
-        print(
-            f"seeds ({seeds.passages} passages): p50 {p50:.2f} ms, p95 {p95:.2f} ms "
-            f"over {len(seed_ms)} queries, 1 torch thread"
+        learned = SearchService(
+            settings.replace(torch_threads=1, ranker="learned"), builder.embedder
         )
+        # the two orders in alternating passes, so that both see the same machine
+        seed_ms: dict[str, list[float]] = {"fixed": [], "learned": []}
+        for _ in range(2):
+            for name, svc in (("fixed", serving), ("learned", learned)):
+                seed_ms[name] += time_calls(lambda q, svc=svc: svc.search(q, 5), queries)
+        for name, ms in seed_ms.items():
+            p50, p95 = percentiles(ms)
+            print(
+                f"seeds ({seeds.passages} passages), {name} order: p50 {p50:.2f} ms, "
+                f"p95 {p95:.2f} ms over {len(ms)} queries, 1 torch thread"
+            )
         enc_ms = time_calls(lambda q: serving.embedder.encode([q]), queries)
         print(f"  of which question embedding alone: p50 {percentiles(enc_ms)[0]:.2f} ms")
 

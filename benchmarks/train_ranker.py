@@ -2,7 +2,7 @@
 
 SQuAD v1.1 dev, tuning part (every 4th article's questions; the report part is
 never seen) and BEIR SciFact train: each collection indexed as the evaluation
-indexes it, every question through ``retrieve`` and the fixed fusion, the top 30
+indexes it, every question through ``retrieve`` and the fixed fusion, the top ``--top``
 candidates' features from ``phase_two``; a candidate is positive when its
 document is relevant. A logistic regression (Newton, L2) is written as JSON to
 ``src/karabakh_qa/answer/ranker.json``.
@@ -25,7 +25,7 @@ SHARED = ROOT.parent / "shared" / "benchmarks"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def examples(collection, settings, embedder, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from karabakh_qa.answer.rank import phase_two
     from karabakh_qa.evaluate import EmbeddingCache
     from karabakh_qa.service import retrieve
@@ -45,7 +45,7 @@ def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, np
         for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
             cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
             fused = cands.fused(settings.fusion, settings.fusion_weights, settings.rrf_k)
-            order, x, _spans = phase_two(index, cands, fused, text)
+            order, x, _spans = phase_two(index, cands, fused, text, top)
             relevant = collection.qrels[qid]
             y = np.array(
                 [relevant.get(index.passage(int(cands.rows[i])).source, 0) > 0 for i in order]
@@ -59,14 +59,15 @@ def examples(collection, settings, embedder) -> tuple[np.ndarray, np.ndarray, np
 
 
 def main() -> None:
-    from karabakh_qa.answer.rank import DEFAULT_MODEL, FEATURES, Ranker, train
+    from karabakh_qa.answer.rank import DEFAULT_MODEL, FEATURES, TOP, Ranker, train
     from karabakh_qa.config import DEFAULT_MODEL as MODEL
     from karabakh_qa.config import Settings
     from karabakh_qa.embed import load_embedder
     from karabakh_qa.evaluate import load_beir, load_squad
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--l2", type=float, default=1000.0)
+    parser.add_argument("--top", type=int, default=TOP, help="candidates the second phase reads")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--save", type=Path, help="also save the examples (x, y, groups) here")
     args = parser.parse_args()
@@ -77,7 +78,7 @@ def main() -> None:
         ("squad-tune", load_squad(SHARED / "squad" / "dev-v1.1.json", "tune")),
         ("scifact-train", load_beir(SHARED / "scifact", "train")),
     ):
-        x, y, groups = examples(collection, settings, embedder)
+        x, y, groups = examples(collection, settings, embedder, args.top)
         used = len(np.unique(groups))
         print(
             f"{name}: {used} questions, {len(y)} candidates, {int(y.sum())} positive",
@@ -90,11 +91,13 @@ def main() -> None:
     y = np.concatenate([p[1] for p in parts])
     w, b, mean, scale = train(x, y, args.l2)
     about = (
-        "Logistic regression over the top 30 of the fixed fusion, trained by "
+        f"Logistic regression over the top {args.top} of the fixed fusion, trained by "
         "benchmarks/train_ranker.py on SQuAD v1.1 dev (tuning part) and SciFact train only"
         f" ({len(y)} candidates, l2 {args.l2})."
     )
-    args.out.write_text(Ranker(w, b, mean, scale, about=about).to_json() + "\n", encoding="utf-8")
+    args.out.write_text(
+        Ranker(w, b, mean, scale, top=args.top, about=about).to_json() + "\n", encoding="utf-8"
+    )
     print(dict(zip(FEATURES, w.round(3).tolist(), strict=True)), round(b, 3))
     print(f"wrote {args.out}", file=sys.stderr)
 

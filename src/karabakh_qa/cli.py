@@ -99,8 +99,8 @@ dense_option = settings_option(
 ranker_option = settings_option(
     "ranker",
     ("fixed", "learned"),
-    "Order: the fixed-weight fusion (the default), or its top 30 re-scored by the "
-    "learned second phase (answer/rank.py).",
+    "Order: the fixed-weight fusion's top 10 re-scored by the learned second phase "
+    "(answer/rank.py; the default), or the fixed-weight fusion alone.",
 )
 query_runtime_option = settings_option(
     "query_runtime",

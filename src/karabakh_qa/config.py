@@ -59,9 +59,9 @@ class Settings:
     fusion: str = "zscore"
     fusion_weights: tuple[float, float, float, float] = (1.0, 1.0, 2.0, 0.6)
     rrf_k: int = 60
-    # Second phase (answer/rank.py): "learned" re-scores the fused top 30 with the
+    # Second phase (answer/rank.py): "learned" re-scores the fused top 10 with the
     # model at ranker_path (trained on SQuAD tune + SciFact train), "fixed" does not.
-    ranker: str = "fixed"
+    ranker: str = "learned"
     ranker_path: Path | None = Path(__file__).resolve().parent / "answer" / "ranker.json"
     depth: int = 100
     # Dense search: "exact" everywhere, "ann" (sign bits + exact rescoring) everywhere,

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 MEASURES = ("nDCG@10", "Recall@100", "MRR@10", "R@1", "R@5")
 LEARNED = "learned second phase"
-SPANS = "answer spans (default system)"
+SPANS = "answer spans (served order)"
 RUN_DEPTH = 100
 
 
@@ -227,8 +227,9 @@ def _evaluate(
             ranked, _spans = reorder(index, cands, first, text, ranker)
             final[ranked] = -np.arange(len(first), dtype=float)
             scored[LEARNED] = final
-        if collection.answers:
-            spans.append(_span_f1(index, cands, scored[default], text, collection, qid))
+        if collection.answers:  # the spans of the order a search serves
+            served = scored[LEARNED if settings.ranker == "learned" and ranker else default]
+            spans.append(_span_f1(index, cands, served, text, collection, qid))
         for name, fused in scored.items():
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
@@ -251,7 +252,7 @@ def _evaluate(
 
 
 def _span_f1(index, cands, fused, question: str, collection, qid: str) -> float | None:
-    """Token F1 (SQuAD's) of the answer span the default system shows in its first
+    """Token F1 (SQuAD's) of the answer span the served order shows in its first
     passage, against the best gold answer; None when that passage is not the gold one."""
     i = int(cands.order(fused)[0])
     row = int(cands.rows[i])

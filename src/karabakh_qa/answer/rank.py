@@ -22,7 +22,7 @@ from ..errors import IndexUnavailable
 from ..sparse import tokenize
 from .spans import Span, answer_type, best_span, matches
 
-TOP = 30
+TOP = 10
 FEATURES = ("fused", "span", "type_match", "title", "lede", "bm25", "dense", "sentence", "coverage")
 DEFAULT_MODEL = Path(__file__).with_name("ranker.json")
 
