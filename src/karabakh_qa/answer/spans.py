@@ -159,6 +159,8 @@ def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset(
             taken[s:e] = b"\x01" * (e - s)
     for m in _CAPITALISED.finditer(text):
         s, e = m.span()
+        while e > s and text[e - 1] == ".":  # a full stop ends the sentence, not the name
+            e -= 1
         words = text[s:e].split()
         while words and words[0].strip("'’") in _NOT_NAMES:
             s = text.index(words[1], s + len(words[0])) if len(words) > 1 else e
@@ -174,8 +176,39 @@ def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset(
         terms = set(tokenize(span.text))
         if terms and terms <= question_terms:
             continue  # says back what the question said
+        if span.type not in ("date", "number") and terms & question_terms:
+            span = _without_question_words(span, question_terms)
+            if span is None:
+                continue  # a name the question already names
         out.append(span)
     return out
+
+
+_CONNECTORS = frozenset("of de van von der du la le al bin and &".split())
+
+
+def _without_question_words(span: Span, question_terms: set[str] | frozenset[str]) -> Span | None:
+    """A name span less the words at its ends that the question says ("Finance Minister
+    Jusuf Anwar" for "Who is the finance minister?" is "Jusuf Anwar"); None when
+    nothing is left or the question's words remain inside it."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", span.text)]
+
+    def said(w: tuple[int, int]) -> bool:
+        word = span.text[w[0] : w[1]]
+        terms = set(tokenize(word))
+        return word.lower() in _CONNECTORS or bool(terms and terms <= question_terms)
+
+    while words and said(words[0]):
+        words.pop(0)
+    while words and said(words[-1]):
+        words.pop()
+    if not words:
+        return None
+    lo, hi = words[0][0], words[-1][1]
+    text = span.text[lo:hi]
+    if set(tokenize(text)) & question_terms:
+        return None
+    return Span(span.start + lo, span.start + hi, text, span.type)
 
 
 def matches(kind: str, span_type: str) -> float:
