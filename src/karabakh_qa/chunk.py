@@ -40,7 +40,7 @@ HEADING_MAX_CHARS = 120
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 _READ_MORE = re.compile(
     r"^(read more|read also|also read|related|related articles?|see also|more on this|"
-    r"recommended|watch|listen)\s*[:|»>–—-]",
+    r"recommended|watch|listen)(\s*[:|»>–—-]|[\s.…!»>]*$)",
     re.I,
 )
 _UI = re.compile(

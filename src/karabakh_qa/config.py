@@ -87,6 +87,9 @@ class Settings:
     # Request limits.
     max_question_chars: int = 1000
     max_k: int = 50
+    # An upload with more paragraphs than this is refused (422): a megabyte of one-line
+    # paragraphs was ~45,000 passages and a 100 s request.
+    max_article_paragraphs: int = 1000
     default_k: int = 5
     max_request_bytes: int = 1_048_576
 

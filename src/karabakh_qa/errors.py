@@ -6,6 +6,10 @@ one-line message and exit code 1. Anything else is a bug and surfaces as a 500.
 
 from __future__ import annotations
 
+import re
+
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: "²", "⑤" and "５" are digits to str.isdigit
+
 
 class KarabakhError(Exception):
     """Base class; ``status`` is the HTTP status the web layer answers with."""
@@ -58,3 +62,27 @@ class ArticleError(KarabakhError):
     """An article file cannot be read (binary, not UTF-8, empty...)."""
 
     status = 422
+
+
+def whole_number(value: object) -> int | None:
+    """``value`` as an int when it is one: ASCII digits (surrounding spaces allowed)
+    or a JSON integer value (``17`` or ``17.0``; not ``true``); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def valid_unicode(text: str, name: str) -> str:
+    """``text`` unless it holds a lone surrogate (JSON's ``"\\ud800"`` decodes to one;
+    it cannot be written as UTF-8): then a BadRequest naming the field."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name} is not valid Unicode: it holds a lone surrogate") from None
+    return text

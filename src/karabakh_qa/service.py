@@ -27,7 +27,7 @@ from .answer.spans import answer_type, best_span
 from .chunk import normalise
 from .config import DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
-from .errors import BadRequest, IndexUnavailable, NotFound
+from .errors import BadRequest, IndexUnavailable, NotFound, valid_unicode, whole_number
 from .fuse import fuse, ranks_of
 from .ingest import iso_date
 from .pacing import Pacer
@@ -537,22 +537,24 @@ class SearchService:
         since: object = None,
         until: object = None,
         index: Snapshot | None = None,
+        blank_is_absent: bool = True,
     ) -> Query:
-        """Check every parameter; raise :class:`BadRequest` saying what is allowed."""
+        """Check every parameter; raise :class:`BadRequest` saying what is allowed.
+        ``blank_is_absent``: an empty ``k``, ``since`` or ``until`` means not given (a
+        form's empty field); a JSON body gives a value or leaves the key out."""
         s = self.settings
         if not isinstance(question, str) or not question.strip():
             raise BadRequest("question is required: give 1 to 1000 characters of text")
-        question = question.strip()
+        question = valid_unicode(question, "question").strip()
         if len(question) > s.max_question_chars:
             raise BadRequest(
                 f"question is {len(question)} characters; at most {s.max_question_chars} allowed"
             )
-        if k is None or k == "":
+        if k is None or (k == "" and blank_is_absent):
             k = s.default_k
-        if isinstance(k, str) and k.strip().lstrip("-").isdigit():
-            k = int(k)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= s.max_k:
-            raise BadRequest(f"k must be a whole number from 1 to {s.max_k}, got {k!r}")
+        k_given, k = k, whole_number(k)
+        if k is None or not 1 <= k <= s.max_k:
+            raise BadRequest(f"k must be a whole number from 1 to {s.max_k}, got {k_given!r}")
         if sources is None or sources == "":
             sources = ()
         if isinstance(sources, str):
@@ -568,7 +570,7 @@ class SearchService:
             raise BadRequest(f"unknown source {unknown[0]!r}; indexed sources are: {names}")
         dates = []
         for name, value in (("since", since), ("until", until)):
-            if value is None or value == "":
+            if value is None or (value == "" and blank_is_absent):
                 dates.append(None)
                 continue
             parsed = iso_date(value) if isinstance(value, str) else None
@@ -593,12 +595,13 @@ class SearchService:
         sources: object = None,
         since: object = None,
         until: object = None,
+        blank_is_absent: bool = True,
     ) -> SearchResult:
         """Ranked, de-duplicated, cited hits for ``question`` (see README "Search")."""
         started = time.perf_counter()
         with self._pacer.query():
             index = self.index()
-            q = self.validate(question, k, sources, since, until, index)
+            q = self.validate(question, k, sources, since, until, index, blank_is_absent)
             hits, found, judged = self._rank(index, q)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(q, found, hits, took, self.index_info(index), *judged)

@@ -13,23 +13,31 @@ import hashlib
 import os
 import re
 import time
+import unicodedata
 import uuid
 
 from werkzeug.datastructures import FileStorage
 
+from .chunk import chunk_article
 from .config import Settings
-from .errors import ArticleError, BadRequest, PayloadTooLarge
+from .errors import ArticleError, BadRequest, PayloadTooLarge, valid_unicode
 from .ingest import iso_date, parse_article
 
 MAX_ARTICLE_BYTES = 1_000_000
 
 
 def _field(body: dict, name: str, limit: int) -> str | None:
+    """A front-matter value: one line, no control or line-separator characters (a
+    ``\r``, ``\u2028`` or ``\x85`` in a title would start a front-matter line of its
+    own, setting the date or a ``javascript:`` URL)."""
     value = body.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or "\n" in value or len(value) > limit:
+    if not isinstance(value, str) or len(value) > limit:
         raise BadRequest(f"{name} must be one line of text, at most {limit} characters")
+    valid_unicode(value, name)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise BadRequest(f"{name} must be one line of text without control characters")
     return value.strip()
 
 
@@ -38,6 +46,7 @@ def article_from_json(body: dict) -> bytes:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("text is required and must be non-empty")
+    valid_unicode(text, "text")
     title, source = _field(body, "title", 300), _field(body, "source", 300)
     date = _field(body, "date", 10)
     if date is not None and iso_date(date) != date:
@@ -49,7 +58,7 @@ def article_from_json(body: dict) -> bytes:
 
 def article_from_upload(upload: FileStorage | None) -> bytes:
     """File bytes of a multipart ``file`` field holding a .txt or .md article."""
-    if upload is None:
+    if upload is None or not upload.filename:
         raise BadRequest("multipart upload needs a 'file' field holding a .txt file")
     if not (upload.filename or "").lower().endswith((".txt", ".md")):
         raise BadRequest("only .txt or .md files are accepted")
@@ -63,9 +72,21 @@ def save_article(settings: Settings, raw: bytes) -> str:
     digest = hashlib.sha256(raw).hexdigest()
     name = f"upload-{time.strftime('%Y%m%d', time.gmtime())}-{digest[:16]}.txt"
     try:
-        parse_article(name, raw)  # the same checks as indexing: UTF-8, not binary, not empty
+        article = parse_article(name, raw)  # the checks of indexing: UTF-8, not binary, not empty
     except ArticleError as exc:
         raise BadRequest(exc.message) from None
+    _, passages = chunk_article(article)  # and what indexing would make of it
+    if not passages:
+        raise ArticleError(
+            "the article has nothing to index: no paragraph of text, only page furniture "
+            "(links such as READ MORE, 'Loading...', repeated captions) or blank lines"
+        )
+    paragraphs = len({p.paragraph for p in passages})
+    if paragraphs > settings.max_article_paragraphs:
+        raise ArticleError(
+            f"the article has {paragraphs} paragraphs; at most "
+            f"{settings.max_article_paragraphs} are accepted in one upload"
+        )
     folder = settings.articles_dir
     if re.search(r"[^A-Za-z0-9._-]", name) or not folder.is_dir():
         raise BadRequest("articles folder is not available")

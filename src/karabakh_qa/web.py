@@ -14,7 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
@@ -134,6 +134,24 @@ def article(source: str):
 # --- JSON API ----------------------------------------------------------------------
 
 
+MAX_JSON_DEPTH = 16  # our bodies are one object of strings, numbers and one list
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value (iterative: a deep value cannot recurse)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
 def _json_body(fields: tuple[str, ...]) -> dict:
     """The request's JSON object, refusing anything but the named ``fields``."""
     if not request.is_json:
@@ -142,6 +160,10 @@ def _json_body(fields: tuple[str, ...]) -> dict:
         body = json.loads(request.get_data(cache=True) or b"")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        body = None
+    if body is None or _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     if not isinstance(body, dict):
         raise BadRequest("the JSON body must be an object")
     unknown = sorted(set(body) - set(fields))
@@ -161,9 +183,9 @@ def ask():
             body.get("since"),
             body.get("until"),
         )
-    else:
-        a = request.args
-        params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
+        return jsonify(service().search(*params, blank_is_absent=False).to_dict())
+    a = request.args
+    params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
     return jsonify(service().search(*params).to_dict())
 
 
@@ -250,8 +272,10 @@ def reindex():
 
 def _error(status: int, message: str):
     if request.path.startswith("/api/"):
-        return jsonify({"ok": False, "error": message, "status": status}), status
-    return render_template("error.html", status=status, message=message), status
+        body = jsonify({"ok": False, "error": message, "status": status})
+    else:
+        body = render_template("error.html", status=status, message=message)
+    return make_response(body, status)
 
 
 def handle_error(exc: Exception):
@@ -263,7 +287,11 @@ def handle_error(exc: Exception):
             405: f"method {request.method} is not allowed here",
             413: "request body too large",
         }.get(exc.code or 500, exc.description or exc.name)
-        return _error(exc.code or 500, message)
+        response = _error(exc.code or 500, message)
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:  # RFC 9110: a 405 names the methods the resource has
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
     log.exception("unhandled error on %s", request.path)
     return _error(500, "internal error; the server log has details")
 
