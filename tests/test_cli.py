@@ -90,11 +90,36 @@ def test_ask_human_output_and_stdin_mode(run):
     assert "also in 000_f1506f499b213b55.txt paragraph 10 (date unknown)" in result.output
     result = run(
         *args("ask", "-", "--json", "-k", "1"),
-        input="houses destroyed\n\nSu-25 jet\n" + "x" * 1001 + "\n",
+        input=b"houses destroyed\n\nSu-25 jet\n" + b"x" * 1001 + b"\nCaf\xe9 talks\nceasefire",
     )
-    lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [d["ok"] for d in lines] == [True, True, False]
-    assert lines[2]["status"] == 400 and "at most 1000" in lines[2]["error"]
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]  # one per input line
+    assert [(d["ok"], d.get("status")) for d in lines] == [
+        (True, None),
+        (False, 400),
+        (True, None),
+        (False, 400),
+        (False, 400),
+        (True, None),
+    ]
+    assert "question is required" in lines[1]["error"] and "at most 1000" in lines[3]["error"]
+    assert lines[4] == {
+        "ok": False,
+        "error": "line 5 is not UTF-8 (invalid byte at offset 3)",
+        "status": 400,
+        "question": None,
+    }
+
+
+def test_ask_json_errors_are_json(run):
+    run(*args("index"))
+    result = run(*args("ask", "houses", "--json", "-k", "0"))
+    assert result.exit_code == 1
+    assert json.loads(result.output) == {
+        "ok": False,
+        "error": "k must be a whole number from 1 to 50, got 0",
+        "status": 400,
+    }
 
 
 @pytest.mark.parametrize(

@@ -294,30 +294,44 @@ def ask(
     allow_stale: bool,
 ) -> None:
     """Cited passages answering QUESTION ('-' with --json: one question per stdin line)."""
-    service = SearchService(settings)
-    stale = service.stale()
-    if stale and not allow_stale:
-        raise IndexUnavailable(
-            f"index is stale: {len(stale)} article file(s) changed since it was built "
-            f"(e.g. {stale[0]}); run `karabakh-qa index`, or pass --allow-stale"
-        )
-    if stale:
-        click.echo(f"warning: index is stale ({len(stale)} article files changed)", err=True)
-    if question == "-":
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            try:
-                out = service.search(line, k, list(sources), since, until).to_dict()
-            except KarabakhError as exc:
-                out = {**exc.to_dict(), "question": line.strip()}
-            click.echo(json.dumps(out, ensure_ascii=False))
-        return
-    result = service.search(question, k, list(sources), since, until)
+    try:
+        service = SearchService(settings)
+        stale = service.stale()
+        if stale and not allow_stale:
+            raise IndexUnavailable(
+                f"index is stale: {len(stale)} article file(s) changed since it was built "
+                f"(e.g. {stale[0]}); run `karabakh-qa index`, or pass --allow-stale"
+            )
+        if stale:
+            click.echo(f"warning: index is stale ({len(stale)} article files changed)", err=True)
+        if question == "-":
+            _ask_lines(service, k, list(sources), since, until)
+            return
+        result = service.search(question, k, list(sources), since, until)
+    except KarabakhError as exc:
+        if not (as_json or question == "-"):
+            raise
+        click.echo(json.dumps(exc.to_dict(), ensure_ascii=False))  # JSON in, JSON out
+        raise SystemExit(1) from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print_result(result)
+
+
+def _ask_lines(service: SearchService, k: int, sources: list[str], since, until) -> None:
+    """One JSON line out per line in, in order, blank and undecodable lines included
+    (as errors), so that output line n answers input line n."""
+    for n, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8")
+            out = service.search(line, k, sources, since, until).to_dict()
+        except UnicodeDecodeError as exc:
+            error = BadRequest(f"line {n} is not UTF-8 (invalid byte at offset {exc.start})")
+            out = {**error.to_dict(), "question": None}
+        except KarabakhError as exc:
+            out = {**exc.to_dict(), "question": line.strip()}
+        click.echo(json.dumps(out, ensure_ascii=False))
 
 
 @main.command()
