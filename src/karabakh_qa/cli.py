@@ -172,6 +172,11 @@ def yield_cores(priority: str) -> None:
 @click.option("--optimize", is_flag=True, help="Merge every segment into one.")
 @click.option("--repair", is_flag=True, help="Drop damaged segments and re-index their articles.")
 @click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Let the build empty an index that holds articles (refused otherwise).",
+)
+@click.option(
     "--threads",
     type=click.IntRange(1, 64),
     default=None,
@@ -193,6 +198,7 @@ def index_cmd(
     watch: bool,
     optimize: bool,
     repair: bool,
+    allow_empty: bool,
     threads: int | None,
     priority: str,
     files: tuple[Path, ...],
@@ -217,7 +223,13 @@ def index_cmd(
             bar.update(done - bar.pos)
 
         report = service.build(
-            full=full, wait=wait, progress=progress, only=only, optimize=optimize, repair=repair
+            full=full,
+            wait=wait,
+            progress=progress,
+            only=only,
+            optimize=optimize,
+            repair=repair,
+            allow_empty=allow_empty,
         )
     print_report(report)
     if watch:

@@ -135,6 +135,14 @@ def scan_articles(folder: Path) -> dict[str, tuple[str, os.stat_result]]:
             name = entry.name
             if name[0] in ".~":
                 continue
+            if not name.isprintable() or _undecodable(name):
+                shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+                log.warning(
+                    "skipped %r in %s: the name is not printable UTF-8 (rename the file)",
+                    shown,
+                    where,
+                )
+                continue
             try:
                 if entry.is_dir():
                     pending.append((entry.path, f"{prefix}{name}/"))
@@ -143,6 +151,16 @@ def scan_articles(folder: Path) -> dict[str, tuple[str, os.stat_result]]:
             except OSError:
                 continue
     return dict(sorted(found.items()))
+
+
+def _undecodable(name: str) -> bool:
+    """Whether a file name held bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which no JSON, manifest or URL can carry)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def article_files(folder: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from .store.embedded.bm25 import Bm25Query
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
-from .store.embedded.manifest import IndexOutdated, current_name, read_manifest
+from .store.embedded.manifest import IndexCorrupt, IndexOutdated, current_name, read_manifest
 from .store.embedded.search import SegmentCache, Snapshot, best_positive
 from .store.embedded.vectors import set_dense_threads
 
@@ -228,6 +228,7 @@ class SearchService:
         self._index: Snapshot | None = static_index
         self._static = static_index is not None  # an evaluation index: never reloaded
         self._rejected: str | None = None  # a generation that failed to load: not retried
+        self.degraded: str | None = None  # why an older generation serves, if one does
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
@@ -387,21 +388,38 @@ class SearchService:
                 else:
                     fresh = self._open(current)
             except IndexUnavailable as exc:
-                if self._index is None:
-                    raise
+                if self._index is None:  # a fresh process: the newest intact generation
+                    self._index = self._newest_intact(current, exc)
                 self._rejected = current
-                log.error(
-                    "generation %s unusable (%s); still serving %s",
-                    current,
-                    exc.message,
-                    self._index.manifest.file_name,
+                self.degraded = (
+                    f"generation {current} is unusable ({exc.message}); serving "
+                    f"{self._index.manifest.file_name} until a build repairs it"
                 )
+                log.error("%s", self.degraded)
                 return self._index
+            self.degraded = None
             if self._index is not None:
                 log.info("switched to generation %d", fresh.generation)
             self._index = fresh
             self.switches.append(Switch(fresh.generation, started, time.perf_counter()))
             return self._index
+
+    def _newest_intact(self, current: str | None, failure: IndexUnavailable) -> Snapshot:
+        """The newest older generation that opens whole (a build keeps the one before it
+        on disk); ``failure`` again when none does, or when the index is merely outdated
+        or built by another model (an older generation would be just as unusable)."""
+        if current is None or not isinstance(failure, IndexCorrupt):
+            raise failure
+        folder = self.settings.index_dir
+        older = sorted(
+            (p.name for p in folder.glob("gen-*.json") if p.name < current), reverse=True
+        )
+        for name in older:
+            try:
+                return self._open(name)
+            except (IndexUnavailable, FileNotFoundError):
+                continue
+        raise failure
 
     def _open(self, name: str | None, ready: bool = False) -> Snapshot:
         index_dir = self.settings.index_dir
@@ -470,6 +488,7 @@ class SearchService:
         only: list[str] | None = None,
         optimize: bool = False,
         repair: bool = False,
+        allow_empty: bool = False,
     ) -> BuildReport:
         """Bring the index up to date with the articles folder (see store.embedded.build)."""
         if self.settings.query_model:
@@ -493,6 +512,7 @@ class SearchService:
             optimize=optimize,
             repair=repair,
             cache=self._segments,
+            allow_empty=allow_empty,
         )
         if journal is not None:
             journal.commit()
@@ -729,8 +749,17 @@ class SearchService:
         return self.index().article_metas
 
     def health(self) -> dict:
+        """The serving generation; ``status`` "degraded" with the ``reason`` when the
+        newest one is damaged and an older intact one serves."""
         index = self.index()
-        return {"ok": True, **self.index_info(index), "skipped": len(index.manifest.skipped)}
+        state = {"status": "degraded", "reason": self.degraded} if self.degraded else {}
+        return {
+            "ok": True,
+            "status": "ok",
+            **state,
+            **self.index_info(index),
+            "skipped": len(index.manifest.skipped),
+        }
 
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:

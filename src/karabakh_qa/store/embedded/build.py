@@ -28,7 +28,7 @@ import numpy as np
 
 from ...config import Settings
 from ...embed import Embedder
-from ...errors import IndexUnavailable
+from ...errors import Conflict, IndexUnavailable
 from ...ingest import Skipped
 from ...records import Article
 from ...sparse import TOKENIZER_VERSION, tokenize
@@ -40,6 +40,7 @@ from .groups import Part, empty_overlay, segment_number, update_overlay
 from .manifest import (
     Bm25Params,
     DedupParams,
+    IndexCorrupt,
     Manifest,
     ModelInfo,
     SegmentRef,
@@ -190,12 +191,15 @@ def build_index(
     optimize: bool = False,
     repair: bool = False,
     cache: SegmentCache | None = None,
+    allow_empty: bool = False,
 ) -> BuildReport:
     """Bring the index up to date with the articles folder (see module docstring).
 
     ``only`` limits the diff to those file names (an upload); ``full`` rebuilds
     everything from the files; ``optimize`` merges all segments into one;
-    ``repair`` drops segments whose files are damaged and re-indexes their articles.
+    ``repair`` drops segments whose files are damaged and re-indexes their articles;
+    ``allow_empty`` lets a build empty an index that holds articles (an unmounted
+    or emptied folder would otherwise wipe the index that serves).
     """
     started = time.perf_counter()
     index_dir = settings.index_dir
@@ -209,12 +213,16 @@ def build_index(
             except (FileNotFoundError, IndexUnavailable):
                 keep = {current}
             clean_index_dir(index_dir, keep)
-        snap = None if full else _usable_snapshot(index_dir, cache, target, repair)
+        snap, repaired = (
+            (None, False) if full else _usable_snapshot(index_dir, cache, target, repair)
+        )
         diff = diff_folder(settings.articles_dir, snap, None if full else only)
+        if not allow_empty:
+            _refuse_to_empty(index_dir, snap, diff, settings.articles_dir)
         unchanged_skips = snap is not None and sorted(diff.skipped, key=str) == sorted(
             snap.manifest.skipped, key=str
         )
-        if snap is not None and diff.empty and unchanged_skips and not (optimize or repair):
+        if snap is not None and diff.empty and unchanged_skips and not (optimize or repaired):
             return _report(snap, diff, started, None, 0, 0, wrote=False)
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
         reuse = old_vectors(snap, diff.changed, settings, embedder.name)
@@ -283,33 +291,57 @@ def _offset(progress: Progress | None, done: int, total: int) -> Progress | None
     return lambda n, _: progress(done + n, total)
 
 
+def _refuse_to_empty(index_dir: Path, snap: Snapshot | None, diff: Diff, folder: Path) -> None:
+    """A Conflict when this build would leave no article in an index that has some."""
+    if diff.fresh:
+        return
+    if snap is not None:
+        holds = snap.manifest.live_articles
+        gone = len(set(diff.changed) | set(diff.removed))
+        if not holds or gone < holds:
+            return
+    else:  # a full build: what the serving generation holds
+        name = current_name(index_dir)
+        try:
+            holds = read_manifest(index_dir, name).live_articles if name else 0
+        except (FileNotFoundError, IndexUnavailable):
+            holds = 0
+        if not holds:
+            return
+    raise Conflict(
+        f"refusing to empty the index: it holds {holds} articles and {folder} has no "
+        "readable article left (an unmounted or emptied folder?); pass --allow-empty "
+        "to empty it anyway"
+    )
+
+
 def _has_deletions(snap: Snapshot, plan: list[int]) -> bool:
     return any(snap.live[i] is not None for i in plan)
 
 
 def _usable_snapshot(
     index_dir: Path, cache: SegmentCache, target: Manifest, repair: bool
-) -> Snapshot | None:
-    """The serving generation if this build can extend it, else None (full build)."""
+) -> tuple[Snapshot | None, bool]:
+    """The serving generation if this build can extend it, else None (full build), and
+    whether it was repaired (then the build writes a generation even with no change)."""
     name = current_name(index_dir)
     if name is None:
-        return None
+        return None, False
     try:
         manifest = read_manifest(index_dir, name)
     except (FileNotFoundError, IndexUnavailable) as exc:
         log.warning("serving manifest unusable (%s); building from scratch", exc)
-        return None
+        return None, False
     if not compatible(manifest, target):
         log.info("index settings or model changed; building from scratch")
-        return None
+        return None, False
     if repair:
         manifest = _without_damaged(index_dir, manifest, cache)
     try:
-        return Snapshot(index_dir, manifest, cache)
-    except IndexUnavailable as exc:
-        raise IndexUnavailable(
-            f"{exc.message} (or `karabakh-qa index --full` to rebuild everything)"
-        ) from None
+        return Snapshot(index_dir, manifest, cache), repair
+    except IndexCorrupt as exc:  # the articles are the source of truth: re-index them
+        log.warning("the serving generation is damaged (%s); repairing it", exc.message)
+        return Snapshot(index_dir, _without_damaged(index_dir, manifest, cache), cache), True
 
 
 def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -> Manifest:
@@ -333,7 +365,7 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
     if manifest.groups:
         try:
             overlay = np.load(index_dir / manifest.groups, allow_pickle=False).reshape(-1, 4)
-        except (OSError, ValueError):
+        except files.UNREADABLE:
             overlay = empty_overlay()
         kept = overlay[np.isin(overlay[:, 0], list(numbers))] if len(overlay) else overlay
         groups = save_generation_array(index_dir, f"groups-{gen:06d}.repair.npy", kept)

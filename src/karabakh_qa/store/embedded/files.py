@@ -27,6 +27,9 @@ from ...errors import Conflict
 log = logging.getLogger(__name__)
 
 
+# What numpy raises on a damaged array file: a short or empty .npy is EOFError.
+UNREADABLE = (OSError, ValueError, EOFError)
+
 def rename(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst`` (a crash point)."""
     os.rename(src, dst)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...pacing import no_pause
 from ...records import Passage
-from . import kernels, vectors
+from . import files, kernels, vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
 from .manifest import IndexCorrupt, Manifest
@@ -57,7 +57,7 @@ def load_live(path: Path, rows: int) -> np.ndarray:
     try:
         packed = np.load(path, allow_pickle=False)
         deleted = np.unpackbits(packed, count=rows, bitorder="little").astype(bool)
-    except (OSError, ValueError) as exc:
+    except files.UNREADABLE as exc:
         raise IndexCorrupt(
             f"deletion file {path} is unreadable ({exc}): run `karabakh-qa index --repair`"
         ) from None
@@ -95,7 +95,7 @@ class Snapshot:
             overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
             if manifest.stats:
                 stats = np.load(index_dir / manifest.stats, allow_pickle=False).reshape(-1, 2)
-        except (OSError, ValueError) as exc:
+        except files.UNREADABLE as exc:
             raise IndexCorrupt(
                 f"index file of {self.path} is unreadable ({exc}): run `karabakh-qa index --repair`"
             ) from None
