@@ -117,3 +117,27 @@ def test_hostile_uploads_are_refused_and_touch_nothing(
     assert message in data["error"]
     assert folder_state(seed_settings) == before
     assert seed_service.index().generation == 1
+
+
+def test_a_full_disk_during_an_upload_is_a_507_and_leaves_nothing(
+    admin, seed_settings, seed_service, monkeypatch
+):
+    import errno
+
+    from karabakh_qa.store.embedded import files
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "fsync", full)
+    before = sorted(p.name for p in seed_settings.articles_dir.iterdir())  # hidden ones too
+    r = admin.post("/api/articles", headers=AUTH, json={"text": "A mud volcano erupted."})
+    assert (r.status_code, r.get_json()) == (
+        507,
+        {
+            "ok": False,
+            "error": "could not save the article (No space left on device); nothing was saved",
+            "status": 507,
+        },
+    )
+    assert sorted(p.name for p in seed_settings.articles_dir.iterdir()) == before

@@ -52,6 +52,12 @@ class PayloadTooLarge(KarabakhError):
     status = 413
 
 
+class InsufficientStorage(KarabakhError):
+    """The disk refused a write (full, read-only): nothing was saved."""
+
+    status = 507
+
+
 class IndexUnavailable(KarabakhError):
     """The index is missing, stale or was built with other settings."""
 

@@ -10,18 +10,23 @@ and the file appears under its final, generated name in one ``os.replace``.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 import unicodedata
-import uuid
 
 from werkzeug.datastructures import FileStorage
 
 from .chunk import chunk_article
 from .config import Settings
-from .errors import ArticleError, BadRequest, PayloadTooLarge, valid_unicode
+from .errors import (
+    ArticleError,
+    BadRequest,
+    InsufficientStorage,
+    PayloadTooLarge,
+    valid_unicode,
+)
 from .ingest import iso_date, parse_article
+from .store.embedded import files
 
 MAX_ARTICLE_BYTES = 1_000_000
 
@@ -90,10 +95,10 @@ def save_article(settings: Settings, raw: bytes) -> str:
     folder = settings.articles_dir
     if re.search(r"[^A-Za-z0-9._-]", name) or not folder.is_dir():
         raise BadRequest("articles folder is not available")
-    tmp = folder / f".upload-{uuid.uuid4().hex}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
+    try:  # whole or not at all; a failed write leaves no temporary file behind
+        files.write_bytes_atomic(folder / name, raw)
+    except OSError as exc:
+        raise InsufficientStorage(
+            f"could not save the article ({exc.strerror or exc}); nothing was saved"
+        ) from None
     return name

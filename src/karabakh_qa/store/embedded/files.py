@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # What numpy raises on a damaged array file: a short or empty .npy is EOFError.
 UNREADABLE = (OSError, ValueError, EOFError)
 
+
 def rename(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst`` (a crash point)."""
     os.rename(src, dst)
