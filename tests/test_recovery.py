@@ -29,9 +29,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(
 
 
 @pytest.mark.parametrize("full", [False, True])
-def test_a_build_refuses_to_empty_an_index_that_holds_articles(
-    seed_settings, seed_service, full
-):
+def test_a_build_refuses_to_empty_an_index_that_holds_articles(seed_settings, seed_service, full):
     kept = seed_settings.articles_dir.parent / "kept"
     shutil.move(seed_settings.articles_dir, kept)
     seed_settings.articles_dir.mkdir()

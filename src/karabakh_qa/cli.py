@@ -363,7 +363,7 @@ def serve(settings: Settings, host: str, port: int, threads: int, query_model: s
     """Serve the web form and JSON API with waitress (builds the index if missing)."""
     import waitress
 
-    from .web import create_app
+    from .web import create_app, server_options
 
     if query_model:
         settings = settings.replace(query_model=query_model)
@@ -374,7 +374,7 @@ def serve(settings: Settings, host: str, port: int, threads: int, query_model: s
     app = create_app(settings, service=service)
     service.start_refresher()  # new generations open in the background, not in a query
     click.echo(f"serving on http://{host}:{port}/")
-    waitress.serve(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
+    waitress.serve(app, host=host, port=port, **server_options(settings, threads))
 
 
 @main.group("eval")

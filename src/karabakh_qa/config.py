@@ -92,6 +92,14 @@ class Settings:
     max_article_paragraphs: int = 1000
     default_k: int = 5
     max_request_bytes: int = 1_048_576
+    # The HTTP server (waitress) as the internet meets it: waitress's defaults (100
+    # connections, a 120 s idle timeout) let ~110 idle half-open connections lock
+    # every other client out. Idle connections are closed after server_idle_timeout_s,
+    # looked for every server_cleanup_s; a body over max_request_bytes is refused
+    # from its Content-Length, before it is read.
+    server_connection_limit: int = 1000
+    server_idle_timeout_s: int = 10
+    server_cleanup_s: int = 2
 
     admin_token: str | None = field(default=None, repr=False)
 

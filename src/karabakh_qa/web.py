@@ -343,6 +343,23 @@ class Builder:
             self._thread.join(timeout)
 
 
+def server_options(settings: Settings, threads: int) -> dict:
+    """waitress's settings for serving ``create_app(settings)`` (see Settings)."""
+    return {
+        "threads": threads,
+        "connection_limit": settings.server_connection_limit,
+        "channel_timeout": settings.server_idle_timeout_s,
+        "cleanup_interval": settings.server_cleanup_s,
+        "max_request_body_size": max_body(settings),
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def max_body(settings: Settings) -> int:
+    """Bytes a request body may have: an upload's article plus its form's overhead."""
+    return settings.max_request_bytes + 64 * 1024
+
+
 def create_app(settings: Settings | None = None, service: SearchService | None = None) -> Flask:
     """Build the Flask app around one SearchService (made from ``settings`` if not given)."""
     settings = settings or Settings.from_env()
@@ -353,7 +370,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         static_folder=str(settings.web_dir / "static"),
     )
     app.config.update(
-        MAX_CONTENT_LENGTH=settings.max_request_bytes + 64 * 1024,
+        MAX_CONTENT_LENGTH=max_body(settings),
         KQA_SETTINGS=settings,
         DEBUG=False,
         JSON_SORT_KEYS=False,
