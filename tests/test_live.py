@@ -11,6 +11,9 @@ from karabakh_qa.watch import watch_folder
 from karabakh_qa.web import create_app
 
 from .conftest import write
+from .test_web import schema_validate
+
+SCHEMAS = {"upload": "AddArticleResponse", "reindex": "ReindexResponse"}
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -57,10 +60,17 @@ def test_upload_json_with_right_token_is_indexed(admin, seed_settings, seed_serv
             "source": "Wire",
         },
     )
-    assert r.status_code == 201, r.get_json()
+    assert r.status_code == 202, r.get_json()
     body = r.get_json()
     assert body["source"].startswith("upload-") and body["source"].endswith(".txt")
-    assert body["build"]["added"] == [body["source"]] and body["build"]["embedded"] == 2
+    job = finished(admin, r)
+    assert (job["kind"], job["state"], job["source"], job["error"]) == (
+        "upload",
+        "done",
+        body["source"],
+        None,
+    )
+    assert job["result"]["added"] == [body["source"]] and job["result"]["embedded"] == 2
     hit = seed_service.search("Lachin corridor snow", 1).hits[0].to_dict()
     assert (hit["source"], hit["date"], hit["date_source"], hit["title"]) == (
         body["source"],
@@ -75,7 +85,8 @@ def test_upload_json_with_right_token_is_indexed(admin, seed_settings, seed_serv
 def test_upload_multipart_txt(admin, seed_service):
     data = {"file": (io.BytesIO(b"Floods hit the valley of Zangilan.\n"), "floods.txt")}
     r = admin.post("/api/articles", headers=AUTH, data=data, content_type="multipart/form-data")
-    assert r.status_code == 201
+    assert r.status_code == 202
+    assert finished(admin, r)["state"] == "done"
     assert (
         seed_service.search("Zangilan floods", 1).hits[0].passage.source == r.get_json()["source"]
     )
@@ -139,14 +150,38 @@ def test_bad_uploads_touch_nothing(admin, seed_settings, seed_service, kwargs, s
     assert seed_service.index().generation == 1
 
 
-def test_reindex_starts_background_build(admin, seed_settings, seed_service):
+def finished(admin, accepted) -> dict:
+    """The job a 202 answer names, once it has run, as ``GET /api/jobs/<id>`` shows it."""
+    job_id = accepted.get_json()["job"]["id"]
+    assert accepted.headers["Location"] == f"/api/jobs/{job_id}"
+    admin.application.extensions["karabakh_qa_jobs"].wait(job_id, 60)
+    r = admin.get(f"/api/jobs/{job_id}", headers=AUTH)
+    assert r.status_code == 200
+    schema_validate(admin, accepted.get_json(), SCHEMAS[accepted.get_json()["job"]["kind"]])
+    schema_validate(admin, r.get_json(), "JobResponse")
+    return r.get_json()["job"]
+
+
+def test_reindex_runs_as_a_job(admin, seed_settings, seed_service):
     assert admin.post("/api/reindex").status_code == 401
     write(seed_settings.articles_dir, "new.txt", "Geologists studied the mud volcano near Baku.\n")
     r = admin.post("/api/reindex", headers=AUTH)
-    assert r.status_code == 202 and r.get_json() == {"ok": True, "started": True}
-    admin.application.extensions["karabakh_qa_builder"].join(30)
+    assert r.status_code == 202 and r.get_json()["job"]["kind"] == "reindex"
+    job = finished(admin, r)
+    assert (job["state"], job["result"]["added"], job["error"]) == ("done", ["new.txt"], None)
     assert seed_service.index().generation == 2
     assert seed_service.search("mud volcano", 1).hits[0].passage.source == "new.txt"
+
+
+def test_a_failed_reindex_says_why_in_its_job(admin, seed_settings, seed_service):
+    for path in seed_settings.articles_dir.iterdir():
+        path.unlink()
+    job = finished(admin, admin.post("/api/reindex", headers=AUTH))
+    assert (job["state"], job["result"], job["error"]["status"]) == ("failed", None, 409)
+    assert "refusing to empty the index" in job["error"]["error"]
+    assert seed_service.index().generation == 1  # the index that served serves on
+    assert admin.get("/api/jobs/nope", headers=AUTH).status_code == 404
+    assert admin.get(f"/api/jobs/{job['id']}").status_code == 401
 
 
 def test_queries_during_rebuilds_never_fail(admin, seed_settings, seed_service):

@@ -7,7 +7,7 @@ import pytest
 import waitress
 from waitress.adjustments import Adjustments
 
-from karabakh_qa.web import create_app, server_options
+from karabakh_qa.web import server_options
 
 
 def test_server_options_are_valid_waitress_settings(seed_settings):

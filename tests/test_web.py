@@ -30,6 +30,7 @@ def test_openapi_document_is_valid_3_1(client):
         "/api/articles",
         "/api/articles/{source}",
         "/api/reindex",
+        "/api/jobs/{job_id}",
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template, request
@@ -19,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
+from .jobs import Job, Jobs
 from .service import SearchService
 from .upload import article_from_json, article_from_upload, save_article
 
@@ -256,15 +256,36 @@ def add_article():
     else:
         raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
     saved = save_article(current_app.config["KQA_SETTINGS"], raw)
-    report = current_app.extensions["karabakh_qa_builder"].build_now(only=[saved])
-    return jsonify({"ok": True, "source": saved, "build": report.to_dict()}), 201
+    svc = service()
+    job = jobs().submit(
+        "upload", lambda: svc.build(wait=True, only=[saved]).to_dict(), source=saved
+    )
+    return _accepted({"ok": True, "source": saved, "job": job.to_dict()}, job)
 
 
 @api.post("/reindex")
 def reindex():
     require_admin()
-    started = current_app.extensions["karabakh_qa_builder"].start()
-    return jsonify({"ok": True, "started": started}), 202
+    svc = service()
+    job = jobs().submit("reindex", lambda: svc.build(wait=True).to_dict())
+    return _accepted({"ok": True, "job": job.to_dict()}, job)
+
+
+@api.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    """Where an upload's or a reindex's build stands: queued, running, done, failed."""
+    require_admin()
+    return jsonify({"ok": True, "job": jobs().get(job_id).to_dict()})
+
+
+def jobs() -> Jobs:
+    return current_app.extensions["karabakh_qa_jobs"]
+
+
+def _accepted(body: dict, job: Job):
+    response = make_response(jsonify(body), 202)
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    return response
 
 
 # --- errors and headers --------------------------------------------------------------
@@ -311,38 +332,6 @@ def security_headers(response):
     return response
 
 
-class Builder:
-    """Runs incremental builds for the admin endpoints, one at a time, off-request."""
-
-    def __init__(self, svc: SearchService) -> None:
-        self.svc = svc
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def build_now(self, only: list[str] | None = None):
-        """Index now; ``only`` limits the work to those files (an upload), so the
-        cost is the article's, not the folder's."""
-        return self.svc.build(wait=True, only=only)
-
-    def start(self) -> bool:
-        with self._lock:
-            if self._thread and self._thread.is_alive():
-                return False
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-            return True
-
-    def _run(self) -> None:
-        try:
-            self.svc.build(wait=True)
-        except KarabakhError:
-            log.exception("background build failed; the serving index is unchanged")
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
-
-
 def server_options(settings: Settings, threads: int) -> dict:
     """waitress's settings for serving ``create_app(settings)`` (see Settings)."""
     return {
@@ -377,7 +366,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     )
     app.json.sort_keys = False
     app.extensions["karabakh_qa"] = svc
-    app.extensions["karabakh_qa_builder"] = Builder(svc)
+    app.extensions["karabakh_qa_jobs"] = Jobs()
     app.register_blueprint(html)
     app.register_blueprint(api)
     app.register_error_handler(Exception, handle_error)
