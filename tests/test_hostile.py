@@ -60,10 +60,18 @@ def test_405_names_the_allowed_methods(client):
     ]
 
 
-def test_an_empty_date_in_json_is_a_400(client):
-    r = client.post("/api/ask", json={"question": "ceasefire", "since": ""})
-    assert r.status_code == 400
-    assert "since must be a date as YYYY-MM-DD" in r.get_json()["error"]
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        ("post", {"json": {"question": "ceasefire", "since": ""}}, "since must be a date"),
+        ("get", {"query_string": "q=ceasefire&until="}, "until must be a date"),
+        ("get", {"query_string": "q=ceasefire&k="}, "k must be a whole number"),
+    ],
+)
+def test_an_empty_value_in_the_api_is_a_400(client, method, kwargs, message):
+    r = getattr(client, method)("/api/ask", **kwargs)
+    assert r.status_code == 400 and message in r.get_json()["error"]
+    assert client.get("/?q=ceasefire&k=&since=&until=").status_code == 200  # the form's fields
 
 
 def test_every_4xx_the_api_gives_is_declared(client):

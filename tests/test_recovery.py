@@ -84,3 +84,30 @@ def test_a_damaged_segment_with_nothing_intact_is_503_then_repaired(
     report = fresh.build()
     assert (report.articles, report.passages) == (5, 86)
     assert client.get("/api/ask?q=ceasefire").status_code == 200
+
+
+def test_a_build_the_disk_stops_leaves_nothing_and_says_why(
+    seed_settings, seed_service, monkeypatch
+):
+    import errno
+
+    from karabakh_qa.errors import InsufficientStorage
+    from karabakh_qa.store.embedded import files
+
+    before = sorted(p.name for p in seed_settings.index_dir.iterdir())
+    real, calls = files.fsync, [0]
+
+    def full_after_a_while(path):
+        calls[0] += 1
+        if calls[0] == 3:  # mid-build: some files written, the generation not published
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path)
+
+    monkeypatch.setattr(files, "fsync", full_after_a_while)
+    write(seed_settings.articles_dir, "new.txt", NEW)
+    with pytest.raises(InsufficientStorage, match=r"could not write the index \(No space"):
+        seed_service.build()
+    assert sorted(p.name for p in seed_settings.index_dir.iterdir()) == before
+    assert seed_service.health()["generation"] == 1
+    monkeypatch.setattr(files, "fsync", real)
+    assert seed_service.build().added == ["new.txt"]

@@ -183,10 +183,12 @@ def ask():
             body.get("since"),
             body.get("until"),
         )
-        return jsonify(service().search(*params, blank_is_absent=False).to_dict())
-    a = request.args
-    params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
-    return jsonify(service().search(*params).to_dict())
+    else:
+        a = request.args
+        params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
+    # the API is strict: an empty k, since or until is a 400 (the HTML form, whose
+    # empty fields mean "not given", is not)
+    return jsonify(service().search(*params, blank_is_absent=False).to_dict())
 
 
 @api.get("/health")

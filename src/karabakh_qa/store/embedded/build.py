@@ -17,6 +17,8 @@ serving; the next build removes what the crashed one left behind.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import time
 from collections import Counter
@@ -28,7 +30,7 @@ import numpy as np
 
 from ...config import Settings
 from ...embed import Embedder
-from ...errors import Conflict, IndexUnavailable
+from ...errors import Conflict, IndexUnavailable, InsufficientStorage
 from ...ingest import Skipped
 from ...records import Article
 from ...sparse import TOKENIZER_VERSION, tokenize
@@ -149,6 +151,34 @@ def clean_index_dir(index_dir: Path, keep: set[str]) -> None:
             files.remove(p)
 
 
+DISK_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+@contextlib.contextmanager
+def _write_failures(index_dir: Path) -> Iterator[None]:
+    """A build the disk stops (full, read-only): what it wrote goes at once, not at the
+    next build, and the error says so (InsufficientStorage); the serving generation
+    and the one before it stay untouched."""
+    try:
+        yield
+    except OSError as exc:
+        name = current_name(index_dir)
+        try:
+            keep = kept_files(index_dir, read_manifest(index_dir, name)) if name else set()
+        except (FileNotFoundError, IndexUnavailable):
+            keep = {name} if name else set()
+        try:
+            clean_index_dir(index_dir, keep)
+        except OSError as again:
+            log.warning("could not remove the failed build's files: %s", again)
+        if exc.errno not in DISK_REFUSED:
+            raise
+        raise InsufficientStorage(
+            f"the build could not write the index ({exc.strerror or exc}); the generation "
+            "that served serves on, and what this build wrote is removed"
+        ) from None
+
+
 def previous_manifest(index_dir: Path, current: Manifest) -> Manifest | None:
     name = current.extra.get("previous")
     if not name:
@@ -204,7 +234,7 @@ def build_index(
     started = time.perf_counter()
     index_dir = settings.index_dir
     cache = cache or SegmentCache()
-    with files.build_lock(index_dir, wait=wait):
+    with files.build_lock(index_dir, wait=wait), _write_failures(index_dir):
         target = empty_manifest(settings, embedder)
         current = current_name(index_dir)
         if current is not None:  # what crashed builds left behind goes first
