@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .records import Article, Passage
+from .records import Article, Passage, outlet_of, safe_url
 
 TRIM = " \t\r\n\xa0\ufeff\u200b"
 TERMINAL = tuple(".!?…:;\"”’'")
@@ -344,6 +344,8 @@ def chunk_article(
                     date_source=date_source,
                     title=title,
                     group=pid,
+                    outlet=outlet_of(article.publisher, article.url),
+                    url=safe_url(article.url),
                 )
             )
     return article, passages

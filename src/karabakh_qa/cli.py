@@ -270,12 +270,15 @@ def print_result(result: SearchResult) -> None:
         section = f', section "{d["section"]}"' if d["section"] else ""
         click.echo(f"[{d['rank']}] {d['text']}")
         click.echo(
-            f"    — {d['source']}, {date}, paragraph {d['paragraph']}{section}, "
+            f"    — {d['file']}, {date}, paragraph {d['paragraph']}{section}, "
             f"chars {d['start']}–{d['end']} (score {d['score']:.3f})"
         )
+        title = f"“{d['title']}”" if d["title"] else None
+        who = " · ".join(x for x in (d["outlet"] or "outlet unknown", title, d["url"]) if x)
+        click.echo(f"      {who}")
         for c in d["also_in"]:
             click.echo(
-                f"    also in {c['source']} paragraph {c['paragraph']} "
+                f"    also in {c['file']} paragraph {c['paragraph']} "
                 f"({c['date'] or 'date unknown'})"
             )
         click.echo()

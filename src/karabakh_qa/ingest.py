@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 ARTICLE_SUFFIXES = (".txt", ".md")
 UNREADABLE = "unreadable"  # stands for the hash of a file that could not be read
-FRONT_MATTER_KEYS = ("title", "date", "source", "url")
+FRONT_MATTER_KEYS = ("title", "date", "source", "outlet", "url")
 
 _FRONT_MATTER = re.compile(
     r"\A\ufeff?---[ \t]*\r?\n(?P<body>.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M
@@ -111,7 +111,7 @@ def parse_article(source: str, raw: bytes) -> Article:
         date=date,
         date_source=date_source,
         url=meta.get("url") or None,
-        publisher=meta.get("source") or None,
+        publisher=meta.get("outlet") or meta.get("source") or None,
     )
 
 

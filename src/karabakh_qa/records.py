@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Passage:
     date_source: str | None
     title: str | None = None
     group: str = ""  # id of the near-duplicate group's representative
+    outlet: str | None = None  # who published it (see :func:`outlet_of`)
+    url: str | None = None  # where it was published (http or https only)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,8 +73,11 @@ class Hit:
             "score": round(self.score, 6),
             "id": p.id,
             "text": p.text,
-            "source": p.source,
+            "file": p.source,
+            "source": p.source,  # deprecated alias of "file" (README, "Deprecations")
             "title": p.title,
+            "outlet": p.outlet,
+            "url": p.url,
             "date": p.date,
             "date_source": p.date_source,
             "paragraph": p.paragraph,
@@ -84,3 +90,27 @@ class Hit:
             "answer_span": self.answer_span,
             "explain": self.explain,
         }
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address with a host; None otherwise (a
+    ``javascript:`` or ``file:`` URL in front matter is never shown or linked)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def outlet_of(publisher: str | None, url: str | None) -> str | None:
+    """Who published an article: front matter ``outlet:`` or ``source:``, else the
+    domain of its URL (``www.`` dropped), else None (unknown, never guessed)."""
+    if publisher and publisher.strip():
+        return publisher.strip()
+    safe = safe_url(url)
+    if safe is None:
+        return None
+    host = urlsplit(safe).hostname or ""
+    return host.removeprefix("www.") or None

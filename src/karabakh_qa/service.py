@@ -9,6 +9,7 @@ into ranked, de-duplicated, cited hits.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -25,11 +26,19 @@ from .answer.judge import KeyTerm, coverage, key_terms, missing, numbers_held
 from .answer.rank import Ranker, reorder
 from .answer.spans import answer_type, best_span
 from .chunk import normalise
+from .cite import Quote
 from .config import DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
-from .errors import BadRequest, IndexUnavailable, NotFound, valid_unicode, whole_number
+from .errors import (
+    ArticleError,
+    BadRequest,
+    IndexUnavailable,
+    NotFound,
+    valid_unicode,
+    whole_number,
+)
 from .fuse import fuse, ranks_of
-from .ingest import iso_date
+from .ingest import decode_article, iso_date
 from .pacing import Pacer
 from .records import Hit, Passage
 from .sparse import term_spans, tokenize
@@ -704,7 +713,9 @@ class SearchService:
             out.append(
                 {
                     "id": p.id,
-                    "source": p.source,
+                    "file": p.source,
+                    "source": p.source,  # deprecated alias of "file"
+                    "outlet": p.outlet,
                     "paragraph": p.paragraph,
                     "date": p.date,
                     "date_source": p.date_source,
@@ -743,6 +754,28 @@ class SearchService:
             raise NotFound(f"no indexed article called {source!r}")
         meta, rows = found
         return meta, [index.passage(r) for r in rows]
+
+    def passage(self, pid: object) -> tuple[Passage, dict]:
+        """A live passage by its id, with its article's metadata, or NotFound."""
+        index = self.index()
+        row = index.row_of_id(pid) if isinstance(pid, str) and len(pid) <= 16 else None
+        if row is None:
+            raise NotFound(f"no passage with id {pid!r} in the serving index")
+        p = index.passage(row)
+        return p, index.article(p.source)[0]
+
+    def quote(self, pid: object, link: str) -> Quote:
+        """Passage ``pid`` as a citable quote, its context read from the article file
+        when the file is still the one indexed (same SHA-256)."""
+        p, meta = self.passage(pid)
+        text = None
+        try:
+            raw = (self.settings.articles_dir / p.source).read_bytes()
+            if hashlib.sha256(raw).hexdigest() == meta.get("sha256"):
+                text = decode_article(p.source, raw)
+        except (OSError, ArticleError):
+            pass
+        return Quote.in_article(p, text, link)
 
     def articles(self) -> dict[str, dict]:
         """Every live article's metadata by file name (read once per generation)."""

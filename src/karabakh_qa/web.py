@@ -13,12 +13,23 @@ import json
 import logging
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, jsonify, make_response, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
+from .cite import FORMATS, render
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
+from .records import Passage
 from .service import SearchService
 from .upload import article_from_json, article_from_upload, save_article
 
@@ -231,6 +242,48 @@ def get_article(source: str):
     )
 
 
+def passage_json(p: Passage) -> dict:
+    """A passage's fields in the API's vocabulary (``source``: deprecated alias of ``file``)."""
+    keys = ("id", "paragraph", "part", "section", "start", "end", "text", "date", "date_source")
+    return {
+        **{k: getattr(p, k) for k in keys},
+        "file": p.source,
+        "source": p.source,
+        "title": p.title,
+        "outlet": p.outlet,
+        "url": p.url,
+    }
+
+
+def passage_link(p: Passage) -> str:
+    """The article page, scrolled to the passage's paragraph (absolute URL)."""
+    url = url_for("html.article", source=p.source, p=p.paragraph, _external=True)
+    return f"{url}#p{p.paragraph}"
+
+
+@api.get("/passages/<pid>")
+def get_passage(pid: str):
+    """One passage by its stable id, with its article's metadata: what a citation names."""
+    p, meta = service().passage(pid)
+    article = {"file": p.source, **{k: meta.get(k) for k in ARTICLE_FIELDS}, "outlet": p.outlet}
+    return jsonify({"ok": True, "passage": passage_json(p), "article": article})
+
+
+@api.get("/passages/<pid>/cite")
+def cite_passage(pid: str):
+    """The passage as a citation: ``format`` csl-json (default), bibtex or ris."""
+    fmt = request.args.get("format", "csl-json")
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    svc = service()
+    p, _ = svc.passage(pid)
+    body = render(svc.quote(pid, passage_link(p)), fmt)
+    response = current_app.response_class(body, mimetype=FORMATS[fmt])
+    ext = {"csl-json": "json", "bibtex": "bib", "ris": "ris"}[fmt]
+    response.headers["Content-Disposition"] = f'inline; filename="kqa-{p.id}.{ext}"'
+    return response
+
+
 @api.get("/openapi.json")
 def openapi():
     path = Path(current_app.static_folder) / "openapi.json"
@@ -371,6 +424,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     app.extensions["karabakh_qa_jobs"] = Jobs()
     app.register_blueprint(html)
     app.register_blueprint(api)
+    app.register_blueprint(api, url_prefix="/api/v1", name="api_v1")  # the versioned name
     app.register_error_handler(Exception, handle_error)
     app.before_request(limit_body)
     app.after_request(security_headers)

@@ -247,6 +247,20 @@ class Snapshot:
         base = int(self.bases[pos])
         return meta, list(range(base + lo, base + hi))
 
+    def row_of_id(self, pid: str) -> int | None:
+        """The live global row of passage ``pid`` (a scan of the ids column: a citation
+        lookup, not a query path), or None."""
+        try:
+            wanted = np.array(pid.encode("ascii"), dtype="S16")
+        except UnicodeEncodeError:
+            return None
+        for pos, seg in enumerate(self.segments):
+            for local in np.flatnonzero(seg.a["ids"] == wanted).tolist():
+                live = self.live[pos]
+                if live is None or live[local]:
+                    return int(self.bases[pos]) + local
+        return None
+
     def rows_where(
         self, sources: tuple[str, ...], since: str | None, until: str | None
     ) -> np.ndarray:

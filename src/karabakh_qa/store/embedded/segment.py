@@ -39,7 +39,7 @@ import numpy as np
 
 from ...dedup import band_index
 from ...errors import IndexUnavailable
-from ...records import Passage
+from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
@@ -317,6 +317,8 @@ class Segment:
             date_source=art["date_source"],
             title=art["title"],
             group=pid,
+            outlet=outlet_of(art.get("publisher"), art.get("url")),
+            url=safe_url(art.get("url")),
         )
 
     def passage_blob(self, row: int) -> bytes:

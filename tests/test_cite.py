@@ -1,0 +1,150 @@
+"""Issue 14: who said it, and how to cite it (provenance and citation formats)."""
+
+import json
+
+import pytest
+
+from karabakh_qa.service import SearchService
+from karabakh_qa.web import create_app
+
+from .conftest import make_settings, write
+
+ARTICLE = (
+    "---\ntitle: Dam {inspected} near Tartar\ndate: 2021-03-04\noutlet: Caucasus Wire\n"
+    "url: https://www.example.org/dam\n---\nEngineers inspected the Sarsang dam on Tuesday.\n\n"
+    "They found cracks in 14 places, the ministry said.\n"
+)
+PID = "d952e2843dc3e191"
+LINK = "http://localhost/articles/cite.txt?p=2#p2"
+
+
+@pytest.fixture
+def cite_client(tmp_path, embedder):
+    settings = make_settings(tmp_path)
+    settings.articles_dir.mkdir()
+    write(settings.articles_dir, "cite.txt", ARTICLE)
+    write(
+        settings.articles_dir,
+        "bare.txt",
+        "---\nurl: javascript:alert(1)\n---\nA dam report with a hostile link and no outlet.\n",
+    )
+    write(
+        settings.articles_dir, "web.txt", "---\nurl: https://www.bbc.co.uk/news/1\n---\nDam news.\n"
+    )
+    service = SearchService(settings, embedder)
+    service.build()
+    return create_app(settings, service=service).test_client(), settings
+
+
+def test_every_hit_says_who_published_it(cite_client):
+    client, _ = cite_client
+    hits = {h["file"]: h for h in client.get("/api/ask?q=dam&k=10").get_json()["results"]}
+    provenance = {f: (h["source"], h["title"], h["outlet"], h["url"]) for f, h in hits.items()}
+    assert provenance == {
+        "cite.txt": (
+            "cite.txt",
+            "Dam {inspected} near Tartar",
+            "Caucasus Wire",
+            "https://www.example.org/dam",
+        ),
+        "bare.txt": ("bare.txt", None, None, None),  # a javascript: URL is never shown
+        "web.txt": ("web.txt", None, "bbc.co.uk", "https://www.bbc.co.uk/news/1"),
+    }
+    page = client.get("/?q=dam&k=10").get_data(as_text=True)
+    assert "Caucasus Wire" in page and 'href="https://www.example.org/dam"' in page
+    assert "javascript:" not in page
+
+
+def test_a_passage_by_its_id(cite_client):
+    client, _ = cite_client
+    data = client.get(f"/api/v1/passages/{PID}").get_json()
+    assert data["passage"]["text"] == "They found cracks in 14 places, the ministry said."
+    assert (data["passage"]["file"], data["article"]["outlet"], data["article"]["date"]) == (
+        "cite.txt",
+        "Caucasus Wire",
+        "2021-03-04",
+    )
+    assert client.get(f"/api/passages/{PID}").get_json() == data  # the unversioned alias
+    assert client.get("/api/v1/passages/0000000000000000").status_code == 404
+
+
+def test_csl_json_pins_the_exact_quote(cite_client):
+    client, settings = cite_client
+    r = client.get(f"/api/v1/passages/{PID}/cite?format=csl-json")
+    assert r.mimetype == "application/vnd.citationstyles.csl+json"
+    assert json.loads(r.get_data()) == [
+        {
+            "id": PID,
+            "type": "article-newspaper",
+            "title": "Dam {inspected} near Tartar",
+            "container-title": "Caucasus Wire",
+            "URL": "https://www.example.org/dam",
+            "issued": {"date-parts": [[2021, 3, 4]]},
+            "note": f"Quoted: cite.txt, paragraph 2, characters 164-214 (karabakh-qa passage {PID})",
+            "selector": [
+                {
+                    "type": "TextQuoteSelector",
+                    "exact": "They found cracks in 14 places, the ministry said.",
+                    "prefix": "ed the Sarsang dam on Tuesday.\n\n",
+                    "suffix": "\n",
+                },
+                {"type": "TextPositionSelector", "start": 164, "end": 214},
+            ],
+            "karabakh-qa": {"file": "cite.txt", "paragraph": 2, "link": LINK},
+        }
+    ]
+    quote, position = json.loads(r.get_data())[0]["selector"]
+    text = (settings.articles_dir / "cite.txt").read_bytes().decode("utf-8")
+    exact = text[position["start"] : position["end"]]
+    assert quote["exact"].encode("utf-8") == exact.encode("utf-8")  # byte for byte
+    before = text[: position["start"]]
+    assert before.endswith(quote["prefix"]) and text[position["end"] :].startswith(quote["suffix"])
+
+
+def test_bibtex_and_ris(cite_client):
+    client, _ = cite_client
+    bib = client.get(f"/api/v1/passages/{PID}/cite?format=bibtex")
+    assert bib.mimetype == "application/x-bibtex"
+    assert bib.get_data(as_text=True) == (
+        f"@article{{kqa-{PID},\n"
+        "  title = {Dam \\{inspected\\} near Tartar},\n"
+        "  journal = {Caucasus Wire},\n"
+        "  year = {2021},\n"
+        "  month = {3},\n"
+        "  day = {4},\n"
+        "  url = {https://www.example.org/dam},\n"
+        "  note = {Quoted: cite.txt, paragraph 2, characters 164-214: "
+        "\u201cThey found cracks in 14 places, the ministry said.\u201d},\n"
+        f"  howpublished = {{{LINK}}}\n"
+        "}\n"
+    )
+    ris = client.get(f"/api/v1/passages/{PID}/cite?format=ris")
+    assert ris.mimetype == "application/x-research-info-systems"
+    assert ris.get_data(as_text=True) == (
+        "TY  - NEWS\r\n"
+        f"ID  - kqa-{PID}\r\n"
+        "TI  - Dam {inspected} near Tartar\r\n"
+        "T2  - Caucasus Wire\r\n"
+        "DA  - 2021/03/04\r\n"
+        "PY  - 2021\r\n"
+        "UR  - https://www.example.org/dam\r\n"
+        f"LK  - {LINK}\r\n"
+        "N1  - Quoted: cite.txt, paragraph 2, characters 164-214\r\n"
+        "AB  - They found cracks in 14 places, the ministry said.\r\n"
+        "ER  - \r\n"
+    )
+    r = client.get(f"/api/v1/passages/{PID}/cite?format=apa")
+    assert (
+        r.status_code == 400
+        and "format must be one of csl-json, bibtex, ris" in r.get_json()["error"]
+    )
+
+
+def test_a_changed_file_keeps_the_quote_but_drops_its_context(cite_client):
+    client, settings = cite_client
+    (settings.articles_dir / "cite.txt").write_text(ARTICLE + "\nA later paragraph.\n")
+    quote = json.loads(client.get(f"/api/v1/passages/{PID}/cite").get_data())[0]["selector"][0]
+    assert quote == {
+        "type": "TextQuoteSelector",
+        "exact": "They found cracks in 14 places, the ministry said.",
+    }
