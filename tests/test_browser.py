@@ -51,10 +51,13 @@ def test_ask_follow_citation_and_screenshot(server):
         assert link.inner_text() == "003_10ac5b029c183a1d.txt, paragraph 3"
         page.screenshot(path=str(OUT / "results.png"), full_page=True)
         link.click()
-        page.wait_for_url("**/articles/003_10ac5b029c183a1d.txt?p=3#p3")
+        page.wait_for_url("**/articles/003_10ac5b029c183a1d.txt?p=3#p3s1")
         cited = page.locator("p.para.cited")
         assert cited.count() == 1 and cited.get_attribute("id") == "p3"
         assert "1,165 houses" in cited.inner_text()
+        sentence = page.locator(".sent:target")  # the deep link marks the quoted sentence
+        assert sentence.get_attribute("id") == "p3s1"
+        assert "destroyed 1,165 houses" in sentence.inner_text()
         assert page.locator("h1").count() == 1
         page.screenshot(path=str(OUT / "article.png"), full_page=True)
         browser.close()

@@ -8,6 +8,7 @@ from karabakh_qa.service import SearchService
 from karabakh_qa.web import create_app
 
 from .conftest import make_settings, write
+from .test_web import schema_validate
 
 ARTICLE = (
     "---\ntitle: Dam {inspected} near Tartar\ndate: 2021-03-04\noutlet: Caucasus Wire\n"
@@ -65,6 +66,7 @@ def test_a_passage_by_its_id(cite_client):
         "2021-03-04",
     )
     assert client.get(f"/api/passages/{PID}").get_json() == data  # the unversioned alias
+    schema_validate(client, data, "PassageResponse")
     assert client.get("/api/v1/passages/0000000000000000").status_code == 404
 
 
@@ -148,3 +150,22 @@ def test_a_changed_file_keeps_the_quote_but_drops_its_context(cite_client):
         "type": "TextQuoteSelector",
         "exact": "They found cracks in 14 places, the ministry said.",
     }
+
+
+def test_the_article_page_carries_citation_meta_tags_and_sentence_anchors(cite_client):
+    client, _ = cite_client
+    page = client.get("/articles/cite.txt").get_data(as_text=True)
+    for tag in (
+        '<meta name="citation_title" content="Dam {inspected} near Tartar">',
+        '<meta name="citation_publication_date" content="2021/03/04">',
+        '<meta name="citation_publisher" content="Caucasus Wire">',
+        '<meta name="citation_public_url" content="https://www.example.org/dam">',
+        '<meta name="DC.date" content="2021-03-04">',
+        '<meta name="DC.source" content="cite.txt">',
+    ):
+        assert tag in page, tag
+    assert '<span class="sent" id="p2s1">They found cracks in 14 places, the ministry said.</span>' in page
+    results = client.get("/?q=cracks+ministry").get_data(as_text=True)
+    assert 'href="/articles/cite.txt?p=2#p2s1"' in results
+    bare = client.get("/articles/bare.txt").get_data(as_text=True)
+    assert "citation_public_url" not in bare and "javascript:" not in bare

@@ -31,6 +31,8 @@ def test_openapi_document_is_valid_3_1(client):
         "/api/articles/{source}",
         "/api/reindex",
         "/api/jobs/{job_id}",
+        "/api/passages/{pid}",
+        "/api/passages/{pid}/cite",
     }
 
 

@@ -30,6 +30,7 @@ from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
 from .records import Passage
+from .sentences import passage_sentences
 from .service import SearchService
 from .upload import article_from_json, article_from_upload, save_article
 
@@ -119,6 +120,7 @@ def home():
         articles=articles,
         segments=segments,
         date_label=date_label,
+        sentence_anchor=sentence_anchor,
     ), status
 
 
@@ -126,20 +128,39 @@ def home():
 def article(source: str):
     meta, passages = service().article(source)
     paragraphs: list[dict] = []
-    for p in passages:
-        if paragraphs and paragraphs[-1]["n"] == p.paragraph:
-            paragraphs[-1]["text"] += " " + p.text
-            continue
-        paragraphs.append({"n": p.paragraph, "section": p.section, "text": p.text})
+    for p in passages:  # a paragraph's parts joined; its sentences numbered from 1
+        if not paragraphs or paragraphs[-1]["n"] != p.paragraph:
+            paragraphs.append({"n": p.paragraph, "section": p.section, "sentences": []})
+        paragraphs[-1]["sentences"] += [p.text[s:e] for s, e in passage_sentences(p)]
     cited = request.args.get("p", type=int)
+    first = passages[0] if passages else None
     return render_template(
         "article.html",
         source=source,
         meta=meta,
+        outlet=first.outlet if first else None,
+        url=first.url if first else None,
         paragraphs=paragraphs,
         cited=cited,
         date_label=date_label,
     )
+
+
+def sentence_anchor(hit) -> str:
+    """``p<n>s<m>``: the hit's marked sentence on its article page (sentences counted
+    from 1 across the paragraph's parts, as :func:`article` numbers them)."""
+    p = hit.passage
+    spans = passage_sentences(p)
+    marked = tuple(hit.highlights.get("sentence") or spans[0])
+    m = next((i for i, (s, e) in enumerate(spans) if s <= marked[0] < max(e, s + 1)), 0) + 1
+    if p.part > 1:  # a long paragraph's later part: count the sentences before it
+        _, passages = service().article(p.source)
+        m += sum(
+            len(passage_sentences(q))
+            for q in passages
+            if q.paragraph == p.paragraph and q.part < p.part
+        )
+    return f"p{p.paragraph}s{m}"
 
 
 # --- JSON API ----------------------------------------------------------------------
