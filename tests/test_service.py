@@ -198,3 +198,10 @@ def test_missing_key_terms_mean_no_answer_and_spans_are_verbatim(seed_service):
         assert span["type"] in ("number", "date")
     plain = seed_service.search("How many houses have been destroyed?", 5).to_dict()
     assert plain["missing_terms"] == []
+
+
+def test_warm_loads_the_question_model_before_the_first_question(seed_settings, seed_service):
+    fresh = SearchService(seed_settings)  # as `serve` makes it: no model loaded yet
+    assert fresh._embedder is None
+    fresh.warm()
+    assert fresh._embedder is not None and fresh._embedder.name == "hash-bow-64"

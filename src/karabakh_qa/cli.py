@@ -376,6 +376,7 @@ def serve(settings: Settings, host: str, port: int, threads: int, query_model: s
         print_report(report)
     app = create_app(settings, service=service)
     service.start_refresher()  # new generations open in the background, not in a query
+    service.warm()  # the model loaded and a few questions answered before we say so
     click.echo(f"serving on http://{host}:{port}/")
     waitress.serve(app, host=host, port=port, **server_options(settings, threads))
 

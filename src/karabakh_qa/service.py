@@ -541,6 +541,19 @@ class SearchService:
             return self.build(full=True, wait=True)
         return None
 
+    WARM_QUESTIONS = ("Who said what, and when?", "How many people were there?")
+
+    def warm(self) -> None:
+        """Load the question model, the learned ranker and the compiled loops, and
+        answer a few questions, before a server says it is serving: the first user's
+        question then costs what later ones do (it took 4-6.5 s while the model loaded
+        behind it)."""
+        self.embedder  # noqa: B018
+        self._ranker()
+        kernels.load()
+        for question in self.WARM_QUESTIONS:
+            self.search(question, self.settings.default_k)
+
     def stale(self) -> list[str]:
         return stale_sources(self.index(), self.settings.articles_dir)
 
