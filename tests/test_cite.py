@@ -164,8 +164,28 @@ def test_the_article_page_carries_citation_meta_tags_and_sentence_anchors(cite_c
         '<meta name="DC.source" content="cite.txt">',
     ):
         assert tag in page, tag
-    assert '<span class="sent" id="p2s1">They found cracks in 14 places, the ministry said.</span>' in page
+    assert (
+        '<span class="sent" id="p2s1">They found cracks in 14 places, the ministry said.</span>'
+        in page
+    )
     results = client.get("/?q=cracks+ministry").get_data(as_text=True)
     assert 'href="/articles/cite.txt?p=2#p2s1"' in results
     bare = client.get("/articles/bare.txt").get_data(as_text=True)
     assert "citation_public_url" not in bare and "javascript:" not in bare
+
+
+def test_why_it_ranked_and_the_answer_mark_only_where_the_rule_holds(client):
+    data = client.get("/api/ask?q=How+many+houses+have+been+destroyed%3F&k=5").get_json()
+    parts = [h["explain"]["parts"] for h in data["results"]]
+    assert all(0.0 <= v <= 1.0 for p in parts for v in p.values())
+    top_lexical = next(h for h in data["results"] if h["explain"]["bm25_rank"] == 1)
+    assert top_lexical["explain"]["parts"]["lexical"] == 1.0
+    first = data["results"][0]
+    assert data["answer_found"] and first["answers"] and first["explain"]["parts"]["answer"] > 0
+    page = client.get("/?q=How+many+houses+have+been+destroyed%3F&k=5").get_data(as_text=True)
+    assert page.count("<mark>") == sum(h["answers"] for h in data["results"]) >= 1
+    assert page.count('<details class="why">') == 5
+    off = client.get("/api/ask?q=Who+won+the+1998+football+world+cup%3F").get_json()
+    assert off["answer_found"] is False and not any(h["answers"] for h in off["results"])
+    page = client.get("/?q=Who+won+the+1998+football+world+cup%3F").get_data(as_text=True)
+    assert "<mark>" not in page and 'class="answer"' not in page

@@ -65,6 +65,7 @@ class Hit:
     highlights: dict = field(default_factory=dict)
     explain: dict = field(default_factory=dict)
     answer_span: dict | None = None  # {start, end, text, type}, offsets into the article
+    answers: bool = False  # passes the answer rule on its own (the page marks only these)
 
     def to_dict(self) -> dict:
         p = self.passage
@@ -88,6 +89,7 @@ class Hit:
             "also_in": list(self.also_in),
             "highlights": self.highlights,
             "answer_span": self.answer_span,
+            "answers": self.answers,
             "explain": self.explain,
         }
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .answer.judge import KeyTerm, coverage, key_terms, missing, numbers_held
 from .answer.rank import Ranker, reorder
-from .answer.spans import answer_type, best_span
+from .answer.spans import Span, answer_type, best_span
 from .chunk import normalise
 from .cite import Quote
 from .config import DEFAULT_MODEL, Settings
@@ -110,9 +110,12 @@ class Candidates:
         """Candidate positions, best first; equal scores by passage id."""
         return np.lexsort((self.ids, -fused))
 
-    def explain(self, i: int) -> dict:
-        """Why candidate ``i`` ranked: each feature, and its rank in each retriever."""
+    def explain(self, i: int, span: Span | None = None) -> dict:
+        """Why candidate ``i`` ranked: each feature, and its rank in each retriever; and
+        on one 0-1 scale ("parts"), with its answer ``span``'s fit (1: the wanted type
+        beside the question's words)."""
         bm25, dense, sentence, coverage = (round(float(x), 6) for x in self.features[:, i])
+        top_bm25 = float(self.features[0].max()) if self.features.shape[1] else 0.0
         return {
             "bm25_score": bm25,
             "bm25_rank": int(self.bm25_rank[i]) or None,
@@ -120,6 +123,14 @@ class Candidates:
             "dense_rank": int(self.dense_rank[i]) or None,
             "sentence_score": sentence,
             "term_coverage": coverage,
+            # the same evidence on one 0-1 scale, for people (the page's "why")
+            "parts": {
+                "lexical": round(bm25 / top_bm25, 4) if top_bm25 > 0 else 0.0,
+                "semantic": round(min(1.0, max(0.0, dense)), 4),
+                "sentence": round(min(1.0, max(0.0, sentence)), 4),
+                "terms": round(min(1.0, max(0.0, coverage)), 4),
+                "answer": round(min(1.0, span.score / 2), 4) if span else 0.0,
+            },
         }
 
 
@@ -706,7 +717,7 @@ class SearchService:
                         "sentence": sentence,
                         "terms": matched_terms(passage.text, query_terms),
                     },
-                    explain=cands.explain(j),
+                    explain=cands.explain(j, span),
                     answer_span=span.to_dict(passage.start) if span else None,
                 )
             )
@@ -714,6 +725,11 @@ class SearchService:
                 break
         absent = tuple(missing(keys))
         found = self._answer_found(hits, keys, index.bm25.n) and not absent
+        n = index.bm25.n
+        hits = [  # only a hit that passes the answer rule on its own is marked as one
+            replace(h, answers=found and self._answers(h, keys, n))
+            for h in hits
+        ]
         return hits, found, (absent, kind)
 
     def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
@@ -745,17 +761,24 @@ class SearchService:
         sentence covering most of the question's (idf-weighted) terms.
         Thresholds are calibrated on tests/data/seed_dev.json and bbc_dev.json
         (README, "No answer")."""
-        s = self.settings
         texts = [h.passage.text for h in hits[:3]]
-        if coverage(keys, texts, n) < s.min_key_coverage or not numbers_held(keys, texts):
-            return False
-        for h in hits[:3]:
-            dense, cover = h.explain["dense_score"], h.explain["term_coverage"]
-            if dense >= s.min_dense_score or (
-                dense >= s.min_dense_with_terms and cover >= s.min_term_coverage
-            ):
-                return True
-        return False
+        return self._holds_keys(keys, texts, n) and any(self._close(h) for h in hits[:3])
+
+    def _answers(self, hit: Hit, keys: list[KeyTerm], n: int) -> bool:
+        """The answer rule for one hit alone: its own text holds the key terms."""
+        return self._holds_keys(keys, [hit.passage.text], n) and self._close(hit)
+
+    def _holds_keys(self, keys: list[KeyTerm], texts: list[str], n: int) -> bool:
+        covered = coverage(keys, texts, n) >= self.settings.min_key_coverage
+        return covered and numbers_held(keys, texts)
+
+    def _close(self, hit: Hit) -> bool:
+        """Semantically close, or close enough with a sentence covering most terms."""
+        s = self.settings
+        dense, cover = hit.explain["dense_score"], hit.explain["term_coverage"]
+        return dense >= s.min_dense_score or (
+            dense >= s.min_dense_with_terms and cover >= s.min_term_coverage
+        )
 
     # --- articles and health -------------------------------------------------------
 
