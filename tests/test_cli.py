@@ -76,6 +76,11 @@ def test_index_then_ask_json(run):
         "missing_terms",
         "took_ms",
         "index",
+        "total",
+        "offset",
+        "k",
+        "sort",
+        "hidden_undated",
         "results",
     ]
     assert data["ok"] is True and len(data["results"]) == 2

@@ -66,6 +66,7 @@ class Hit:
     explain: dict = field(default_factory=dict)
     answer_span: dict | None = None  # {start, end, text, type}, offsets into the article
     answers: bool = False  # passes the answer rule on its own (the page marks only these)
+    first_seen: dict | None = None  # the earliest dated copy of the story: {file, date}
 
     def to_dict(self) -> dict:
         p = self.passage
@@ -90,6 +91,7 @@ class Hit:
             "highlights": self.highlights,
             "answer_span": self.answer_span,
             "answers": self.answers,
+            "first_seen": self.first_seen,
             "explain": self.explain,
         }
 

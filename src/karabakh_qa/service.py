@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -65,6 +65,10 @@ class Query:
     sources: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
+    offset: int = 0  # hits skipped (pagination: offset, k)
+    sort: str = "relevance"  # or "date" (newest first), "first_seen" (a story's earliest copy)
+    include_undated: bool = False  # a date filter keeps passages of unknown date too
+    facets: bool = False  # count the results by outlet, year and month
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,30 @@ class SearchResult:
     index: dict
     missing_terms: tuple[str, ...] = ()  # key terms of the question no passage holds
     answer_type: str = "description"
+    total: int = 0  # distinct results (groups of copies count once) the retrieval found
+    hidden_undated: int = 0  # of those, left out by a date filter for want of a date
+    facets: dict | None = None  # counts by outlet, year and month, when asked for
 
     def to_dict(self) -> dict:
-        return {
+        q = self.query
+        out = {
             "ok": True,
-            "question": self.query.question,
+            "question": q.question,
             "answer_found": self.answer_found,
             "answer_type": self.answer_type,
             "missing_terms": list(self.missing_terms),
             "took_ms": round(self.took_ms, 2),
             "index": self.index,
+            "total": self.total,
+            "offset": q.offset,
+            "k": q.k,
+            "sort": q.sort,
+            "hidden_undated": self.hidden_undated,
             "results": [h.to_dict() for h in self.hits],
         }
+        if self.facets is not None:
+            out["facets"] = self.facets
+        return out
 
 
 @dataclass(frozen=True)
@@ -591,6 +607,10 @@ class SearchService:
         until: object = None,
         index: Snapshot | None = None,
         blank_is_absent: bool = True,
+        offset: object = None,
+        sort: object = None,
+        include_undated: object = None,
+        facets: object = None,
     ) -> Query:
         """Check every parameter; raise :class:`BadRequest` saying what is allowed.
         ``blank_is_absent``: an empty ``k``, ``since`` or ``until`` means not given (a
@@ -632,14 +652,26 @@ class SearchService:
             dates.append(parsed)
         if dates[0] and dates[1] and dates[0] > dates[1]:
             raise BadRequest(f"since ({dates[0]}) is after until ({dates[1]})")
-        return Query(question, k, sources, dates[0], dates[1])
+        given = offset is not None and not (offset == "" and blank_is_absent)
+        skip = whole_number(offset) if given else 0
+        if skip is None or not 0 <= skip <= MAX_OFFSET:
+            raise BadRequest(
+                f"offset must be a whole number from 0 to {MAX_OFFSET}, got {offset!r}"
+            )
+        order = "relevance" if sort is None or (sort == "" and blank_is_absent) else sort
+        if order not in SORTS:
+            raise BadRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+        undated, counted = flag(include_undated, "include_undated"), flag(facets, "facets")
+        return Query(question, k, sources, dates[0], dates[1], skip, order, undated, counted)
 
     # --- search ------------------------------------------------------------------
 
     def _allowed(self, index: Snapshot, q: Query) -> np.ndarray | None:
+        """Rows the filters allow; with a date filter, undated rows too (they are counted
+        as hidden, or shown with ``include_undated``)."""
         if not (q.sources or q.since or q.until):
             return None
-        return index.rows_where(q.sources, q.since, q.until)
+        return index.rows_where(q.sources, q.since, q.until, undated=True)
 
     def search(
         self,
@@ -649,22 +681,38 @@ class SearchService:
         since: object = None,
         until: object = None,
         blank_is_absent: bool = True,
+        **options: object,
     ) -> SearchResult:
-        """Ranked, de-duplicated, cited hits for ``question`` (see README "Search")."""
+        """Ranked, de-duplicated, cited hits for ``question`` (see README "Search");
+        ``options``: offset, sort, include_undated, facets (see :class:`Query`)."""
+        unknown = sorted(set(options) - {"offset", "sort", "include_undated", "facets"})
+        if unknown:
+            raise TypeError(f"unknown search option {unknown[0]!r}")
         started = time.perf_counter()
         with self._pacer.query():
             index = self.index()
-            q = self.validate(question, k, sources, since, until, index, blank_is_absent)
-            hits, found, judged = self._rank(index, q)
+            q = self.validate(question, k, sources, since, until, index, blank_is_absent, **options)
+            ranked = self._rank(index, q)
         took = (time.perf_counter() - started) * 1000
-        return SearchResult(q, found, hits, took, self.index_info(index), *judged)
+        return SearchResult(
+            q,
+            ranked.found,
+            ranked.hits,
+            took,
+            self.index_info(index),
+            ranked.missing,
+            ranked.kind,
+            ranked.total,
+            ranked.hidden_undated,
+            ranked.facets,
+        )
 
-    def _rank(self, index: Snapshot, q: Query) -> tuple[list[Hit], bool, tuple]:
+    def _rank(self, index: Snapshot, q: Query) -> Ranked:
         s = self.settings
         kind = answer_type(q.question)
         allowed = self._allowed(index, q)
         if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
-            return [], False, ((), kind)
+            return Ranked([], False, (), kind)
         terms = tokenize(q.question)
         bq = index.bm25.query(terms)  # its document frequencies serve the key terms too
         df_of_term = dict(zip(bq.terms, bq.df.tolist(), strict=True))
@@ -683,54 +731,23 @@ class SearchService:
             index, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads, bq
         )
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
-        allowed_set = None if allowed is None else set(allowed.tolist())
-        pos = {int(c): i for i, c in enumerate(cands.rows)}
-        hits: list[Hit] = []
-        seen: set[int] = set()
-        query_terms = set(terms)
         ranker = self._ranker()
         ordered, spans = (
             reorder(index, cands, fused, q.question, ranker) if ranker else (cands.order(fused), {})
         )
-        for i in ordered:
-            row = int(cands.rows[i])
-            rep = int(cands.reps[i])
-            if rep in seen:
-                continue
-            seen.add(rep)
-            shown = rep if allowed_set is None or rep in allowed_set else row
-            j = pos[shown]
-            passage = index.passage(shown)
-            sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
-            span = (
-                spans[j]
-                if j in spans
-                else best_span(passage.text, kind, query_terms, (sentence[0], sentence[1]))
-            )
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    score=float(fused[i]),
-                    passage=passage,
-                    also_in=self._copies(index, shown, passage),
-                    highlights={
-                        "sentence": sentence,
-                        "terms": matched_terms(passage.text, query_terms),
-                    },
-                    explain=cands.explain(j, span),
-                    answer_span=span.to_dict(passage.start) if span else None,
-                )
-            )
-            if len(hits) == q.k:
-                break
+        dates = index.dates_of(cands.rows)
+        results, hidden = _collapse(cands, ordered, allowed, dates, q)
+        decorate = _Decorator(self, index, cands, fused, spans, kind, set(terms))
         absent = tuple(missing(keys))
-        found = self._answer_found(hits, keys, index.bm25.n) and not absent
         n = index.bm25.n
+        found = self._answer_found(decorate.many(results[:3]), keys, n) and not absent
+        view = _sorted(results, q.sort, dates, index, cands)
         hits = [  # only a hit that passes the answer rule on its own is marked as one
             replace(h, answers=found and self._answers(h, keys, n))
-            for h in hits
+            for h in decorate.many(view[q.offset : q.offset + q.k], first_rank=q.offset + 1)
         ]
-        return hits, found, (absent, kind)
+        facets = _facets(index, cands, results, dates) if q.facets else None
+        return Ranked(hits, found, absent, kind, len(results), hidden, facets)
 
     def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
         key = normalise(passage.text)
@@ -829,6 +846,146 @@ class SearchService:
             **self.index_info(index),
             "skipped": len(index.manifest.skipped),
         }
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """What ranking a query gave: the page of hits and what is said about all of them."""
+
+    hits: list[Hit]
+    found: bool
+    missing: tuple[str, ...]
+    kind: str
+    total: int = 0
+    hidden_undated: int = 0
+    facets: dict | None = None
+
+
+def flag(value: object, name: str) -> bool:
+    """A yes/no parameter: JSON true/false, or 1/0, true/false, yes/no, on/off, "" (no)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in FLAG_WORDS:
+        return FLAG_WORDS[value.strip().lower()]
+    raise BadRequest(f"{name} must be true or false, got {value!r}")
+
+
+FLAG_WORDS = {"": False, "0": False, "false": False, "no": False, "off": False,
+              "1": True, "true": True, "yes": True, "on": True}  # fmt: skip
+SORTS = ("relevance", "date", "first_seen")
+MAX_OFFSET = 1000
+
+
+def _collapse(
+    cands: Candidates,
+    ordered: np.ndarray,
+    allowed: np.ndarray | None,
+    dates: np.ndarray,
+    q: Query,
+) -> tuple[list[tuple[int, int]], int]:
+    """Every distinct result in ranked order, a group of copies once: (candidate
+    position, position of the row shown for it: the group's representative when the
+    filters allow it); and how many a date filter left out for want of a date."""
+    allowed_set = None if allowed is None else set(allowed.tolist())
+    pos = {int(c): i for i, c in enumerate(cands.rows)}
+    dated_filter = bool(q.since or q.until)
+    out, seen, hidden = [], set(), 0
+    for i in ordered.tolist():
+        row, rep = int(cands.rows[i]), int(cands.reps[i])
+        if rep in seen:
+            continue
+        seen.add(rep)
+        j = pos[rep if allowed_set is None or rep in allowed_set else row]
+        if dated_filter and not dates[j] and not q.include_undated:
+            hidden += 1
+            continue
+        out.append((i, j))
+    return out, hidden
+
+
+def _sorted(results, sort: str, dates: np.ndarray, index: Snapshot, cands: Candidates) -> list:
+    """``results`` in the asked order: relevance as ranked; date, newest first; or
+    first_seen, by the earliest dated copy of each result's group (the story's first
+    report), newest first. Undated results go last, in ranked order (stable sorts)."""
+    if sort == "relevance":
+        return results
+    if sort == "date":
+        return sorted(results, key=lambda r: dates[r[1]], reverse=True)
+    first = {}
+    for _, j in results:
+        members = index.groups.members(int(cands.rows[j]))
+        known = [d for d in index.dates_of(np.asarray(members, np.int64)).tolist() if d]
+        first[j] = min(known) if known else ""
+    return sorted(results, key=lambda r: first[r[1]], reverse=True)
+
+
+def _facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> dict:
+    """Counts of the results by outlet, year and month (most first; "unknown" last)."""
+    outlet, year, month = Counter(), Counter(), Counter()
+    for _, j in results:
+        p = index.passage(int(cands.rows[j]))
+        outlet[p.outlet or "unknown"] += 1
+        date = str(dates[j])
+        year[date[:4] or "unknown"] += 1
+        month[date[:7] or "unknown"] += 1
+
+    def listed(counts: Counter) -> list[dict]:
+        ranked = sorted(counts.items(), key=lambda kv: (kv[0] == "unknown", -kv[1], kv[0]))
+        return [{"value": value, "count": count} for value, count in ranked]
+
+    return {"outlet": listed(outlet), "year": listed(year), "month": listed(month)}
+
+
+class _Decorator:
+    """Turns ranked candidates into Hits: passage, marked sentence, answer span,
+    copies, evidence; each candidate once, however often it is asked for."""
+
+    def __init__(self, svc, index, cands, fused, spans, kind, query_terms) -> None:
+        self.svc, self.index, self.cands, self.fused = svc, index, cands, fused
+        self.spans, self.kind, self.terms = spans, kind, query_terms
+        self._done: dict[int, Hit] = {}
+
+    def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
+        return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
+
+    def one(self, i: int, j: int, rank: int) -> Hit:
+        hit = self._done.get(j)
+        if hit is None:
+            hit = self._done[j] = self._make(i, j)
+        return replace(hit, rank=rank)
+
+    def _make(self, i: int, j: int) -> Hit:
+        index, cands = self.index, self.cands
+        shown = int(cands.rows[j])
+        passage = index.passage(shown)
+        sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
+        span = (
+            self.spans[j]
+            if j in self.spans
+            else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
+        )
+        copies = self.svc._copies(index, shown, passage)
+        return Hit(
+            rank=0,
+            score=float(self.fused[i]),
+            passage=passage,
+            also_in=copies,
+            highlights={"sentence": sentence, "terms": matched_terms(passage.text, self.terms)},
+            explain=cands.explain(j, span),
+            answer_span=span.to_dict(passage.start) if span else None,
+            first_seen=first_seen(passage, copies),
+        )
+
+
+def first_seen(passage: Passage, copies: tuple[dict, ...]) -> dict | None:
+    """The earliest dated copy of a passage's story: {file, date}, or None (undated)."""
+    dated = [(c["date"], c["file"]) for c in copies if c["date"]]
+    if passage.date:
+        dated.append((passage.date, passage.source))
+    if not dated:
+        return None
+    date, file = min(dated)
+    return {"file": file, "date": date}
 
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:

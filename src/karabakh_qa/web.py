@@ -204,23 +204,36 @@ def _json_body(fields: tuple[str, ...]) -> dict:
     return body
 
 
+OPTIONS = ("offset", "sort", "include_undated", "facets")
+ASK_FIELDS = ("question", "q", "k", "sources", "source", "since", "until", *OPTIONS)
+
+
+def _either(values: dict, name: str, alias: str) -> object:
+    """One parameter under its name or its alias (GET and POST share one vocabulary)."""
+    if values.get(name) is not None and values.get(alias) is not None:
+        raise BadRequest(f"give {name} or {alias}, not both")
+    return values[name] if values.get(name) is not None else values.get(alias)
+
+
 @api.route("/ask", methods=["GET", "POST"])
 def ask():
     if request.method == "POST":
-        body = _json_body(("question", "k", "sources", "since", "until"))
-        params = (
-            body.get("question"),
-            body.get("k"),
-            body.get("sources"),
-            body.get("since"),
-            body.get("until"),
-        )
+        values = _json_body(ASK_FIELDS)
     else:
         a = request.args
-        params = (a.get("q"), a.get("k"), a.getlist("source"), a.get("since"), a.get("until"))
-    # the API is strict: an empty k, since or until is a 400 (the HTML form, whose
-    # empty fields mean "not given", is not)
-    return jsonify(service().search(*params, blank_is_absent=False).to_dict())
+        values = {k: a.get(k) for k in ASK_FIELDS if k not in ("source", "sources")}
+        values["source"] = a.getlist("source") or None
+        values["sources"] = a.getlist("sources") or None
+    result = service().search(
+        _either(values, "question", "q"),
+        values.get("k"),
+        _either(values, "sources", "source"),
+        values.get("since"),
+        values.get("until"),
+        blank_is_absent=False,  # the API is strict: an empty value is a 400 (not the form)
+        **{k: values.get(k) for k in OPTIONS},
+    )
+    return jsonify(result.to_dict())
 
 
 @api.get("/health")

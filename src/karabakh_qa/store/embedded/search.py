@@ -261,11 +261,22 @@ class Snapshot:
                     return int(self.bases[pos]) + local
         return None
 
+    def dates_of(self, rows: np.ndarray) -> np.ndarray:
+        """The date of each global row ("" unknown)."""
+        out = np.full(len(rows), "", dtype="U10")
+        for seg, sel, local in self.by_segment(np.asarray(rows, np.int64)):
+            out[sel] = seg.dates[local]
+        return out
+
     def rows_where(
-        self, sources: tuple[str, ...], since: str | None, until: str | None
+        self,
+        sources: tuple[str, ...],
+        since: str | None,
+        until: str | None,
+        undated: bool = False,
     ) -> np.ndarray:
         """Live rows from ``sources`` (all if empty) dated within [since, until]; a date
-        bound leaves out passages whose date is unknown."""
+        bound leaves out passages whose date is unknown unless ``undated``."""
         if sources:
             found = [self.article(s) for s in sources]
             picked = [np.asarray(f[1], np.int64) for f in found if f]
@@ -280,6 +291,8 @@ class Snapshot:
             keep &= dates >= since
         if until:
             keep &= dates <= until
+        if undated:
+            keep |= dates == ""
         return rows[keep]
 
     # --- dense -------------------------------------------------------------------
