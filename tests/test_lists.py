@@ -92,3 +92,25 @@ def test_one_vocabulary_for_get_and_post(client):
     ]:
         r = client.get("/api/ask", query_string={"q": Q, **params})
         assert r.status_code == 400 and message in r.get_json()["error"]
+
+
+def test_the_results_page_has_the_same_handles(client):
+    page = client.get(f"/?q={Q}&k=3&since=&until=").get_data(as_text=True)
+    total = ask(client)["total"]
+    assert f"Results 1–3 of {total} for" in page
+    assert f'href="/?q={Q}&amp;k=3&amp;offset=3"' in page and 'rel="prev"' not in page
+    assert "since=&" not in page and "until=&" not in page  # links carry no empty fields
+    assert "Years:" in page and "Outlets:" in page
+    second = client.get(f"/?q={Q}&k=3&offset=3").get_data(as_text=True)
+    assert (
+        f"Results 4–6 of {total}" in second and 'rel="prev" href="/?q=ceasefire&amp;k=3"' in second
+    )
+    dated = client.get(f"/?q={Q}&since=2020-01-01").get_data(as_text=True)
+    hidden = ask(client, since="2020-01-01")["hidden_undated"]
+    assert f"{hidden} undated results hidden by the date range." in dated
+    assert "include_undated=1" in dated
+    wrong = client.get(f"/?q={Q}&k=77")
+    assert wrong.status_code == 400
+    assert "Passages must be a whole number from 1 to 50, got &#39;77&#39;" in wrong.get_data(
+        as_text=True
+    )

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -89,27 +90,33 @@ def date_label(date: str | None, date_source: str | None) -> str:
 # --- HTML --------------------------------------------------------------------------
 
 
+FORM_FIELDS = ("q", "k", "since", "until", "sort", "offset", "include_undated")
+
+
 @html.get("/")
 def home():
     args = request.args
     svc = service()
     articles = svc.articles()
     sources = sorted(articles)
-    form = {
-        "q": args.get("q", ""),
-        "k": args.get("k", ""),
-        "source": args.getlist("source"),
-        "since": args.get("since", ""),
-        "until": args.get("until", ""),
-    }
+    form = {name: args.get(name, "") for name in FORM_FIELDS}
+    form["source"] = args.getlist("source")
     result, error = None, None
     if "q" in args:
         try:
             result = svc.search(
-                form["q"], form["k"] or None, form["source"], form["since"], form["until"]
+                form["q"],
+                form["k"] or None,
+                form["source"],
+                form["since"],
+                form["until"],
+                offset=form["offset"],
+                sort=form["sort"],
+                include_undated=form["include_undated"],
+                facets=True,
             )
         except BadRequest as exc:
-            error = exc.message
+            error = form_error(exc.message)
     status = 400 if error else 200
     return render_template(
         "index.html",
@@ -121,7 +128,26 @@ def home():
         segments=segments,
         date_label=date_label,
         sentence_anchor=sentence_anchor,
+        page_url=lambda **changes: page_url(form, **changes),
     ), status
+
+
+def page_url(form: dict, **changes: object) -> str:
+    """The results page for ``form`` with ``changes``, without empty parameters (a
+    link carries ``since=2020-10-01``, never ``since=&until=``)."""
+    values = {**form, **changes}
+    params = [(k, v) for k in FORM_FIELDS if (v := values.get(k)) not in (None, "", 0, "0")]
+    params += [("source", s) for s in values.get("source") or []]
+    return url_for("html.home") + "?" + urlencode(params)
+
+
+FORM_LABELS = {"k": "Passages", "since": "From date", "until": "To date", "source": "Sources"}
+
+
+def form_error(message: str) -> str:
+    """An API message in the form's words ("Passages must be...", not "k must be...")."""
+    name, sep, rest = message.partition(" ")
+    return f"{FORM_LABELS[name]} {rest}" if sep and name in FORM_LABELS else message
 
 
 @html.get("/articles/<path:source>")
