@@ -97,6 +97,9 @@ class Settings:
     # every other client out. Idle connections are closed after server_idle_timeout_s,
     # looked for every server_cleanup_s; a body over max_request_bytes is refused
     # from its Content-Length, before it is read.
+    # Origins allowed to call the JSON API from a browser page elsewhere (CORS); off
+    # when empty, "*" for any.
+    cors_origins: tuple[str, ...] = ()
     server_connection_limit: int = 1000
     server_idle_timeout_s: int = 10
     server_cleanup_s: int = 2

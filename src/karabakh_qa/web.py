@@ -11,6 +11,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
+import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,6 +21,7 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
+    g,
     jsonify,
     make_response,
     render_template,
@@ -439,6 +443,62 @@ def limit_body() -> None:
         raise PayloadTooLarge(f"request body too large: at most {limit} bytes")
 
 
+CACHEABLE = ("ask", "list_articles", "get_article", "get_passage", "cite_passage")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def start_request():
+    """Every request: an id (the caller's ``X-Request-Id`` when it is sane, else a new
+    one) logged with it and echoed; a GET the client has for this index generation
+    is a 304 before any work (the answer of a query changes only with the index)."""
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    limit_body()
+    if request.method == "GET" and _cacheable():
+        tag = _etag()
+        if tag in request.headers.get("If-None-Match", ""):
+            response = make_response("", 304)
+            response.headers["ETag"] = tag
+            return response
+    return None
+
+
+def _cacheable() -> bool:
+    endpoint = (request.endpoint or "").split(".")[-1]
+    return request.blueprint in ("api", "api_v1") and endpoint in CACHEABLE
+
+
+def _etag() -> str:
+    """A weak tag naming the generation that answers (and the ranker's settings)."""
+    svc = service()
+    return f'W/"g{svc.index().generation}-{svc.settings.ranker}"'
+
+
+def finish_request(response):
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    if request.method == "GET" and response.status_code == 200 and _cacheable():
+        response.headers["ETag"] = _etag()
+        response.headers["Cache-Control"] = "no-cache"  # revalidate, then 304
+    origins = current_app.config["KQA_SETTINGS"].cors_origins
+    origin = request.headers.get("Origin")
+    api_call = origin and request.path.startswith("/api/")
+    if api_call and ("*" in origins or origin in origins):  # CORS: off unless configured
+        response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+        response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-Id"
+        response.headers.add("Vary", "Origin")
+    log.info(
+        "%s %s %s %d %.1f ms",
+        g.get("request_id", "-"),
+        request.method,
+        request.path,
+        response.status_code,
+        (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+    )
+    return security_headers(response)
+
+
 def security_headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -486,6 +546,6 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     app.register_blueprint(api)
     app.register_blueprint(api, url_prefix="/api/v1", name="api_v1")  # the versioned name
     app.register_error_handler(Exception, handle_error)
-    app.before_request(limit_body)
-    app.after_request(security_headers)
+    app.before_request(start_request)
+    app.after_request(finish_request)
     return app
