@@ -114,3 +114,19 @@ def test_the_results_page_has_the_same_handles(client):
     assert "Passages must be a whole number from 1 to 50, got &#39;77&#39;" in wrong.get_data(
         as_text=True
     )
+
+
+def test_the_article_list_in_html_and_json(client):
+    data = client.get("/api/articles").get_json()
+    assert data["total"] == 5 and [a["date"] for a in data["articles"]][:2] == ["2020-10-11"] * 2
+    assert all(a["file"] == a["source"] for a in data["articles"])
+    dated = client.get("/api/articles?since=2020-10-01").get_json()
+    assert sorted(a["file"] for a in dated["articles"]) == [
+        "001_8494f7265b4a0e6d.txt",
+        "003_10ac5b029c183a1d.txt",
+    ]
+    page = client.get("/articles?since=2020-10-01").get_data(as_text=True)
+    assert "2 articles (undated articles are left out" in page
+    assert page.count('<a href="/articles/0') == 2
+    assert client.get("/articles?since=2020-13-01").status_code == 400
+    assert "5 articles" in client.get("/articles").get_data(as_text=True)

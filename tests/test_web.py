@@ -218,8 +218,9 @@ def test_no_index_is_503(tmp_path, embedder):
 def test_article_list_and_article_json(client, seed_settings):
     data = client.get("/api/articles").get_json()
     schema_validate(client, data, "ArticleList")
-    assert [a["source"][:3] for a in data["articles"]] == ["000", "001", "002", "003", "004"]
-    first = data["articles"][1]
+    # newest first, undated last (by file name)
+    assert [a["source"][:3] for a in data["articles"]] == ["001", "003", "000", "002", "004"]
+    first = data["articles"][0]
     assert (first["title"], first["date"], first["date_source"], first["passages"]) == (
         "Azerbaijan: Armenia continues to attack civilian areas",
         "2020-10-11",

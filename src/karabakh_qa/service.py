@@ -40,7 +40,7 @@ from .errors import (
 from .fuse import fuse, ranks_of
 from .ingest import decode_article, iso_date
 from .pacing import Pacer
-from .records import Hit, Passage
+from .records import Hit, Passage, outlet_of, safe_url
 from .sparse import term_spans, tokenize
 from .store.embedded import files, kernels
 from .store.embedded.ann import uses_ann
@@ -829,6 +829,37 @@ class SearchService:
         except (OSError, ArticleError):
             pass
         return Quote.in_article(p, text, link)
+
+    def article_list(
+        self, since: object = None, until: object = None, outlet: object = None
+    ) -> list[dict]:
+        """Articles (file, title, outlet, url, date, passages) dated within [since,
+        until] (an undated one only without a date bound) and from ``outlet``, newest
+        first, undated last: the archive's table of contents."""
+        q = self.validate("list", None, None, since, until)
+        if outlet is not None and not isinstance(outlet, str):
+            raise BadRequest("outlet must be text")
+        out = []
+        for name, meta in self.articles().items():
+            row = {
+                "file": name,
+                "title": meta.get("title"),
+                "outlet": outlet_of(meta.get("publisher"), meta.get("url")),
+                "url": safe_url(meta.get("url")),
+                "date": meta.get("date"),
+                "date_source": meta.get("date_source"),
+                "passages": meta.get("passages"),
+            }
+            date = row["date"] or ""
+            if (q.since or q.until) and not date:
+                continue
+            if (q.since and date < q.since) or (q.until and date > q.until):
+                continue
+            if outlet and row["outlet"] != outlet:
+                continue
+            out.append(row)
+        out.sort(key=lambda r: r["file"])
+        return sorted(out, key=lambda r: r["date"] or "", reverse=True)
 
     def articles(self) -> dict[str, dict]:
         """Every live article's metadata by file name (read once per generation)."""

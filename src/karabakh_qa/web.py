@@ -154,6 +154,28 @@ def form_error(message: str) -> str:
     return f"{FORM_LABELS[name]} {rest}" if sep and name in FORM_LABELS else message
 
 
+@html.get("/articles")
+def article_list():
+    """The archive's articles, newest first, with the filters of the JSON list."""
+    a = request.args
+    form = {k: a.get(k, "") for k in ("since", "until", "outlet")}
+    svc = service()
+    error, rows = None, []
+    try:
+        rows = svc.article_list(form["since"], form["until"], form["outlet"] or None)
+    except BadRequest as exc:
+        error = form_error(exc.message)
+    outlets = sorted({r["outlet"] for r in svc.article_list() if r["outlet"]})
+    return render_template(
+        "articles.html",
+        form=form,
+        rows=rows,
+        error=error,
+        outlets=outlets,
+        date_label=date_label,
+    ), 400 if error else 200
+
+
 @html.get("/articles/<path:source>")
 def article(source: str):
     meta, passages = service().article(source)
@@ -273,14 +295,23 @@ def health():
 
 @api.get("/articles")
 def list_articles():
-    """Every indexed article with its metadata: the values ``sources`` accepts."""
-    articles = service().articles()
+    """Indexed articles with their metadata (the values ``sources`` accepts), filtered
+    by ``since``, ``until`` and ``outlet`` like the HTML list; newest first."""
+    a = request.args
+    svc = service()
+    metas = svc.articles()
+    rows = svc.article_list(a.get("since"), a.get("until"), a.get("outlet"))
     return jsonify(
         {
             "ok": True,
+            "total": len(rows),
             "articles": [
-                {"source": source, **{k: meta.get(k) for k in ARTICLE_FIELDS}}
-                for source, meta in sorted(articles.items())
+                {
+                    **row,
+                    "source": row["file"],  # deprecated alias of "file"
+                    **{k: metas[row["file"]].get(k) for k in ARTICLE_FIELDS if k not in row},
+                }
+                for row in rows
             ],
         }
     )
