@@ -62,3 +62,82 @@ def test_ask_follow_citation_and_screenshot(server):
         page.screenshot(path=str(OUT / "article.png"), full_page=True)
         browser.close()
     assert (OUT / "results.png").stat().st_size > 10_000
+
+
+PAGES = [
+    "/",
+    "/?q=How+many+houses+have+been+destroyed%3F&k=3",
+    "/?q=ceasefire&since=2020-01-01&sort=date&k=3",
+    "/articles",
+    "/articles/003_10ac5b029c183a1d.txt?p=3#p3s1",
+    "/nope",
+]
+AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
+def test_every_page_fits_a_phone_and_passes_axe_at_wcag_21_aa(server):
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    axe, problems = Axe(), []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        for width, height in ((1280, 900), (390, 844)):
+            page = browser.new_page(viewport={"width": width, "height": height})
+            for path in PAGES:
+                page.goto(server + path)
+                for summary in page.locator("li.hit details summary").all()[:4]:
+                    summary.click()  # the cite and why-ranked disclosures, opened
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                if overflow > 0:
+                    problems.append(f"{path} at {width}px overflows by {overflow}px")
+                result = axe.run(page, options=AA)
+                for v in result.response["violations"]:
+                    problems.append(f"{path} at {width}px: {v['id']} ({len(v['nodes'])} nodes)")
+            page.close()
+        browser.close()
+    assert problems == []
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
+def test_pages_sort_and_the_undated_toggle_by_clicking(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(server + "/?q=ceasefire&k=3")
+        heading = page.locator("#results-heading")
+        assert heading.inner_text().startswith("Results 1–3 of ")
+        page.get_by_role("link", name="Next 3 →").click()
+        page.wait_for_url("**offset=3")
+        assert page.locator("#results-heading").inner_text().startswith("Results 4–6 of ")
+        page.get_by_role("link", name="← Previous 3").click()
+        page.wait_for_selector("text=Results 1–3 of")
+        if page.locator("details.filters[open]").count() == 0:
+            page.locator("details.filters summary").click()
+        page.locator("#since").fill("2020-01-01")
+        page.locator("#sort").select_option("date")
+        page.get_by_role("button", name="Ask").click()
+        page.wait_for_url("**sort=date**")
+        notice = page.get_by_role("status")
+        assert "undated results hidden by the date range" in notice.inner_text()
+        page.get_by_role("link", name="Include them").click()
+        page.wait_for_url("**include_undated=1**")
+        assert page.get_by_role("status").count() == 0
+        first = page.locator("li.hit").first
+        first.locator("details.why summary").click()
+        assert first.locator("details.why table").is_visible()
+        first.locator("details.cite-this summary").click()
+        bibtex = first.get_by_role("link", name="BibTeX")
+        assert bibtex.is_visible()  # the Cite disclosure opened; the browser downloads it
+        reply = page.request.get(server + bibtex.get_attribute("href"))
+        assert reply.ok and reply.text().startswith("@article{kqa-")
+        browser.close()
