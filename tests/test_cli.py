@@ -92,7 +92,10 @@ def test_ask_human_output_and_stdin_mode(run):
     result = run(*args("ask", "houses destroyed", "-k", "1"))
     assert result.exit_code == 0
     assert "003_10ac5b029c183a1d.txt, 2020-10-11, paragraph 3" in result.output
-    assert "also in 000_f1506f499b213b55.txt paragraph 10 (date unknown)" in result.output
+    assert "also in 000_f1506f499b213b55.txt paragraph 10, date unknown" in result.output
+    assert "also in 001_8494f7265b4a0e6d.txt paragraph 12, 2020-10-11, inferred from the text" in (
+        result.output
+    )
     result = run(
         *args("ask", "-", "--json", "-k", "1"),
         input=b"houses destroyed\n\nSu-25 jet\n" + b"x" * 1001 + b"\nCaf\xe9 talks\nceasefire",
@@ -191,3 +194,13 @@ def test_index_named_files_only(run, seed_settings, tmp_path):
     result = run(*args("index", "--full", str(folder / "006_other.txt")))
     assert result.exit_code == 1
     assert "FILES cannot be combined with --full, --repair or --watch" in result.output
+
+
+def test_index_report_says_things_once_and_in_good_english(run, seed_settings):
+    write(seed_settings.articles_dir, "bad.txt", b"\x00\x01binary")
+    result = run(*args("index"))
+    assert result.exit_code == 0
+    assert result.output.count("skipped bad.txt") == 1  # the report says it; the log does not
+    assert "; 1 segment\n" in result.output and "1 segments" not in result.output
+    again = run(*args("index"))
+    assert "up to date (5 articles, 86 passages, 1 segment); nothing written" in again.output

@@ -169,7 +169,7 @@ def test_article_view_highlights_cited_paragraph(client):
     page = r.data.decode()
     assert r.status_code == 200
     assert 'id="p12" class="para cited"' in page and "1,165 houses" in page
-    assert "2020-10-11 (inferred from the text)" in page
+    assert "2020-10-11, inferred from the text" in page
     assert "Loading..." not in page and "READ MORE" not in page
 
 
@@ -212,7 +212,7 @@ def test_no_index_is_503(tmp_path, embedder):
         make_settings(tmp_path), service=SearchService(make_settings(tmp_path), embedder)
     ).test_client()
     r = client.get("/api/health")
-    assert r.status_code == 503 and "run `karabakh-qa index`" in r.get_json()["error"]
+    assert r.status_code == 503 and "run `karabakh-qa index --articles" in r.get_json()["error"]
 
 
 def test_article_list_and_article_json(client, seed_settings):

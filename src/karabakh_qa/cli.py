@@ -36,6 +36,7 @@ from .config import (  # noqa: E402
 )
 from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
 from .ingest import sources_in  # noqa: E402
+from .records import date_label  # noqa: E402
 from .service import SearchResult, SearchService  # noqa: E402
 
 path_option = click.Path(file_okay=False, path_type=Path)
@@ -120,27 +121,30 @@ def main(verbose: bool) -> None:
     )
 
 
+def plural(n: int, word: str) -> str:
+    """``1 article``, ``2 articles``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def print_report(report) -> None:
     d = report.to_dict()
+    counts = f"{plural(d['articles'], 'article')}, {plural(d['passages'], 'passage')}"
     if not report.wrote:
         click.echo(
-            f"generation {d['generation']}: up to date ({d['articles']} articles, "
-            f"{d['passages']} passages, {d['segments']} segments); nothing written"
+            f"generation {d['generation']}: up to date ({counts}, "
+            f"{plural(d['segments'], 'segment')}); nothing written"
         )
         return
-    click.echo(
-        f"generation {d['generation']}: {d['articles']} articles, {d['passages']} passages "
-        f"in {d['seconds']:.1f}s"
-    )
+    click.echo(f"generation {d['generation']}: {counts} in {d['seconds']:.1f}s")
     click.echo(
         f"  added {len(d['added'])}, changed {len(d['changed'])}, removed {len(d['removed'])}, "
-        f"unchanged {d['unchanged']}; embedded {d['embedded']} passages "
-        f"({d['embedded_sentences']} sentences), reused {d['reused']}; "
-        f"{d['segments']} segments" + (f" ({d['merged']} merged)" if d["merged"] else "")
+        f"unchanged {d['unchanged']}; embedded {plural(d['embedded'], 'passage')} "
+        f"({plural(d['embedded_sentences'], 'sentence')}), reused {d['reused']}; "
+        f"{plural(d['segments'], 'segment')}" + (f" ({d['merged']} merged)" if d["merged"] else "")
     )
     if report.scope == "journal":
         click.echo("  files named by the change journal; the folder was not scanned")
-    for s in d["skipped"]:
+    for s in d["skipped"]:  # said here once (the library logs them at INFO)
         click.echo(f"  skipped {s['source']}: {s['reason']}")
 
 
@@ -264,9 +268,7 @@ def print_result(result: SearchResult) -> None:
         click.echo("No confident answer in the archive; the nearest passages are:\n")
     for hit in result.hits:
         d = hit.to_dict()
-        date = d["date"] or "date unknown"
-        if d["date_source"] == "text":
-            date += " (inferred from the text)"
+        date = date_label(d["date"], d["date_source"])
         section = f', section "{d["section"]}"' if d["section"] else ""
         click.echo(f"[{d['rank']}] {d['text']}")
         click.echo(
@@ -278,8 +280,8 @@ def print_result(result: SearchResult) -> None:
         click.echo(f"      {who}")
         for c in d["also_in"]:
             click.echo(
-                f"    also in {c['file']} paragraph {c['paragraph']} "
-                f"({c['date'] or 'date unknown'})"
+                f"    also in {c['file']} paragraph {c['paragraph']}, "
+                f"{date_label(c['date'], c['date_source'])}"
             )
         click.echo()
 

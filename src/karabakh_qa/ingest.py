@@ -195,10 +195,10 @@ def read_articles(folder: Path) -> tuple[list[Article], list[Skipped]]:
             raw = path.read_bytes()
             articles.append(parse_article(source, raw))
         except ArticleError as exc:
-            log.warning("skipped %s", exc.message)
+            log.info("skipped %s", exc.message)
             reason = exc.message.split(": ", 1)[-1]
             skipped.append(Skipped(source, reason, hashlib.sha256(raw).hexdigest()))
         except OSError as exc:
-            log.warning("skipped %s: unreadable (%s)", source, exc.strerror)
+            log.info("skipped %s: unreadable (%s)", source, exc.strerror)
             skipped.append(Skipped(source, f"unreadable ({exc.strerror})"))
     return articles, skipped

@@ -118,3 +118,11 @@ def outlet_of(publisher: str | None, url: str | None) -> str | None:
         return None
     host = urlsplit(safe).hostname or ""
     return host.removeprefix("www.") or None
+
+
+def date_label(date: str | None, date_source: str | None) -> str:
+    """How a date is shown, the same on the page and in the CLI: "date unknown", or
+    the date, said to be inferred when it was read from the text."""
+    if not date:
+        return "date unknown"
+    return f"{date}, inferred from the text" if date_source == "text" else date

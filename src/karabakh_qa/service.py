@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shlex
 import threading
 import time
 from collections import Counter, deque
@@ -440,6 +441,17 @@ class SearchService:
             self.switches.append(Switch(fresh.generation, started, time.perf_counter()))
             return self._index
 
+    def _index_command(self) -> str:
+        """The command that builds this service's index, with its folders when they are
+        not the defaults (a hint must work when pasted)."""
+        s, default = self.settings, Settings()
+        args = ["karabakh-qa", "index"]
+        if s.articles_dir.resolve() != default.articles_dir.resolve():
+            args += ["--articles", str(s.articles_dir)]
+        if s.index_dir.resolve() != default.index_dir.resolve():
+            args += ["--index", str(s.index_dir)]
+        return shlex.join(args)
+
     def _newest_intact(self, current: str | None, failure: IndexUnavailable) -> Snapshot:
         """The newest older generation that opens whole (a build keeps the one before it
         on disk); ``failure`` again when none does, or when the index is merely outdated
@@ -462,7 +474,7 @@ class SearchService:
         for _attempt in range(3):
             if name is None:
                 raise IndexUnavailable(
-                    f"no index in {index_dir}: run `karabakh-qa index` to build it"
+                    f"no index in {index_dir}: run `{self._index_command()}` to build it"
                 )
             try:
                 snap = Snapshot(index_dir, read_manifest(index_dir, name), self._segments)

@@ -34,7 +34,7 @@ from .cite import FORMATS, render
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
-from .records import Passage
+from .records import Passage, date_label
 from .sentences import passage_sentences
 from .service import SearchService
 from .upload import article_from_json, article_from_upload, save_article
@@ -83,12 +83,6 @@ def segments(
 
     s, e = sentence
     return {"before": pieces(0, s), "sentence": pieces(s, e), "after": pieces(e, len(text))}
-
-
-def date_label(date: str | None, date_source: str | None) -> str:
-    if not date:
-        return "date unknown"
-    return f"{date} (inferred from the text)" if date_source == "text" else date
 
 
 # --- HTML --------------------------------------------------------------------------

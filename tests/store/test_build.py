@@ -63,8 +63,13 @@ def test_unchanged_folder_writes_nothing(seed_service, seed_settings, embedder):
 
 
 def test_missing_index_says_what_to_run(tmp_path):
-    with pytest.raises(IndexUnavailable, match="run `karabakh-qa index`"):
-        load_index(make_settings(tmp_path))
+    settings = make_settings(tmp_path)
+    with pytest.raises(IndexUnavailable) as err:
+        load_index(settings)
+    assert err.value.message == (  # a hint that works when pasted: the folders it needs
+        f"no index in {settings.index_dir}: run `karabakh-qa index --articles "
+        f"{settings.articles_dir} --index {settings.index_dir}` to build it"
+    )
 
 
 def test_model_mismatch_is_a_clear_error(seed_service):

@@ -162,7 +162,7 @@ def diff_folder(folder: Path, snap: Snapshot | None, only: list[str] | None = No
         try:
             article = parse_article(name, raw)
         except ArticleError as exc:
-            log.warning("skipped %s", exc.message)
+            log.info("skipped %s", exc.message)
             reason = exc.message.split(": ", 1)[-1]
             diff.skipped.append(SkippedFile(name, reason, sha, st.st_size, st.st_mtime_ns))
             if name in catalog:
