@@ -204,3 +204,9 @@ def test_index_report_says_things_once_and_in_good_english(run, seed_settings):
     assert "; 1 segment\n" in result.output and "1 segments" not in result.output
     again = run(*args("index"))
     assert "up to date (5 articles, 86 passages, 1 segment); nothing written" in again.output
+
+
+@pytest.mark.parametrize("command", ["beir", "squad", "news"])
+def test_eval_help_lists_only_flags_that_apply(run, command):
+    out = run("eval", command, "--help").output
+    assert "--model" in out and "--articles" not in out and "--index " not in out

@@ -42,22 +42,11 @@ from .service import SearchResult, SearchService  # noqa: E402
 path_option = click.Path(file_okay=False, path_type=Path)
 
 
-def common(func):
-    """--articles/--index on every command, defaulting to the environment."""
+def _settings_command(func, folders: bool):
+    """Options that become the command's Settings: --model, and --articles/--index
+    when the command reads the configured folders (``eval`` indexes its benchmark
+    into a scratch folder, so it does not offer them)."""
 
-    @click.option(
-        "--articles",
-        type=path_option,
-        envvar="KARABAKH_QA_ARTICLES",
-        help="Articles folder (default: seeds/).",
-    )
-    @click.option(
-        "--index",
-        "index_dir",
-        type=path_option,
-        envvar="KARABAKH_QA_INDEX",
-        help="Index folder (default: index/).",
-    )
     @click.option(
         "--model",
         default=None,
@@ -65,7 +54,7 @@ def common(func):
         "hash-bow-384 is the structural-benchmark model).",
     )
     @wraps(func)
-    def wrapper(articles, index_dir, model, **kwargs):
+    def wrapper(model, articles=None, index_dir=None, **kwargs):
         settings = Settings.from_env(articles_dir=articles, index_dir=index_dir, model_name=model)
         try:
             return func(settings, **kwargs)
@@ -73,7 +62,31 @@ def common(func):
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
 
-    return wrapper
+    if not folders:
+        return wrapper
+    wrapper = click.option(
+        "--index",
+        "index_dir",
+        type=path_option,
+        envvar="KARABAKH_QA_INDEX",
+        help="Index folder (default: index/).",
+    )(wrapper)
+    return click.option(
+        "--articles",
+        type=path_option,
+        envvar="KARABAKH_QA_ARTICLES",
+        help="Articles folder (default: seeds/).",
+    )(wrapper)
+
+
+def common(func):
+    """--articles/--index/--model on a command, defaulting to the environment."""
+    return _settings_command(func, folders=True)
+
+
+def model_only(func):
+    """--model alone: for commands that index a benchmark of their own (``eval``)."""
+    return _settings_command(func, folders=False)
 
 
 def settings_option(name: str, choices: tuple[str, ...], help: str):
@@ -486,7 +499,7 @@ def run_evaluation(settings: Settings, collection, tag: str, run_out, batches: i
 
 
 @eval_group.command("beir")
-@common
+@model_only
 @dense_option
 @eval_options
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -499,7 +512,7 @@ def eval_beir(settings: Settings, folder: Path, split: str):
 
 
 @eval_group.command("squad")
-@common
+@model_only
 @dense_option
 @eval_options
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -518,7 +531,7 @@ def eval_squad(settings: Settings, file: Path, part: str):
 
 
 @eval_group.command("news")
-@common
+@model_only
 @dense_option
 @query_runtime_option
 @ranker_option

@@ -97,7 +97,7 @@ def _codes(
     keys = [embed_key(embedder.name, t) for t in texts]
     todo = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
     todo = sorted(todo.items(), key=lambda x: x[1])
-    batch = settings.embed_batch_size * 8
+    batch = settings.embed_batch_size  # progress after every model batch, not every 8
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         vecs = embedder.encode([texts[i] for _, i in chunk], batch_size=settings.embed_batch_size)
