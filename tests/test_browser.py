@@ -132,6 +132,9 @@ def test_pages_sort_and_the_undated_toggle_by_clicking(server):
         page.get_by_role("link", name="Include them").click()
         page.wait_for_url("**include_undated=1**")
         assert page.get_by_role("status").count() == 0
+        page.locator("nav.facets").get_by_role("link", name="2020").click()  # a year facet
+        page.wait_for_url("**until=2020-12-31**")
+        assert page.locator("#since").input_value() == "2020-01-01"
         first = page.locator("li.hit").first
         first.locator("details.why summary").click()
         assert first.locator("details.why table").is_visible()

@@ -93,6 +93,7 @@ def test_ask_human_output_and_stdin_mode(run):
     assert result.exit_code == 0
     assert "003_10ac5b029c183a1d.txt, 2020-10-11, paragraph 3" in result.output
     assert "also in 000_f1506f499b213b55.txt paragraph 10, date unknown" in result.output
+    assert "      why (0-1): words " in result.output and "(score" not in result.output
     assert "also in 001_8494f7265b4a0e6d.txt paragraph 12, 2020-10-11, inferred from the text" in (
         result.output
     )

@@ -130,3 +130,15 @@ def test_the_article_list_in_html_and_json(client):
     assert page.count('<a href="/articles/0') == 2
     assert client.get("/articles?since=2020-13-01").status_code == 400
     assert "5 articles" in client.get("/articles").get_data(as_text=True)
+
+
+def test_the_form_names_every_wrong_field(client):
+    page = client.get("/?q=ceasefire&k=77&since=2020-1-1&sort=newest")
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    for message in (
+        "Passages must be a whole number from 1 to 50, got &#39;77&#39;",
+        "From date must be a date as YYYY-MM-DD, got &#39;2020-1-1&#39;",
+        "Order must be one of relevance, date, first_seen",
+    ):
+        assert message in text, message

@@ -286,11 +286,17 @@ def print_result(result: SearchResult) -> None:
         click.echo(f"[{d['rank']}] {d['text']}")
         click.echo(
             f"    — {d['file']}, {date}, paragraph {d['paragraph']}{section}, "
-            f"chars {d['start']}–{d['end']} (score {d['score']:.3f})"
+            f"chars {d['start']}–{d['end']}"
         )
         title = f"“{d['title']}”" if d["title"] else None
         who = " · ".join(x for x in (d["outlet"] or "outlet unknown", title, d["url"]) if x)
         click.echo(f"      {who}")
+        w = d["explain"]["parts"]
+        click.echo(
+            f"      why (0-1): words {w['lexical']:.2f} · meaning {w['semantic']:.2f} · "
+            f"sentence {w['sentence']:.2f} · terms {w['terms']:.2f} · answer {w['answer']:.2f}"
+            + ("" if d["answers"] else " · does not pass the answer rule")
+        )
         for c in d["also_in"]:
             click.echo(
                 f"    also in {c['file']} paragraph {c['paragraph']}, "

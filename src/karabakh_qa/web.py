@@ -114,7 +114,7 @@ def home():
                 facets=True,
             )
         except BadRequest as exc:
-            error = form_error(exc.message)
+            error = "; ".join(form_errors(svc, form, exc))
     status = 400 if error else 200
     return render_template(
         "index.html",
@@ -139,7 +139,32 @@ def page_url(form: dict, **changes: object) -> str:
     return url_for("html.home") + "?" + urlencode(params)
 
 
-FORM_LABELS = {"k": "Passages", "since": "From date", "until": "To date", "source": "Sources"}
+FORM_LABELS = {
+    "k": "Passages",
+    "since": "From date",
+    "until": "To date",
+    "source": "Sources",
+    "sort": "Order",
+    "offset": "Page offset",
+}
+
+
+def form_errors(svc: SearchService, form: dict, first: BadRequest) -> list[str]:
+    """Every field's problem, not only the first one the search met: each field is
+    checked again on its own (cheap: no search runs)."""
+    out = [form_error(first.message)]
+    question = form["q"] if form["q"].strip() else "question"
+    fields = {"k": form["k"] or None, "since": form["since"], "until": form["until"]}
+    options = {"offset": form["offset"], "sort": form["sort"]}
+    for name, value in [*fields.items(), *options.items(), ("source", form["source"])]:
+        single = {"sources": value} if name == "source" else {name: value}
+        try:
+            svc.validate(question, **single)
+        except BadRequest as exc:
+            message = form_error(exc.message)
+            if message not in out:
+                out.append(message)
+    return out
 
 
 def form_error(message: str) -> str:
