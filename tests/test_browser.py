@@ -73,12 +73,13 @@ PAGES = [
     "/nope",
 ]
 AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+ENHANCED = {"runOnly": {"type": "rule", "values": ["color-contrast-enhanced"]}}  # 7:1, AAA
 
 
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"
 )
-def test_every_page_fits_a_phone_and_passes_axe_at_wcag_21_aa(server):
+def test_every_page_fits_a_phone_and_passes_axe_at_wcag_21_aa_and_enhanced_contrast(server):
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 
@@ -96,9 +97,9 @@ def test_every_page_fits_a_phone_and_passes_axe_at_wcag_21_aa(server):
                 )
                 if overflow > 0:
                     problems.append(f"{path} at {width}px overflows by {overflow}px")
-                result = axe.run(page, options=AA)
-                for v in result.response["violations"]:
-                    problems.append(f"{path} at {width}px: {v['id']} ({len(v['nodes'])} nodes)")
+                for options in (AA, ENHANCED):
+                    for v in axe.run(page, options=options).response["violations"]:
+                        problems.append(f"{path} at {width}px: {v['id']} ({len(v['nodes'])} nodes)")
             page.close()
         browser.close()
     assert problems == []

@@ -165,12 +165,13 @@ def test_stale_index_is_an_error_unless_allowed(run, seed_settings):
     result = run(*args("ask", "talks", "-k", "1"))
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "error: index is stale: 1 article file(s) changed since it was built (e.g. new.txt); "
-        "run `karabakh-qa index`, or pass --allow-stale"
+        "error: index is stale: 1 article file changed since it was built (e.g. new.txt); "
+        f"run `karabakh-qa index --articles {seed_settings.articles_dir} "
+        f"--index {seed_settings.index_dir}`, or pass --allow-stale"
     )
     result = run(*args("ask", "talks", "-k", "1", "--allow-stale"))
     assert result.exit_code == 0
-    assert "warning: index is stale (1 article files changed)" in result.output
+    assert "warning: index is stale (1 article file changed)" in result.output
 
 
 def test_index_named_files_only(run, seed_settings, tmp_path):

@@ -335,11 +335,13 @@ def ask(
         stale = service.stale()
         if stale and not allow_stale:
             raise IndexUnavailable(
-                f"index is stale: {len(stale)} article file(s) changed since it was built "
-                f"(e.g. {stale[0]}); run `karabakh-qa index`, or pass --allow-stale"
+                f"index is stale: {plural(len(stale), 'article file')} changed since it was built "
+                f"(e.g. {stale[0]}); run `{service.index_command()}`, or pass --allow-stale"
             )
         if stale:
-            click.echo(f"warning: index is stale ({len(stale)} article files changed)", err=True)
+            click.echo(
+                f"warning: index is stale ({plural(len(stale), 'article file')} changed)", err=True
+            )
         if question == "-":
             _ask_lines(service, k, list(sources), since, until)
             return

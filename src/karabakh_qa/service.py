@@ -441,7 +441,7 @@ class SearchService:
             self.switches.append(Switch(fresh.generation, started, time.perf_counter()))
             return self._index
 
-    def _index_command(self) -> str:
+    def index_command(self) -> str:
         """The command that builds this service's index, with its folders when they are
         not the defaults (a hint must work when pasted)."""
         s, default = self.settings, Settings()
@@ -474,7 +474,7 @@ class SearchService:
         for _attempt in range(3):
             if name is None:
                 raise IndexUnavailable(
-                    f"no index in {index_dir}: run `{self._index_command()}` to build it"
+                    f"no index in {index_dir}: run `{self.index_command()}` to build it"
                 )
             try:
                 snap = Snapshot(index_dir, read_manifest(index_dir, name), self._segments)
