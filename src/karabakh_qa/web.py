@@ -276,7 +276,7 @@ def _json_body(fields: tuple[str, ...]) -> dict:
 
 
 OPTIONS = ("offset", "sort", "include_undated", "facets")
-ASK_FIELDS = ("question", "q", "k", "sources", "source", "since", "until", *OPTIONS)
+ASK_FIELDS = ("question", "q", "k", "limit", "sources", "source", "since", "until", *OPTIONS)
 
 
 def _either(values: dict, name: str, alias: str) -> object:
@@ -297,7 +297,7 @@ def ask():
         values["sources"] = a.getlist("sources") or None
     result = service().search(
         _either(values, "question", "q"),
-        values.get("k"),
+        _either(values, "k", "limit"),
         _either(values, "sources", "source"),
         values.get("since"),
         values.get("until"),
