@@ -189,3 +189,25 @@ def test_why_it_ranked_and_the_answer_mark_only_where_the_rule_holds(client):
     assert off["answer_found"] is False and not any(h["answers"] for h in off["results"])
     page = client.get("/?q=Who+won+the+1998+football+world+cup%3F").get_data(as_text=True)
     assert "<mark>" not in page and 'class="answer"' not in page
+
+
+def test_corroboration_counts_the_copies_and_names_the_first_report(client):
+    hit = client.get("/api/ask?q=How+many+houses+have+been+destroyed%3F&k=1").get_json()
+    c = hit["results"][0]["corroboration"]
+    assert (c["articles"], c["outlets"], c["first"]) == (
+        3,
+        0,
+        {"file": "003_10ac5b029c183a1d.txt", "date": "2020-10-11", "date_source": "header"},
+    )  # 001 has the same day, but inferred from its text: the date line is surer
+    assert sorted((x["file"], x["verbatim"]) for x in c["copies"]) == [
+        ("000_f1506f499b213b55.txt", True),
+        ("001_8494f7265b4a0e6d.txt", True),
+    ]
+    assert hit["results"][0]["first_seen"] == {
+        "file": "003_10ac5b029c183a1d.txt",
+        "date": "2020-10-11",
+    }
+    page = client.get("/?q=How+many+houses+have+been+destroyed%3F&k=1").get_data(as_text=True)
+    assert (
+        "Reported in 3 articles; first 2020-10-11 (date line) in 003_10ac5b029c183a1d.txt." in page
+    )

@@ -67,6 +67,7 @@ class Hit:
     answer_span: dict | None = None  # {start, end, text, type}, offsets into the article
     answers: bool = False  # passes the answer rule on its own (the page marks only these)
     first_seen: dict | None = None  # the earliest dated copy of the story: {file, date}
+    corroboration: dict | None = None  # articles, outlets, first, copies (corroborate.py)
 
     def to_dict(self) -> dict:
         p = self.passage
@@ -92,6 +93,7 @@ class Hit:
             "answer_span": self.answer_span,
             "answers": self.answers,
             "first_seen": self.first_seen,
+            "corroboration": self.corroboration,
             "explain": self.explain,
         }
 

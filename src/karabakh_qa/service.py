@@ -29,6 +29,7 @@ from .answer.spans import Span, answer_type, best_span
 from .chunk import normalise
 from .cite import Quote
 from .config import DEFAULT_MODEL, Settings
+from .corroborate import corroboration
 from .embed import Embedder, load_embedder
 from .errors import (
     ArticleError,
@@ -1008,6 +1009,7 @@ class _Decorator:
             else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
         )
         copies = self.svc._copies(index, shown, passage)
+        corroborated = corroboration(passage, copies)
         return Hit(
             rank=0,
             score=float(self.fused[i]),
@@ -1016,19 +1018,15 @@ class _Decorator:
             highlights={"sentence": sentence, "terms": matched_terms(passage.text, self.terms)},
             explain=cands.explain(j, span),
             answer_span=span.to_dict(passage.start) if span else None,
-            first_seen=first_seen(passage, copies),
+            corroboration=corroborated,
+            first_seen=first_of(corroborated),
         )
 
 
-def first_seen(passage: Passage, copies: tuple[dict, ...]) -> dict | None:
-    """The earliest dated copy of a passage's story: {file, date}, or None (undated)."""
-    dated = [(c["date"], c["file"]) for c in copies if c["date"]]
-    if passage.date:
-        dated.append((passage.date, passage.source))
-    if not dated:
-        return None
-    date, file = min(dated)
-    return {"file": file, "date": date}
+def first_of(corroborated: dict) -> dict | None:
+    """The earliest dated copy of a story as ``first_seen`` gives it: {file, date}."""
+    first = corroborated["first"]
+    return None if first is None else {"file": first["file"], "date": first["date"]}
 
 
 def matched_terms(text: str, terms: set[str]) -> list[list[int]]:

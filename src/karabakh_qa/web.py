@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from .cite import FORMATS, render
 from .config import Settings
+from .corroborate import first_reported
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
 from .records import Passage, date_label
@@ -126,6 +127,7 @@ def home():
         segments=segments,
         date_label=date_label,
         sentence_anchor=sentence_anchor,
+        first_reported=first_reported,
         page_url=lambda **changes: page_url(form, **changes),
     ), status
 
