@@ -211,3 +211,28 @@ def test_corroboration_counts_the_copies_and_names_the_first_report(client):
     assert (
         "Reported in 3 articles; first 2020-10-11 (date line) in 003_10ac5b029c183a1d.txt." in page
     )
+
+
+def test_figures_that_differ_across_sources_are_listed_with_their_quotes(client):
+    data = client.get(
+        "/api/ask",
+        query_string={"q": "How many people were killed in the missile attack on Ganja?"},
+    ).get_json()
+    (figure,) = data["figures"]
+    assert figure["measure"] == "killed"
+    assert [(v["value"], v["file"], v["date"]) for v in figure["values"]] == [
+        (9, "003_10ac5b029c183a1d.txt", "2020-10-11"),
+        (13, "002_90d5f99ab22388b6.txt", None),
+        (5, "004_669fca5e7478b4f6.txt", None),
+    ]
+    for v in figure["values"]:  # each value is the article's own text at its offsets
+        article = client.get(f"/api/articles/{v['file']}").get_json()
+        quoted = next(p for p in article["passages"] if p["start"] <= v["start"] < p["end"])
+        number = quoted["text"][v["start"] - quoted["start"] : v["end"] - quoted["start"]]
+        assert number in (str(v["value"]), {9: "nine", 5: "five"}.get(v["value"]))
+    page = client.get("/?q=How+many+people+were+killed+in+the+missile+attack+on+Ganja%3F").get_data(
+        as_text=True
+    )
+    assert "Figures differ across sources: killed" in page
+    houses = client.get("/api/ask?q=How+many+houses+have+been+destroyed%3F").get_json()
+    assert houses["figures"] == []  # one figure everywhere: nothing differs

@@ -82,6 +82,7 @@ def test_index_then_ask_json(run):
         "sort",
         "hidden_undated",
         "results",
+        "figures",
     ]
     assert data["ok"] is True and len(data["results"]) == 2
     assert "1,165 houses" in data["results"][0]["text"]

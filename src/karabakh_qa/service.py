@@ -39,6 +39,7 @@ from .errors import (
     valid_unicode,
     whole_number,
 )
+from .figures import across, asked_measure
 from .fuse import fuse, ranks_of
 from .ingest import decode_article, iso_date
 from .pacing import Pacer
@@ -85,6 +86,7 @@ class SearchResult:
     total: int = 0  # distinct results (groups of copies count once) the retrieval found
     hidden_undated: int = 0  # of those, left out by a date filter for want of a date
     facets: dict | None = None  # counts by outlet, year and month, when asked for
+    figures: list | None = None  # the asked measure's differing values across sources
 
     def to_dict(self) -> dict:
         q = self.query
@@ -105,6 +107,7 @@ class SearchResult:
         }
         if self.facets is not None:
             out["facets"] = self.facets
+        out["figures"] = self.figures or []
         return out
 
 
@@ -718,6 +721,7 @@ class SearchService:
             ranked.total,
             ranked.hidden_undated,
             ranked.facets,
+            ranked.figures,
         )
 
     def _rank(self, index: Snapshot, q: Query) -> Ranked:
@@ -760,7 +764,8 @@ class SearchService:
             for h in decorate.many(view[q.offset : q.offset + q.k], first_rank=q.offset + 1)
         ]
         facets = _facets(index, cands, results, dates) if q.facets else None
-        return Ranked(hits, found, absent, kind, len(results), hidden, facets)
+        figures = _figures(index, cands, results, q.question, keys)
+        return Ranked(hits, found, absent, kind, len(results), hidden, facets, figures)
 
     def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
         key = normalise(passage.text)
@@ -903,6 +908,25 @@ class Ranked:
     total: int = 0
     hidden_undated: int = 0
     facets: dict | None = None
+    figures: list | None = None
+
+
+FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
+
+
+def _figures(index, cands, results, question: str, keys: list[KeyTerm]) -> list | None:
+    """The asked measure's values across the results, when they differ (figures.py):
+    ``[{measure, values: [{value, text, file, paragraph, start, end, date}]}]``."""
+    measure = asked_measure(question)
+    if measure is None:
+        return None
+    names = [k.surface for k in keys if not k.surface.isdigit()]
+    passages = [index.passage(int(cands.rows[j])) for _, j in results[:FIGURE_DEPTH]]
+    values = across(measure, passages, names)
+    if len({v["value"] for v in values}) < 2:
+        return None  # one figure everywhere: nothing differs
+    values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))
+    return [{"measure": measure, "values": values}]
 
 
 def flag(value: object, name: str) -> bool:

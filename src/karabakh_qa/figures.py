@@ -1,0 +1,122 @@
+"""Figures across sources: the same measure reported with different values.
+
+Reports of one event disagree on numbers (9 killed in one article, 13 in another,
+5 in a third) and a reader of the top hit never learns it. For a question that
+asks for a casualty count ("How many people were killed...?"), the figures of that
+measure are read from every sentence of the results that names what the question
+names (its key names, e.g. "Ganja"), each with its verbatim quote, file, offsets and
+date; when the values differ they are shown side by side. Nothing is merged or
+judged: each value stands with its source. Rules, not a model: a number (digits
+or words) next to the verb or adjective of the measure, in either order
+("killing nine people", "13 civilians were killed"); the first figure of a measure
+in a sentence is taken (later ones are usually parts of it: "including four women").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MEASURES = {  # the measure a word reports
+    "killed": "killed",
+    "killing": "killed",
+    "dead": "killed",
+    "died": "killed",
+    "die": "killed",
+    "deaths": "killed",
+    "wounded": "wounded or injured",
+    "wounding": "wounded or injured",
+    "injured": "wounded or injured",
+    "injuring": "wounded or injured",
+    "injuries": "wounded or injured",
+}
+WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+}  # fmt: skip
+_NUM = r"(?P<num>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(WORDS) + r")"
+_VERB = "|".join(sorted(MEASURES, key=len, reverse=True))
+# "killing nine people", "killed five civilians", "injured 17 others"
+_VERB_FIRST = re.compile(
+    rf"\b(?P<verb>{_VERB})\s+(?:at least |nearly |about |some )?{_NUM}\b", re.I
+)
+# "13 civilians were killed", "nearly 50 others injured", "22 civilians have died"
+_NUM_FIRST = re.compile(
+    rf"\b{_NUM}\s+(?:(?!(?:and|or|but)\b)[A-Za-z-]+\s+){{0,2}}?"
+    r"(?:(?:were|was|are|have been|had been|have|had)\s+)?"
+    rf"(?P<verb>{_VERB})\b(?!\s+(?:person|people|man|woman|child|body|bodies)\b)",
+    re.I,
+)  # not "one dead person": a body counted, not a toll
+_SENTENCE = re.compile(r"[^.!?]+[.!?]?")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A value of a measure: ``text[start:end]`` is the number as written."""
+
+    measure: str
+    value: int
+    start: int
+    end: int
+
+
+def number(word: str) -> int:
+    return int(word.replace(",", "")) if word[0].isdigit() else WORDS[word.lower()]
+
+
+def figures(text: str) -> list[Figure]:
+    """The first figure of each measure in ``text`` (one sentence), in text order."""
+    found: dict[str, Figure] = {}
+    verb_first = list(_VERB_FIRST.finditer(text))
+    taken = {m.span("num") for m in verb_first}  # "killed five ... and injured 17": 5 killed
+    hits = [*verb_first, *(m for m in _NUM_FIRST.finditer(text) if m.span("num") not in taken)]
+    for m in sorted(hits, key=lambda m: m.start("num")):
+        measure = MEASURES[m.group("verb").lower()]
+        if measure not in found:
+            s, e = m.span("num")
+            found[measure] = Figure(measure, number(m.group("num")), s, e)
+    return sorted(found.values(), key=lambda f: f.start)
+
+
+def asked_measure(question: str) -> str | None:
+    """The measure a "how many" question asks about, if it names one."""
+    q = question.lower()
+    if not re.search(r"\bhow many\b|\bnumber of\b|\bdeath toll\b|\btoll\b", q):
+        return None
+    for word in re.findall(r"[a-z]+", q):
+        if word in MEASURES:
+            return MEASURES[word]
+    return None
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if m.group().strip()]
+
+
+def across(measure: str, passages: list, names: list[str]) -> list[dict]:
+    """Each value of ``measure`` reported by ``passages`` (Passage objects, best
+    first) in a sentence naming every one of ``names``; one entry per (value, file)."""
+    out, seen = [], set()
+    for p in passages:
+        for s, e in sentences(p.text):
+            sentence = p.text[s:e]
+            if not all(n.lower() in sentence.lower() for n in names):
+                continue
+            for f in figures(sentence):
+                if f.measure != measure or (f.value, p.source) in seen:
+                    continue
+                seen.add((f.value, p.source))
+                out.append(
+                    {
+                        "value": f.value,
+                        "text": sentence.strip(),
+                        "file": p.source,
+                        "paragraph": p.paragraph,
+                        "start": p.start + s + f.start,
+                        "end": p.start + s + f.end,
+                        "date": p.date,
+                    }
+                )
+    return out

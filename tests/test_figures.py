@@ -1,0 +1,37 @@
+"""Figures across sources: the number rules (figures.py), exact spans."""
+
+import pytest
+
+from karabakh_qa.figures import asked_measure, figures
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (
+            "came early on Sunday, killing nine people including four women.",
+            [("killed", 9, "nine")],
+        ),
+        (
+            "at least 13 civilians were killed, including four women, and nearly 50 others injured",
+            [("killed", 13, "13"), ("wounded or injured", 50, "50")],
+        ),
+        (
+            "which killed five civilians and injured 17 others.",
+            [("killed", 5, "five"), ("wounded or injured", 17, "17")],
+        ),
+        ("Baku says 22 civilians have died since then.", [("killed", 22, "22")]),
+        ("rescue workers carrying one dead person from the ruins", []),
+        ("destroyed 1,165 houses and 57 buildings", []),
+    ],
+)
+def test_figures_read_the_first_value_of_each_measure(text, found):
+    assert [(f.measure, f.value, text[f.start : f.end]) for f in figures(text)] == found
+
+
+def test_only_how_many_questions_about_a_measure_ask_for_figures():
+    assert asked_measure("How many people were killed in Ganja?") == "killed"
+    assert asked_measure("What was the death toll? How many died?") == "killed"
+    assert asked_measure("How many were injured?") == "wounded or injured"
+    assert asked_measure("Who was killed in Ganja?") is None
+    assert asked_measure("How many houses were destroyed?") is None
