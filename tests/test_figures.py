@@ -22,6 +22,14 @@ from karabakh_qa.figures import asked_measure, figures
         ),
         ("Baku says 22 civilians have died since then.", [("killed", 22, "22")]),
         ("rescue workers carrying one dead person from the ruins", []),
+        (
+            "As many as 34 others – among them 16 women and six children – were wounded.",
+            [("wounded or injured", 34, "34")],
+        ),
+        (
+            "As many as 34 others, among them 16 women and six children, were wounded.",
+            [("wounded or injured", 34, "34")],
+        ),
         ("destroyed 1,165 houses and 57 buildings", []),
     ],
 )

@@ -42,9 +42,11 @@ _VERB = "|".join(sorted(MEASURES, key=len, reverse=True))
 _VERB_FIRST = re.compile(
     rf"\b(?P<verb>{_VERB})\s+(?:at least |nearly |about |some )?{_NUM}\b", re.I
 )
-# "13 civilians were killed", "nearly 50 others injured", "22 civilians have died"
+# "13 civilians were killed", "nearly 50 others injured", "22 civilians have died",
+# "34 others – among them 16 women – were wounded" (an aside between the two)
 _NUM_FIRST = re.compile(
     rf"\b{_NUM}\s+(?:(?!(?:and|or|but)\b)[A-Za-z-]+\s+){{0,2}}?"
+    r"(?:(?:[A-Za-z-]+)?(?:\s?[–—]\s[^–—.]{1,80}\s[–—]\s|,\s(?:among|including)\s[^,.]{1,60},\s))?"
     r"(?:(?:were|was|are|have been|had been|have|had)\s+)?"
     rf"(?P<verb>{_VERB})\b(?!\s+(?:person|people|man|woman|child|body|bodies)\b)",
     re.I,
