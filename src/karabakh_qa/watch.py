@@ -154,7 +154,10 @@ class JournalWriter:
             raise Conflict(
                 f"another journal watcher is running for {self.lock_path.parent}"
             ) from None
-        self._fh = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
+        # O_APPEND: every line lands at the end of the log, whoever else wrote there (a
+        # "w" handle writes at its own offset, over what another hand appended)
+        self._fh = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fh.truncate(0)  # a fresh log for this instance
         header = {"journal": VERSION, "instance": self.instance, "folder": str(self.root)}
         self._fh.write(json.dumps(header) + "\n")
         self._fh.flush()
