@@ -30,10 +30,22 @@ def embedder() -> HashEmbedder:
     return HashEmbedder(64)
 
 
+@pytest.fixture(scope="session")
+def seed_template(tmp_path_factory) -> Settings:
+    """The seed articles and their index, built once per test run: each test gets
+    copies (``copy2`` keeps the files' times, so the copied index is up to date with
+    the copied folder), not a build of its own."""
+    root = tmp_path_factory.mktemp("seed-template")
+    shutil.copytree(SEEDS, root / "articles")
+    settings = make_settings(root)
+    SearchService(settings, HashEmbedder(64)).build()
+    return settings
+
+
 @pytest.fixture
-def seed_dir(tmp_path: Path) -> Path:
+def seed_dir(tmp_path: Path, seed_template: Settings) -> Path:
     folder = tmp_path / "articles"
-    shutil.copytree(SEEDS, folder)
+    shutil.copytree(seed_template.articles_dir, folder)
     return folder
 
 
@@ -43,10 +55,11 @@ def seed_settings(tmp_path: Path, seed_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def seed_service(seed_settings: Settings, embedder: HashEmbedder) -> SearchService:
-    service = SearchService(seed_settings, embedder)
-    service.build()
-    return service
+def seed_service(
+    seed_settings: Settings, seed_template: Settings, embedder: HashEmbedder
+) -> SearchService:
+    shutil.copytree(seed_template.index_dir, seed_settings.index_dir)
+    return SearchService(seed_settings, embedder)
 
 
 @pytest.fixture
