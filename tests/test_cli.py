@@ -136,7 +136,6 @@ def test_ask_json_errors_are_json(run):
     "argv,code,message",
     [
         (("ask", "houses"), 1, "error: no index in"),
-        (("ask", "houses", "-k", "0"), 1, "error: no index in"),
         (("ask",), 2, "Missing argument"),
         (("index", "--bogus"), 2, "No such option"),
         (("frobnicate",), 2, "No such command"),

@@ -108,7 +108,9 @@ def test_unusable_new_generation_keeps_the_old_one_serving(seed_service, seed_se
     (seed_settings.index_dir / "CURRENT").write_text("gen-000099.json\n")
     assert seed_service.index() is first
     assert seed_service.search("houses destroyed", 1).hits
-    assert seed_service._rejected == broken.name  # not retried on every request
+    health = seed_service.health()  # said, not hidden: the newer generation is unusable
+    assert health["status"] == "degraded" and "gen-000099.json is unusable" in health["reason"]
+    assert health["generation"] == first.generation
 
 
 def test_repeated_source_filter_counts_once(tiny):
