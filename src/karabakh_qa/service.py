@@ -754,7 +754,7 @@ class SearchService:
         )
         dates = index.dates_of(cands.rows)
         results, hidden = _collapse(cands, ordered, allowed, dates, q)
-        decorate = _Decorator(self, index, cands, fused, spans, kind, set(terms))
+        decorate = _Decorator(index, cands, fused, spans, kind, set(terms))
         absent = tuple(missing(keys))
         n = index.bm25.n
         found = self._answer_found(decorate.many(results[:3]), keys, n) and not absent
@@ -766,29 +766,6 @@ class SearchService:
         facets = _facets(index, cands, results, dates) if q.facets else None
         figures = _figures(index, cands, results, q.question, keys)
         return Ranked(hits, found, absent, kind, len(results), hidden, facets, figures)
-
-    def _copies(self, index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
-        key = normalise(passage.text)
-        out = []
-        for row in index.groups.members(shown):
-            if row == shown:
-                continue
-            p = index.passage(row)
-            out.append(
-                {
-                    "id": p.id,
-                    "file": p.source,
-                    "source": p.source,  # deprecated alias of "file"
-                    "outlet": p.outlet,
-                    "paragraph": p.paragraph,
-                    "date": p.date,
-                    "date_source": p.date_source,
-                    "start": p.start,
-                    "end": p.end,
-                    "identical": normalise(p.text) == key,
-                }
-            )
-        return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
 
     def _answer_found(self, hits: list[Hit], keys: list[KeyTerm], n: int) -> bool:
         """Convincing when a top-3 passage holds enough of the question's key terms
@@ -835,10 +812,10 @@ class SearchService:
         p = index.passage(row)
         return p, index.article(p.source)[0]
 
-    def quote(self, pid: object, link: str) -> Quote:
-        """Passage ``pid`` as a citable quote, its context read from the article file
-        when the file is still the one indexed (same SHA-256)."""
-        p, meta = self.passage(pid)
+    def quote(self, p: Passage, meta: dict, link: str) -> Quote:
+        """Passage ``p`` (with its article's ``meta``, as :meth:`passage` gives them) as
+        a citable quote, its context read from the article file when the file is still
+        the one indexed (same SHA-256)."""
         text = None
         try:
             raw = (self.settings.articles_dir / p.source).read_bytes()
@@ -991,8 +968,8 @@ def _facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> d
     """Counts of the results by outlet, year and month (most first; "unknown" last)."""
     outlet, year, month = Counter(), Counter(), Counter()
     for _, j in results:
-        p = index.passage(int(cands.rows[j]))
-        outlet[p.outlet or "unknown"] += 1
+        meta = index.article_of(int(cands.rows[j]))  # its record only: no passage decoded
+        outlet[outlet_of(meta.get("publisher"), meta.get("url")) or "unknown"] += 1
         date = str(dates[j])
         year[date[:4] or "unknown"] += 1
         month[date[:7] or "unknown"] += 1
@@ -1004,12 +981,37 @@ def _facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> d
     return {"outlet": listed(outlet), "year": listed(year), "month": listed(month)}
 
 
+def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
+    """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
+    key = normalise(passage.text)
+    out = []
+    for row in index.groups.members(shown):
+        if row == shown:
+            continue
+        p = index.passage(row)
+        out.append(
+            {
+                "id": p.id,
+                "file": p.source,
+                "source": p.source,  # deprecated alias of "file"
+                "outlet": p.outlet,
+                "paragraph": p.paragraph,
+                "date": p.date,
+                "date_source": p.date_source,
+                "start": p.start,
+                "end": p.end,
+                "identical": normalise(p.text) == key,
+            }
+        )
+    return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
+
+
 class _Decorator:
     """Turns ranked candidates into Hits: passage, marked sentence, answer span,
     copies, evidence; each candidate once, however often it is asked for."""
 
-    def __init__(self, svc, index, cands, fused, spans, kind, query_terms) -> None:
-        self.svc, self.index, self.cands, self.fused = svc, index, cands, fused
+    def __init__(self, index, cands, fused, spans, kind, query_terms) -> None:
+        self.index, self.cands, self.fused = index, cands, fused
         self.spans, self.kind, self.terms = spans, kind, query_terms
         self._done: dict[int, Hit] = {}
 
@@ -1032,7 +1034,7 @@ class _Decorator:
             if j in self.spans
             else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
         )
-        copies = self.svc._copies(index, shown, passage)
+        copies = copies_of(index, shown, passage)
         corroborated = corroboration(passage, copies)
         return Hit(
             rank=0,

@@ -392,8 +392,8 @@ def cite_passage(pid: str):
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     svc = service()
-    p, _ = svc.passage(pid)
-    body = render(svc.quote(pid, passage_link(p)), fmt)
+    p, meta = svc.passage(pid)
+    body = render(svc.quote(p, meta, passage_link(p)), fmt)
     response = current_app.response_class(body, mimetype=FORMATS[fmt])
     ext = {"csl-json": "json", "bibtex": "bib", "ris": "ris"}[fmt]
     response.headers["Content-Disposition"] = f'inline; filename="kqa-{p.id}.{ext}"'

@@ -162,13 +162,8 @@ def _write_failures(index_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        name = current_name(index_dir)
         try:
-            keep = kept_files(index_dir, read_manifest(index_dir, name)) if name else set()
-        except (FileNotFoundError, IndexUnavailable):
-            keep = {name} if name else set()
-        try:
-            clean_index_dir(index_dir, keep)
+            remove_leftovers(index_dir)
         except OSError as again:
             log.warning("could not remove the failed build's files: %s", again)
         if exc.errno not in DISK_REFUSED:
@@ -177,6 +172,26 @@ def _write_failures(index_dir: Path) -> Iterator[None]:
             f"the build could not write the index ({exc.strerror or exc}); the generation "
             "that served serves on, and what this build wrote is removed"
         ) from None
+
+
+def serving_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest CURRENT names, or None (no index, or it cannot be read)."""
+    name = current_name(index_dir)
+    if name is None:
+        return None
+    try:
+        return read_manifest(index_dir, name)
+    except (FileNotFoundError, IndexUnavailable):
+        return None
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Remove what neither the serving generation nor the one before it lists (what
+    crashed or failed builds left); with an unreadable manifest, all but CURRENT's."""
+    name = current_name(index_dir)
+    serving = serving_manifest(index_dir)
+    keep = kept_files(index_dir, serving) if serving else ({name} if name else set())
+    clean_index_dir(index_dir, keep)
 
 
 def previous_manifest(index_dir: Path, current: Manifest) -> Manifest | None:
@@ -236,13 +251,8 @@ def build_index(
     cache = cache or SegmentCache()
     with files.build_lock(index_dir, wait=wait), _write_failures(index_dir):
         target = empty_manifest(settings, embedder)
-        current = current_name(index_dir)
-        if current is not None:  # what crashed builds left behind goes first
-            try:
-                keep = kept_files(index_dir, read_manifest(index_dir, current))
-            except (FileNotFoundError, IndexUnavailable):
-                keep = {current}
-            clean_index_dir(index_dir, keep)
+        if current_name(index_dir) is not None:  # what crashed builds left behind goes first
+            remove_leftovers(index_dir)
         snap, repaired = (
             (None, False) if full else _usable_snapshot(index_dir, cache, target, repair)
         )
@@ -331,11 +341,8 @@ def _refuse_to_empty(index_dir: Path, snap: Snapshot | None, diff: Diff, folder:
         if not holds or gone < holds:
             return
     else:  # a full build: what the serving generation holds
-        name = current_name(index_dir)
-        try:
-            holds = read_manifest(index_dir, name).live_articles if name else 0
-        except (FileNotFoundError, IndexUnavailable):
-            holds = 0
+        serving = serving_manifest(index_dir)
+        holds = serving.live_articles if serving else 0
         if not holds:
             return
     raise Conflict(

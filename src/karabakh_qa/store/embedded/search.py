@@ -173,6 +173,11 @@ class Snapshot:
         ]
         return np.concatenate(parts) if parts else np.zeros(0, bool)
 
+    def article_of(self, row: int) -> dict:
+        """The metadata record of the article global ``row`` belongs to."""
+        seg, local = self.locate(row)
+        return seg.article_record(int(seg.a["owner"][local]))
+
     def passage(self, row: int) -> Passage:
         """The passage at global ``row``, its ``group`` set to the representative's id."""
         seg, local = self.locate(row)
