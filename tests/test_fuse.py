@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from karabakh_qa.fuse import fuse, normalise, ranks_of, rrf
+from karabakh_qa.answer.fuse import fuse, normalise, ranks_of, rrf
 
 
 def test_normalisations():

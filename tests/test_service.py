@@ -160,28 +160,6 @@ def test_a_benchmark_query_model_embeds_questions_but_never_builds(seed_service)
         wrong.index()
 
 
-@pytest.mark.parametrize("allowed", [None, "first article"])
-def test_dense_search_in_a_helper_thread_gives_the_same_candidates(seed_service, allowed):
-    """A large index runs dense search beside BM25; the candidates are the same."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-
-    from karabakh_qa.service import retrieve
-    from karabakh_qa.sparse import tokenize
-
-    index = seed_service.index()
-    rows = None if allowed is None else np.asarray(index.article(index.article_names()[0])[1])
-    question = "How many houses have been destroyed in the shelling?"
-    qvec = seed_service.embedder.encode([question])[0]
-    alone = retrieve(index, tokenize(question), qvec, 20, rows, "exact")
-    with ThreadPoolExecutor(1) as pool:
-        beside = retrieve(index, tokenize(question), qvec, 20, rows, "exact", pool)
-    assert len(alone.rows) > 0
-    for field in ("rows", "reps", "ids", "features", "bm25_rank", "dense_rank", "best_sentence"):
-        assert np.array_equal(getattr(alone, field), getattr(beside, field)), field
-
-
 def test_missing_key_terms_mean_no_answer_and_spans_are_verbatim(seed_service):
     """A question naming what the archive never mentions gets answer_found false and
     missing_terms; answer spans are verbatim slices at the passage's article offsets."""

@@ -3,7 +3,7 @@
 Collections are indexed by the same code as articles
 (:func:`store.embedded.build.build_from_articles`, into a temporary folder,
 optionally in several batches with deletions) and every query goes through
-the same retrieval (:func:`service.retrieve`);
+the same retrieval (:func:`answer.retrieve.retrieve`);
 only the final fusion varies, so BM25 alone, dense alone, RRF and the default
 fusion are compared on identical candidates. A document split into several
 passages scores as its best passage. Embeddings are cached on disk by model
@@ -26,12 +26,12 @@ import numpy as np
 import pytrec_eval
 
 from .answer.rank import Ranker, reorder
+from .answer.retrieve import retrieve
 from .answer.spans import answer_type, best_span
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
 from .records import Article
-from .service import retrieve
 from .sparse import tokenize
 from .store.embedded.build import build_from_articles
 from .store.embedded.search import Snapshot

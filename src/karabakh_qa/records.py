@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -46,11 +47,11 @@ class Passage:
     outlet: str | None = None  # who published it (see :func:`outlet_of`)
     url: str | None = None  # where it was published (http or https only)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Passage:
+    def from_dict(cls, data: dict[str, Any]) -> Passage:
         return cls(**data)
 
 
@@ -61,15 +62,15 @@ class Hit:
     rank: int
     score: float
     passage: Passage
-    also_in: tuple[dict, ...] = ()
-    highlights: dict = field(default_factory=dict)
-    explain: dict = field(default_factory=dict)
-    answer_span: dict | None = None  # {start, end, text, type}, offsets into the article
+    also_in: tuple[dict[str, Any], ...] = ()
+    highlights: dict[str, Any] = field(default_factory=dict)
+    explain: dict[str, Any] = field(default_factory=dict)
+    answer_span: dict[str, Any] | None = None  # {start, end, text, type}, offsets into the article
     answers: bool = False  # passes the answer rule on its own (the page marks only these)
-    first_seen: dict | None = None  # the earliest dated copy of the story: {file, date}
-    corroboration: dict | None = None  # articles, outlets, first, copies (corroborate.py)
+    first_seen: dict[str, Any] | None = None  # the earliest dated copy of the story: {file, date}
+    corroboration: dict[str, Any] | None = None  # articles, outlets, first, copies (relations/)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         p = self.passage
         return {
             "rank": self.rank,

@@ -1,9 +1,10 @@
 """The search service: the one library object the CLI, HTML page and JSON API call.
 
-It owns the embedder and the loaded index generation, switches to a newer
-generation when ``CURRENT`` changes (requests already running keep the one
-they started with), validates every query parameter, and turns a question
-into ranked, de-duplicated, cited hits.
+It owns the embedder and the loaded index generation (switching to a newer one
+when ``CURRENT`` changes; requests already running keep the one they started
+with) and wires the stages of an answer, each a module of ``answer/``:
+query (validate) -> retrieve -> fuse (+ the learned second phase, rank) ->
+collapse -> decorate -> judge. It computes nothing of an answer itself.
 """
 
 from __future__ import annotations
@@ -15,63 +16,40 @@ import os
 import shlex
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
 
-from .answer.judge import KeyTerm, coverage, key_terms, missing, numbers_held
+from .answer.collapse import collapse, facets, in_order
+from .answer.decorate import Decorator, figures_of
+from .answer.judge import AnswerRule, key_terms, missing
+from .answer.query import Query, parse_query
 from .answer.rank import Ranker, reorder
-from .answer.spans import Span, answer_type, best_span
-from .chunk import normalise
+from .answer.retrieve import PARALLEL_MIN_ROWS, allowed_rows, retrieve
+from .answer.spans import answer_type
 from .cite import Quote
 from .config import DEFAULT_MODEL, Settings
-from .corroborate import corroboration
 from .embed import Embedder, load_embedder
-from .errors import (
-    ArticleError,
-    BadRequest,
-    IndexUnavailable,
-    NotFound,
-    valid_unicode,
-    whole_number,
-)
-from .figures import across, asked_measure
-from .fuse import fuse, ranks_of
-from .ingest import decode_article, iso_date
+from .errors import ArticleError, BadRequest, IndexUnavailable, NotFound
+from .ingest import decode_article
 from .pacing import Pacer
 from .records import Hit, Passage, outlet_of, safe_url
-from .sparse import term_spans, tokenize
+from .sparse import tokenize
 from .store.embedded import files, kernels
 from .store.embedded.ann import uses_ann
-from .store.embedded.bm25 import Bm25Query
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
 from .store.embedded.manifest import IndexCorrupt, IndexOutdated, current_name, read_manifest
-from .store.embedded.search import SegmentCache, Snapshot, best_positive
+from .store.embedded.search import SegmentCache, Snapshot
 from .store.embedded.vectors import set_dense_threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Query:
-    """A validated query."""
-
-    question: str
-    k: int
-    sources: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-    offset: int = 0  # hits skipped (pagination: offset, k)
-    sort: str = "relevance"  # or "date" (newest first), "first_seen" (a story's earliest copy)
-    include_undated: bool = False  # a date filter keeps passages of unknown date too
-    facets: bool = False  # count the results by outlet, year and month
 
 
 @dataclass(frozen=True)
@@ -111,126 +89,10 @@ class SearchResult:
         return out
 
 
-@dataclass(frozen=True)
-class Candidates:
-    """The union of both retrievers' top lists (plus their groups' representatives),
-    ordered by passage id, with every candidate's exact features."""
-
-    rows: np.ndarray
-    reps: np.ndarray  # the global row of each candidate's group representative
-    ids: np.ndarray  # passage ids (S16), the tie-break of every ordering
-    features: np.ndarray  # (len(FEATURES), candidates): bm25, dense, sentence, coverage
-    bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
-    dense_rank: np.ndarray
-    best_sentence: np.ndarray  # per candidate: index of the sentence to mark
-
-    def fused(self, method: str, weights: tuple[float, ...], rrf_k: int = 60) -> np.ndarray:
-        return fuse(self.features, weights, method, [self.bm25_rank, self.dense_rank], rrf_k)
-
-    def order(self, fused: np.ndarray) -> np.ndarray:
-        """Candidate positions, best first; equal scores by passage id."""
-        return np.lexsort((self.ids, -fused))
-
-    def explain(self, i: int, span: Span | None = None) -> dict:
-        """Why candidate ``i`` ranked: each feature, and its rank in each retriever; and
-        on one 0-1 scale ("parts"), with its answer ``span``'s fit (1: the wanted type
-        beside the question's words)."""
-        bm25, dense, sentence, coverage = (round(float(x), 6) for x in self.features[:, i])
-        top_bm25 = float(self.features[0].max()) if self.features.shape[1] else 0.0
-        return {
-            "bm25_score": bm25,
-            "bm25_rank": int(self.bm25_rank[i]) or None,
-            "dense_score": dense,
-            "dense_rank": int(self.dense_rank[i]) or None,
-            "sentence_score": sentence,
-            "term_coverage": coverage,
-            # the same evidence on one 0-1 scale, for people (the page's "why")
-            "parts": {
-                "lexical": round(bm25 / top_bm25, 4) if top_bm25 > 0 else 0.0,
-                "semantic": round(min(1.0, max(0.0, dense)), 4),
-                "sentence": round(min(1.0, max(0.0, sentence)), 4),
-                "terms": round(min(1.0, max(0.0, coverage)), 4),
-                "answer": round(min(1.0, span.score / 2), 4) if span else 0.0,
-            },
-        }
-
-
 REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
 RELEASE_EVERY_S = 1.0  # how often it unmaps the index pages queries read (Snapshot.release)
 RELEASE_ABOVE_BYTES = 1800 << 20  # ... and sooner once the process's RSS passes this
-PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
-
-
-def retrieve(
-    index: Snapshot,
-    terms: list[str],
-    qvec: np.ndarray | Callable[[], np.ndarray],
-    depth: int,
-    allowed: np.ndarray | None = None,
-    dense: str = "exact",
-    helpers: Executor | None = None,
-    threads: int = 1,
-    bm25_query: Bm25Query | None = None,
-) -> Candidates:
-    """Top ``depth`` of BM25 and of the dense index (within ``allowed`` rows; ``dense``:
-    exact, ann or auto), scored exactly by all features.
-
-    ``qvec`` is the question's vector, or a function that embeds it. With
-    ``helpers``, a helper thread embeds the question and starts the dense search
-    while this one ranks BM25 (which needs no vector), then both finish the dense
-    search (:class:`DenseSearch`; ONNX Runtime, FAISS and the compiled loops
-    release the GIL). At 1M passages with the real question model that overlaps
-    the encode (~4-6 ms) with BM25 instead of running it first."""
-    vector = qvec if callable(qvec) else (lambda: qvec)
-    started: Future = Future()  # the helper's (vector, dense search), once it has them
-
-    def embed_and_search() -> None:
-        try:
-            found = vector()
-            search = index.dense_search(found, depth, allowed, dense, threads)
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the query's thread)
-            started.set_exception(exc)
-            return
-        started.set_result((found, search))
-        search.work()
-
-    pending = helpers.submit(embed_and_search) if helpers is not None else None
-    q = bm25_query if bm25_query is not None else index.bm25.query(terms)
-    bm_all = index.bm25.scores(q)
-    sparse_top = best_positive(bm_all, depth, index.ids, allowed)
-    if pending is None:
-        embed_and_search()
-    qvec, search = started.result()
-    search.work()  # joins the helper on what is left of the dense search
-    if pending is not None:
-        pending.result()
-    dense_top = search.result()
-    rows = np.union1d(sparse_top, dense_top)
-    reps = index.groups.reps_of(rows)
-    if allowed is not None:
-        reps = np.intersect1d(reps, allowed)
-    rows = np.union1d(rows, reps).astype(np.int64)
-    ids = index.ids(rows)
-    by_id = np.argsort(ids, kind="stable")
-    rows, ids = rows[by_id], ids[by_id]
-    known = q.df > 0
-    qidf = np.maximum(q.idf[known], 0.0)
-    unseen = int((~known).sum())  # terms no passage has: as rare as can be
-    n = index.bm25.n
-    total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
-    known_terms = [t for t, k in zip(q.terms, known.tolist(), strict=True) if k]
-    sent = index.sentence_features(rows, qvec, known_terms, qidf, total)
-    features = np.stack([bm_all[rows], index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
-    return Candidates(
-        rows=rows,
-        reps=index.groups.reps_of(rows),
-        ids=ids,
-        features=features,
-        bm25_rank=ranks_of(rows, sparse_top),
-        dense_rank=ranks_of(rows, dense_top),
-        best_sentence=sent.best,
-    )
 
 
 REFRESHER_NICENESS = 19
@@ -623,71 +485,15 @@ class SearchService:
         until: object = None,
         index: Snapshot | None = None,
         blank_is_absent: bool = True,
-        offset: object = None,
-        sort: object = None,
-        include_undated: object = None,
-        facets: object = None,
+        **options: object,
     ) -> Query:
-        """Check every parameter; raise :class:`BadRequest` saying what is allowed.
-        ``blank_is_absent``: an empty ``k``, ``since`` or ``until`` means not given (a
-        form's empty field); a JSON body gives a value or leaves the key out."""
-        s = self.settings
-        if not isinstance(question, str) or not question.strip():
-            raise BadRequest("question is required: give 1 to 1000 characters of text")
-        question = valid_unicode(question, "question").strip()
-        if len(question) > s.max_question_chars:
-            raise BadRequest(
-                f"question is {len(question)} characters; at most {s.max_question_chars} allowed"
-            )
-        if k is None or (k == "" and blank_is_absent):
-            k = s.default_k
-        k_given, k = k, whole_number(k)
-        if k is None or not 1 <= k <= s.max_k:
-            raise BadRequest(f"k must be a whole number from 1 to {s.max_k}, got {k_given!r}")
-        if sources is None or sources == "":
-            sources = ()
-        if isinstance(sources, str):
-            sources = (sources,)
-        if not isinstance(sources, list | tuple) or not all(isinstance(x, str) for x in sources):
-            raise BadRequest("sources must be a list of article file names")
-        sources = tuple(x for x in sources if x)
+        """Check every parameter against the serving generation (answer/query.py)."""
         snap = index or self.index()
-        unknown = [x for x in sources if snap.article(x) is None]
-        if unknown:
-            known = snap.article_names()
-            names = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
-            raise BadRequest(f"unknown source {unknown[0]!r}; indexed sources are: {names}")
-        dates = []
-        for name, value in (("since", since), ("until", until)):
-            if value is None or (value == "" and blank_is_absent):
-                dates.append(None)
-                continue
-            parsed = iso_date(value) if isinstance(value, str) else None
-            if parsed is None or parsed != value.strip():
-                raise BadRequest(f"{name} must be a date as YYYY-MM-DD, got {value!r}")
-            dates.append(parsed)
-        if dates[0] and dates[1] and dates[0] > dates[1]:
-            raise BadRequest(f"since ({dates[0]}) is after until ({dates[1]})")
-        given = offset is not None and not (offset == "" and blank_is_absent)
-        skip = whole_number(offset) if given else 0
-        if skip is None or not 0 <= skip <= MAX_OFFSET:
-            raise BadRequest(
-                f"offset must be a whole number from 0 to {MAX_OFFSET}, got {offset!r}"
-            )
-        order = "relevance" if sort is None or (sort == "" and blank_is_absent) else sort
-        if order not in SORTS:
-            raise BadRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
-        undated, counted = flag(include_undated, "include_undated"), flag(facets, "facets")
-        return Query(question, k, sources, dates[0], dates[1], skip, order, undated, counted)
+        return parse_query(
+            self.settings, snap, question, k, sources, since, until, blank_is_absent, **options
+        )
 
     # --- search ------------------------------------------------------------------
-
-    def _allowed(self, index: Snapshot, q: Query) -> np.ndarray | None:
-        """Rows the filters allow; with a date filter, undated rows too (they are counted
-        as hidden, or shown with ``include_undated``)."""
-        if not (q.sources or q.since or q.until):
-            return None
-        return index.rows_where(q.sources, q.since, q.until, undated=True)
 
     def search(
         self,
@@ -725,9 +531,11 @@ class SearchService:
         )
 
     def _rank(self, index: Snapshot, q: Query) -> Ranked:
+        """The pipeline: retrieve -> fuse (and the second phase) -> collapse ->
+        decorate -> judge, each stage a module of ``answer/``."""
         s = self.settings
         kind = answer_type(q.question)
-        allowed = self._allowed(index, q)
+        allowed = allowed_rows(index, q)
         if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return Ranked([], False, (), kind)
         terms = tokenize(q.question)
@@ -753,44 +561,19 @@ class SearchService:
             reorder(index, cands, fused, q.question, ranker) if ranker else (cands.order(fused), {})
         )
         dates = index.dates_of(cands.rows)
-        results, hidden = _collapse(cands, ordered, allowed, dates, q)
-        decorate = _Decorator(index, cands, fused, spans, kind, set(terms))
+        results, hidden = collapse(cands, ordered, allowed, dates, q)
+        decorate = Decorator(index, cands, fused, spans, kind, set(terms))
+        rule, n = AnswerRule.of(s), index.bm25.n
         absent = tuple(missing(keys))
-        n = index.bm25.n
-        found = self._answer_found(decorate.many(results[:3]), keys, n) and not absent
-        view = _sorted(results, q.sort, dates, index, cands)
+        found = rule.found(decorate.many(results[:3]), keys, n) and not absent
+        view = in_order(results, q.sort, dates, index, cands)
         hits = [  # only a hit that passes the answer rule on its own is marked as one
-            replace(h, answers=found and self._answers(h, keys, n))
+            replace(h, answers=found and rule.answers(h, keys, n))
             for h in decorate.many(view[q.offset : q.offset + q.k], first_rank=q.offset + 1)
         ]
-        facets = _facets(index, cands, results, dates) if q.facets else None
-        figures = _figures(index, cands, results, q.question, keys)
-        return Ranked(hits, found, absent, kind, len(results), hidden, facets, figures)
-
-    def _answer_found(self, hits: list[Hit], keys: list[KeyTerm], n: int) -> bool:
-        """Convincing when a top-3 passage holds enough of the question's key terms
-        (answer/judge.py) and is semantically close, or close enough and has a
-        sentence covering most of the question's (idf-weighted) terms.
-        Thresholds are calibrated on tests/data/seed_dev.json and bbc_dev.json
-        (README, "No answer")."""
-        texts = [h.passage.text for h in hits[:3]]
-        return self._holds_keys(keys, texts, n) and any(self._close(h) for h in hits[:3])
-
-    def _answers(self, hit: Hit, keys: list[KeyTerm], n: int) -> bool:
-        """The answer rule for one hit alone: its own text holds the key terms."""
-        return self._holds_keys(keys, [hit.passage.text], n) and self._close(hit)
-
-    def _holds_keys(self, keys: list[KeyTerm], texts: list[str], n: int) -> bool:
-        covered = coverage(keys, texts, n) >= self.settings.min_key_coverage
-        return covered and numbers_held(keys, texts)
-
-    def _close(self, hit: Hit) -> bool:
-        """Semantically close, or close enough with a sentence covering most terms."""
-        s = self.settings
-        dense, cover = hit.explain["dense_score"], hit.explain["term_coverage"]
-        return dense >= s.min_dense_score or (
-            dense >= s.min_dense_with_terms and cover >= s.min_term_coverage
-        )
+        counts = facets(index, cands, results, dates) if q.facets else None
+        figures = figures_of(index, cands, results, q.question, keys)
+        return Ranked(hits, found, absent, kind, len(results), hidden, counts, figures)
 
     # --- articles and health -------------------------------------------------------
 
@@ -886,175 +669,3 @@ class Ranked:
     hidden_undated: int = 0
     facets: dict | None = None
     figures: list | None = None
-
-
-FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
-
-
-def _figures(index, cands, results, question: str, keys: list[KeyTerm]) -> list | None:
-    """The asked measure's values across the results, when they differ (figures.py):
-    ``[{measure, values: [{value, text, file, paragraph, start, end, date}]}]``."""
-    measure = asked_measure(question)
-    if measure is None:
-        return None
-    names = [k.surface for k in keys if not k.surface.isdigit()]
-    passages = [index.passage(int(cands.rows[j])) for _, j in results[:FIGURE_DEPTH]]
-    values = across(measure, passages, names)
-    if len({v["value"] for v in values}) < 2:
-        return None  # one figure everywhere: nothing differs
-    values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))
-    return [{"measure": measure, "values": values}]
-
-
-def flag(value: object, name: str) -> bool:
-    """A yes/no parameter: JSON true/false, or 1/0, true/false, yes/no, on/off, "" (no)."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in FLAG_WORDS:
-        return FLAG_WORDS[value.strip().lower()]
-    raise BadRequest(f"{name} must be true or false, got {value!r}")
-
-
-FLAG_WORDS = {"": False, "0": False, "false": False, "no": False, "off": False,
-              "1": True, "true": True, "yes": True, "on": True}  # fmt: skip
-SORTS = ("relevance", "date", "first_seen")
-MAX_OFFSET = 1000
-
-
-def _collapse(
-    cands: Candidates,
-    ordered: np.ndarray,
-    allowed: np.ndarray | None,
-    dates: np.ndarray,
-    q: Query,
-) -> tuple[list[tuple[int, int]], int]:
-    """Every distinct result in ranked order, a group of copies once: (candidate
-    position, position of the row shown for it: the group's representative when the
-    filters allow it); and how many a date filter left out for want of a date."""
-    allowed_set = None if allowed is None else set(allowed.tolist())
-    pos = {int(c): i for i, c in enumerate(cands.rows)}
-    dated_filter = bool(q.since or q.until)
-    out, seen, hidden = [], set(), 0
-    for i in ordered.tolist():
-        row, rep = int(cands.rows[i]), int(cands.reps[i])
-        if rep in seen:
-            continue
-        seen.add(rep)
-        j = pos[rep if allowed_set is None or rep in allowed_set else row]
-        if dated_filter and not dates[j] and not q.include_undated:
-            hidden += 1
-            continue
-        out.append((i, j))
-    return out, hidden
-
-
-def _sorted(results, sort: str, dates: np.ndarray, index: Snapshot, cands: Candidates) -> list:
-    """``results`` in the asked order: relevance as ranked; date, newest first; or
-    first_seen, by the earliest dated copy of each result's group (the story's first
-    report), newest first. Undated results go last, in ranked order (stable sorts)."""
-    if sort == "relevance":
-        return results
-    if sort == "date":
-        return sorted(results, key=lambda r: dates[r[1]], reverse=True)
-    first = {}
-    for _, j in results:
-        members = index.groups.members(int(cands.rows[j]))
-        known = [d for d in index.dates_of(np.asarray(members, np.int64)).tolist() if d]
-        first[j] = min(known) if known else ""
-    return sorted(results, key=lambda r: first[r[1]], reverse=True)
-
-
-def _facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> dict:
-    """Counts of the results by outlet, year and month (most first; "unknown" last)."""
-    outlet, year, month = Counter(), Counter(), Counter()
-    for _, j in results:
-        meta = index.article_of(int(cands.rows[j]))  # its record only: no passage decoded
-        outlet[outlet_of(meta.get("publisher"), meta.get("url")) or "unknown"] += 1
-        date = str(dates[j])
-        year[date[:4] or "unknown"] += 1
-        month[date[:7] or "unknown"] += 1
-
-    def listed(counts: Counter) -> list[dict]:
-        ranked = sorted(counts.items(), key=lambda kv: (kv[0] == "unknown", -kv[1], kv[0]))
-        return [{"value": value, "count": count} for value, count in ranked]
-
-    return {"outlet": listed(outlet), "year": listed(year), "month": listed(month)}
-
-
-def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
-    """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
-    key = normalise(passage.text)
-    out = []
-    for row in index.groups.members(shown):
-        if row == shown:
-            continue
-        p = index.passage(row)
-        out.append(
-            {
-                "id": p.id,
-                "file": p.source,
-                "source": p.source,  # deprecated alias of "file"
-                "outlet": p.outlet,
-                "paragraph": p.paragraph,
-                "date": p.date,
-                "date_source": p.date_source,
-                "start": p.start,
-                "end": p.end,
-                "identical": normalise(p.text) == key,
-            }
-        )
-    return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
-
-
-class _Decorator:
-    """Turns ranked candidates into Hits: passage, marked sentence, answer span,
-    copies, evidence; each candidate once, however often it is asked for."""
-
-    def __init__(self, index, cands, fused, spans, kind, query_terms) -> None:
-        self.index, self.cands, self.fused = index, cands, fused
-        self.spans, self.kind, self.terms = spans, kind, query_terms
-        self._done: dict[int, Hit] = {}
-
-    def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
-        return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
-
-    def one(self, i: int, j: int, rank: int) -> Hit:
-        hit = self._done.get(j)
-        if hit is None:
-            hit = self._done[j] = self._make(i, j)
-        return replace(hit, rank=rank)
-
-    def _make(self, i: int, j: int) -> Hit:
-        index, cands = self.index, self.cands
-        shown = int(cands.rows[j])
-        passage = index.passage(shown)
-        sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
-        span = (
-            self.spans[j]
-            if j in self.spans
-            else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
-        )
-        copies = copies_of(index, shown, passage)
-        corroborated = corroboration(passage, copies)
-        return Hit(
-            rank=0,
-            score=float(self.fused[i]),
-            passage=passage,
-            also_in=copies,
-            highlights={"sentence": sentence, "terms": matched_terms(passage.text, self.terms)},
-            explain=cands.explain(j, span),
-            answer_span=span.to_dict(passage.start) if span else None,
-            corroboration=corroborated,
-            first_seen=first_of(corroborated),
-        )
-
-
-def first_of(corroborated: dict) -> dict | None:
-    """The earliest dated copy of a story as ``first_seen`` gives it: {file, date}."""
-    first = corroborated["first"]
-    return None if first is None else {"file": first["file"], "date": first["date"]}
-
-
-def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
-    """Offsets within ``text`` of every token whose term is in the query."""
-    return term_spans(text, terms)

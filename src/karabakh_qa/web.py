@@ -32,10 +32,10 @@ from werkzeug.exceptions import HTTPException
 
 from .cite import FORMATS, render
 from .config import Settings
-from .corroborate import first_reported
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
 from .records import Passage, date_label
+from .relations.corroboration import first_reported
 from .sentences import passage_sentences
 from .service import SearchService
 from .upload import article_from_json, article_from_upload, save_article

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from karabakh_qa.answer.judge import coverage, key_terms, missing
+from karabakh_qa.answer.judge import AnswerRule, KeyTerm, coverage, key_terms, missing
+from karabakh_qa.config import Settings
+from karabakh_qa.records import Hit, Passage
 
 DF = {"googl": 40, "profit": 300, "2016": 0, "quarter": 120, "iphon": 0, "15": 2, "rise": 900}
 
@@ -42,3 +44,26 @@ def test_every_number_of_the_question_must_be_in_one_passage():
     assert numbers_held(keys, ["won the marathon in 2004", "in 2007 by 12 seconds"])
     assert not numbers_held(keys, ["2007 marathon", "12 seconds"])  # not in one passage
     assert numbers_held(key_terms("Who won the marathon?", df_of, 10_000), [])
+
+
+def hit(text: str, dense: float, cover: float) -> Hit:
+    p = Passage("x", "a.txt", 1, 1, None, 0, len(text), text, None, None)
+    return Hit(1, 0.0, p, explain={"dense_score": dense, "term_coverage": cover})
+
+
+RULE = AnswerRule.of(Settings())  # 0.65 key coverage; cosine 0.40, or 0.25 with 0.5 terms
+KEYS = [KeyTerm("googl", "Google", 40), KeyTerm("2016", "2016", 3)]
+
+
+def test_the_rule_wants_the_key_terms_and_closeness_in_one_top_hit():
+    good = hit("Google's profit rose in 2016.", 0.41, 0.0)
+    assert RULE.found([good], KEYS, 1000) and RULE.answers(good, KEYS, 1000)
+    assert not RULE.found([hit("Google's profit rose in 2015.", 0.9, 1.0)], KEYS, 1000)
+    assert not RULE.found([hit("Google's profit rose in 2016.", 0.39, 0.49)], KEYS, 1000)
+    assert RULE.found([hit("Google's profit rose in 2016.", 0.25, 0.5)], KEYS, 1000)
+    # the terms in one hit, the closeness in another: found, but neither answers alone
+    split = [hit("Google in 2016.", 0.1, 0.0), hit("Profits rose.", 0.9, 0.0)]
+    assert RULE.found(split, KEYS, 1000)
+    assert not any(RULE.answers(h, KEYS, 1000) for h in split)
+    # only the top 3 count
+    assert not RULE.found([hit("Other.", 0.9, 1.0)] * 3 + [good], KEYS, 1000)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from karabakh_qa.answer.rank import FEATURES, Ranker, reorder, train
+from karabakh_qa.answer.retrieve import retrieve
 from karabakh_qa.errors import IndexUnavailable
-from karabakh_qa.service import retrieve
 from karabakh_qa.sparse import tokenize
 
 

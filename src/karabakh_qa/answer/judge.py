@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..config import Settings
+from ..records import Hit
 from ..sparse import tokenize, tokenize_spans
 
 ABSENCE_MIN_PASSAGES = 2_000  # from this size, an ordinary word no passage holds is key
@@ -78,3 +80,45 @@ def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
     figure): a passage about the 2004 final does not answer a question about 2007's."""
     numbers = {k.term for k in keys if any(c.isdigit() for c in k.term)}
     return not numbers or any(numbers <= set(tokenize(text)) for text in texts)
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    """Stage 5 of an answer: judge. Whether the top hits answer the question.
+
+    Convincing when a top-3 passage holds enough of the question's key terms and is
+    semantically close, or close enough and has a sentence covering most of the
+    question's (idf-weighted) terms. Thresholds come from :class:`Settings` and are
+    calibrated on tests/data/seed_dev.json and bbc_dev.json (README, "No answer")."""
+
+    min_key_coverage: float
+    min_dense_score: float
+    min_dense_with_terms: float
+    min_term_coverage: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> AnswerRule:
+        s = settings
+        return cls(
+            s.min_key_coverage, s.min_dense_score, s.min_dense_with_terms, s.min_term_coverage
+        )
+
+    def found(self, hits: list[Hit], keys: list[KeyTerm], n: int) -> bool:
+        """The answer rule for the top 3 ``hits`` together (``n`` live passages)."""
+        texts = [h.passage.text for h in hits[:3]]
+        return self._holds_keys(keys, texts, n) and any(self._close(h) for h in hits[:3])
+
+    def answers(self, hit: Hit, keys: list[KeyTerm], n: int) -> bool:
+        """The answer rule for one hit alone: its own text holds the key terms."""
+        return self._holds_keys(keys, [hit.passage.text], n) and self._close(hit)
+
+    def _holds_keys(self, keys: list[KeyTerm], texts: list[str], n: int) -> bool:
+        covered = coverage(keys, texts, n) >= self.min_key_coverage
+        return covered and numbers_held(keys, texts)
+
+    def _close(self, hit: Hit) -> bool:
+        """Semantically close, or close enough with a sentence covering most terms."""
+        dense, cover = hit.explain["dense_score"], hit.explain["term_coverage"]
+        return dense >= self.min_dense_score or (
+            dense >= self.min_dense_with_terms and cover >= self.min_term_coverage
+        )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from karabakh_qa.figures import asked_measure, figures
+from karabakh_qa.relations.figures import asked_measure, figures
 
 
 @pytest.mark.parametrize(

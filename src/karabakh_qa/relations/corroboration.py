@@ -10,7 +10,7 @@ without a date is counted but cannot be first.
 
 from __future__ import annotations
 
-from .records import Passage
+from ..records import Passage
 
 SURENESS = {"metadata": 0, "header": 1, "text": 2}  # how a date is known, surest first
 DATE_SOURCES = {

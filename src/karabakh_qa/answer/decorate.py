@@ -1,0 +1,118 @@
+"""Stage 4 of an answer: decorate. A ranked result becomes a cited Hit.
+
+Each hit gets its passage (verbatim, with offsets into its article), the sentence
+to mark, its answer span, the other articles that carry it (``also_in``), what
+those say across sources (corroboration: how many articles and outlets, which
+reported it first) and the evidence of its rank. For a question that asks for a
+figure, the values the results report for it are gathered across sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..chunk import normalise
+from ..records import Hit, Passage
+from ..relations.corroboration import corroboration
+from ..relations.figures import across, asked_measure
+from ..sparse import term_spans
+from ..store.embedded.search import Snapshot
+from .judge import KeyTerm
+from .spans import best_span
+
+
+def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
+    """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
+    key = normalise(passage.text)
+    out = []
+    for row in index.groups.members(shown):
+        if row == shown:
+            continue
+        p = index.passage(row)
+        out.append(
+            {
+                "id": p.id,
+                "file": p.source,
+                "source": p.source,  # deprecated alias of "file"
+                "outlet": p.outlet,
+                "paragraph": p.paragraph,
+                "date": p.date,
+                "date_source": p.date_source,
+                "start": p.start,
+                "end": p.end,
+                "identical": normalise(p.text) == key,
+            }
+        )
+    return tuple(sorted(out, key=lambda c: (c["source"], c["paragraph"])))
+
+
+class Decorator:
+    """Turns ranked candidates into Hits: passage, marked sentence, answer span,
+    copies, evidence; each candidate once, however often it is asked for."""
+
+    def __init__(self, index, cands, fused, spans, kind, query_terms) -> None:
+        self.index, self.cands, self.fused = index, cands, fused
+        self.spans, self.kind, self.terms = spans, kind, query_terms
+        self._done: dict[int, Hit] = {}
+
+    def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
+        return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
+
+    def one(self, i: int, j: int, rank: int) -> Hit:
+        hit = self._done.get(j)
+        if hit is None:
+            hit = self._done[j] = self._make(i, j)
+        return replace(hit, rank=rank)
+
+    def _make(self, i: int, j: int) -> Hit:
+        index, cands = self.index, self.cands
+        shown = int(cands.rows[j])
+        passage = index.passage(shown)
+        sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
+        span = (
+            self.spans[j]
+            if j in self.spans
+            else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
+        )
+        copies = copies_of(index, shown, passage)
+        corroborated = corroboration(passage, copies)
+        return Hit(
+            rank=0,
+            score=float(self.fused[i]),
+            passage=passage,
+            also_in=copies,
+            highlights={"sentence": sentence, "terms": matched_terms(passage.text, self.terms)},
+            explain=cands.explain(j, span),
+            answer_span=span.to_dict(passage.start) if span else None,
+            corroboration=corroborated,
+            first_seen=first_of(corroborated),
+        )
+
+
+def first_of(corroborated: dict) -> dict | None:
+    """The earliest dated copy of a story as ``first_seen`` gives it: {file, date}."""
+    first = corroborated["first"]
+    return None if first is None else {"file": first["file"], "date": first["date"]}
+
+
+def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
+    """Offsets within ``text`` of every token whose term is in the query."""
+    return term_spans(text, terms)
+
+
+FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
+
+
+def figures_of(index, cands, results, question: str, keys: list[KeyTerm]) -> list | None:
+    """The asked measure's values across the results, when they differ (figures.py):
+    ``[{measure, values: [{value, text, file, paragraph, start, end, date}]}]``."""
+    measure = asked_measure(question)
+    if measure is None:
+        return None
+    names = [k.surface for k in keys if not k.surface.isdigit()]
+    passages = [index.passage(int(cands.rows[j])) for _, j in results[:FIGURE_DEPTH]]
+    values = across(measure, passages, names)
+    if len({v["value"] for v in values}) < 2:
+        return None  # one figure everywhere: nothing differs
+    values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))
+    return [{"measure": measure, "values": values}]

@@ -1,0 +1,1 @@
+"""Relations between sources: copies, versions, corroboration, differing figures."""
