@@ -55,10 +55,10 @@ def ndcg_at_10(ranked: list[str], relevant: dict[str, int]) -> float:
 
 def export_scifact(folder: Path) -> dict:
     """Ours on SciFact, and the same passages, vectors and questions for the peer."""
+    from karabakh_qa.answer.retrieve import retrieve
     from karabakh_qa.config import DEFAULT_MODEL, Settings
     from karabakh_qa.embed import load_embedder
     from karabakh_qa.evaluate import EmbeddingCache, load_beir
-    from karabakh_qa.answer.retrieve import retrieve
     from karabakh_qa.sparse import tokenize
     from karabakh_qa.store.embedded.build import build_from_articles
     from karabakh_qa.store.embedded.rows import embed_key, embed_text

@@ -27,8 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def examples(collection, settings, embedder, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from karabakh_qa.answer.rank import phase_two
-    from karabakh_qa.evaluate import EmbeddingCache
     from karabakh_qa.answer.retrieve import retrieve
+    from karabakh_qa.evaluate import EmbeddingCache
     from karabakh_qa.sparse import tokenize
     from karabakh_qa.store.embedded.build import build_from_articles
 
