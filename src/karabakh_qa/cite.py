@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from .records import Passage
 
@@ -43,9 +44,9 @@ class Quote:
         after = article_text[passage.end : passage.end + CONTEXT_CHARS]
         return cls(passage, before, after, link)
 
-    def selectors(self) -> list[dict]:
+    def selectors(self) -> list[dict[str, Any]]:
         p = self.passage
-        quote: dict = {"type": "TextQuoteSelector", "exact": p.text}
+        quote: dict[str, Any] = {"type": "TextQuoteSelector", "exact": p.text}
         if self.prefix is not None:
             quote.update(prefix=self.prefix, suffix=self.suffix)
         return [quote, {"type": "TextPositionSelector", "start": p.start, "end": p.end}]
@@ -59,10 +60,10 @@ def _date_parts(date: str | None) -> list[int] | None:
     return [int(x) for x in date.split("-")] if date else None
 
 
-def csl_json(q: Quote) -> list[dict]:
+def csl_json(q: Quote) -> list[dict[str, Any]]:
     """One CSL-JSON item (a list, as CSL-JSON files hold), selectors included."""
     p = q.passage
-    item: dict = {
+    item: dict[str, Any] = {
         "id": p.id,
         "type": "article-newspaper",
         "title": p.title or p.source,
@@ -86,7 +87,7 @@ def _bibtex_value(text: str) -> str:
 
 def bibtex(q: Quote) -> str:
     p = q.passage
-    fields = [("title", p.title or p.source), ("journal", p.outlet)]
+    fields: list[tuple[str, str | None]] = [("title", p.title or p.source), ("journal", p.outlet)]
     if p.date:
         year, month, day = p.date.split("-")
         fields += [("year", year), ("month", str(int(month))), ("day", str(int(day)))]
@@ -101,7 +102,11 @@ def bibtex(q: Quote) -> str:
 
 def ris(q: Quote) -> str:
     p = q.passage
-    lines = [("TY", "NEWS"), ("ID", f"kqa-{p.id}"), ("TI", p.title or p.source)]
+    lines: list[tuple[str, str | None]] = [
+        ("TY", "NEWS"),
+        ("ID", f"kqa-{p.id}"),
+        ("TI", p.title or p.source),
+    ]
     lines += [("T2", p.outlet), ("DA", p.date.replace("-", "/") if p.date else None)]
     lines += [("PY", p.date[:4] if p.date else None), ("UR", p.url), ("LK", q.link)]
     lines += [("N1", f"Quoted: {q.where()}"), ("AB", " ".join(p.text.split()))]

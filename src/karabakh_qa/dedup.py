@@ -128,7 +128,7 @@ def plausible(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
     Jaccard 0.35 and 0.3 pass with 0.21 and 0.05 (8-bit values agree by chance
     once in 256, a bias of +0.004): most LSH candidates that cannot be copies
     are spared the exact check, which stays the rule."""
-    agree = (np.atleast_2d(a) == np.atleast_2d(b)).mean(axis=1)
+    agree: np.ndarray = (np.atleast_2d(a) == np.atleast_2d(b)).mean(axis=1)
     return agree >= threshold - ESTIMATE_MARGIN
 
 
@@ -185,7 +185,8 @@ def _run_pairs(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     left = np.repeat(pos, later)
     right = left + 1 + np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
     a, b = rows[left].astype(np.int64), rows[right].astype(np.int64)
-    return np.minimum(a, b) << 32 | np.maximum(a, b)
+    keys: np.ndarray = np.minimum(a, b) << 32 | np.maximum(a, b)
+    return keys
 
 
 def _as_pairs(keys: np.ndarray) -> np.ndarray:
@@ -220,5 +221,5 @@ def pairs_across(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.nd
     return _as_pairs(np.concatenate(keys))
 
 
-def representative_key(p: Passage) -> tuple:
+def representative_key(p: Passage) -> tuple[int, str, int, str, int]:
     return (DATE_RANK.get(p.date_source, 3), p.date or "9999", -len(p.text), p.source, p.paragraph)

@@ -14,13 +14,16 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 from scipy import sparse
 
 from .chunk import approx_tokens
 from .errors import IndexUnavailable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class Embedder(Protocol):
 class TokenCounter:
     """Word pieces of a text under a Hugging Face tokenizer; picklable."""
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
 
     def __call__(self, text: str) -> int:
@@ -97,8 +100,10 @@ class SentenceTransformerEmbedder:
         self.path = model_path(name)
         self.model = SentenceTransformer(str(self.path), device="cpu")
         self.model.eval()
-        self.dim = int(self.model.get_embedding_dimension())
-        self.max_tokens = int(self.model.max_seq_length)
+        # Both are typed ``int | None`` (None: no pooling layer / no length limit, never the
+        # case for this model); cast() only informs the type checker, int() is as before.
+        self.dim = int(cast(int, self.model.get_embedding_dimension()))
+        self.max_tokens = int(cast(int, self.model.max_seq_length))
         self._sha: str | None = None
         self._questions = None  # an OnnxQueryEncoder when query_runtime is "onnx" and it works
         if query_runtime == "onnx" and cache_dir is not None:

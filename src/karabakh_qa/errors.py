@@ -7,6 +7,7 @@ one-line message and exit code 1. Anything else is a bug and surfaces as a 500.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: "²", "⑤" and "５" are digits to str.isdigit
 
@@ -20,7 +21,7 @@ class KarabakhError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"ok": False, "error": self.message, "status": self.status}
 
 

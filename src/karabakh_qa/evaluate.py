@@ -26,7 +26,7 @@ import numpy as np
 import pytrec_eval
 
 from .answer.rank import Ranker, reorder
-from .answer.retrieve import retrieve
+from .answer.retrieve import Candidates, retrieve
 from .answer.spans import answer_type, best_span
 from .config import Settings
 from .embed import Embedder
@@ -34,6 +34,7 @@ from .errors import BadRequest
 from .records import Article
 from .sparse import tokenize
 from .store.embedded.build import build_from_articles
+from .store.embedded.rows import Progress
 from .store.embedded.search import Snapshot
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def score(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) ->
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
     n = len(qrels)
 
-    def mean(values: dict, key: str) -> float:
+    def mean(values: dict[str, dict[str, float]], key: str) -> float:
         return sum(v[key] for v in values.values()) / n  # queries with no result count as 0
 
     return {
@@ -173,7 +174,7 @@ def evaluate(
     settings: Settings,
     embedder: Embedder,
     systems: dict[str, tuple[str, tuple[float, ...]]] | None = None,
-    progress=None,
+    progress: Progress | None = None,
     batches: int = 1,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
     """Metrics and runs (qid -> docid -> score) for each system.
@@ -251,7 +252,14 @@ def _evaluate(
     return metrics, runs
 
 
-def _span_f1(index, cands, fused, question: str, collection, qid: str) -> float | None:
+def _span_f1(
+    index: Snapshot,
+    cands: Candidates,
+    fused: np.ndarray,
+    question: str,
+    collection: Collection,
+    qid: str,
+) -> float | None:
     """Token F1 (SQuAD's) of the answer span the served order shows in its first
     passage, against the best gold answer; None when that passage is not the gold one."""
     i = int(cands.order(fused)[0])

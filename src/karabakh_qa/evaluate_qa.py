@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .answer.judge import coverage, key_terms
 from .chunk import normalise
@@ -81,11 +82,11 @@ def is_gold(hit: Hit, question: DevQuestion) -> bool:
     return normalise(question.gold) in normalise(hit.passage.text)
 
 
-def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict:
+def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict[str, Any]:
     """Hit@1/3/10, MRR@10 and answer_found on the answerable questions (overall and
     by answer type and lede), abstention on the unanswerable ones, and per question
     what came first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     bm25 = service.index().bm25
     for question in [*dev.answerable, *dev.unanswerable]:
         result = service.search(question.q, k)
@@ -106,12 +107,12 @@ def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict:
             }
         )
     answerable = [r for r in rows if r["kind"] != "unanswerable"]
-    report = {"questions": len(answerable), **_metrics(answerable)}
+    report: dict[str, Any] = {"questions": len(answerable), **_metrics(answerable)}
     unanswerable = [r for r in rows if r["kind"] == "unanswerable"]
     if unanswerable:
         report["unanswerable"] = len(unanswerable)
         report["abstained"] = statistics.mean(not r["answer_found"] for r in unanswerable)
-    by = {}
+    by: dict[str, dict[str, Any]] = {}
     for kind in sorted({r["kind"] for r in answerable}):
         by[kind] = _metrics([r for r in answerable if r["kind"] == kind])
     for lede in (True, False):
@@ -123,8 +124,8 @@ def judge(service: SearchService, dev: DevSet, k: int = DEPTH) -> dict:
     return report
 
 
-def _metrics(rows: list[dict]) -> dict:
-    def share(test) -> float:
+def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def share(test: Callable[[dict[str, Any]], object]) -> float:
         return statistics.mean(bool(test(r)) for r in rows) if rows else 0.0
 
     return {
@@ -159,7 +160,7 @@ def archive_service(
         yield SearchService(local, embedder)
 
 
-def table(report: dict) -> str:
+def table(report: dict[str, Any]) -> str:
     """The report as a fixed-width table (overall, then by answer type and lede)."""
     head = f"{'questions':24s} {'n':>4s} {'Hit@1':>7s} {'Hit@3':>7s} {'Hit@10':>7s}"
     head += f" {'MRR@10':>7s} {'found':>7s}"

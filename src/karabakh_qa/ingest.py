@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ArticleError
 from .records import Article
@@ -42,7 +43,7 @@ class Skipped:
     reason: str
     sha256: str = UNREADABLE  # recorded so that a fixed file counts as changed
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "reason": self.reason, "sha256": self.sha256}
 
 

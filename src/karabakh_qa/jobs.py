@@ -20,6 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .errors import KarabakhError, NotFound
 
@@ -38,11 +39,11 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    error: dict | None = None  # the API's error shape, when failed
-    result: dict | None = None  # the build report, when done
+    error: dict[str, Any] | None = None  # the API's error shape, when failed
+    result: dict[str, Any] | None = None  # the build report, when done
     source: str | None = None  # the uploaded article, for an upload
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.kind,
@@ -67,12 +68,14 @@ class Jobs:
 
     def __init__(self) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._work: dict[str, Callable[[], dict]] = {}
+        self._work: dict[str, Callable[[], dict[str, Any]]] = {}
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._seq = itertools.count(1)
 
-    def submit(self, kind: str, work: Callable[[], dict], source: str | None = None) -> Job:
+    def submit(
+        self, kind: str, work: Callable[[], dict[str, Any]], source: str | None = None
+    ) -> Job:
         """Queue ``work`` (returns the report to keep); a reindex already queued is
         returned instead of a second one (it will see the same folder)."""
         with self._lock:
@@ -108,7 +111,7 @@ class Jobs:
                 self._lock.wait(left)
             return self._jobs[job_id]
 
-    def _set(self, job_id: str, **changes: object) -> None:
+    def _set(self, job_id: str, **changes: Any) -> None:
         with self._lock:
             self._jobs[job_id] = replace(self._jobs[job_id], **changes)
             self._lock.notify_all()
@@ -118,7 +121,7 @@ class Jobs:
         for job_id in finished[: max(0, len(finished) - KEEP)]:
             del self._jobs[job_id]
 
-    def _next(self) -> tuple[str, Callable[[], dict]]:
+    def _next(self) -> tuple[str, Callable[[], dict[str, Any]]]:
         with self._lock:
             while True:
                 queued = next((j.id for j in self._jobs.values() if j.state == "queued"), None)

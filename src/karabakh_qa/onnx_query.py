@@ -18,9 +18,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class OnnxQueryEncoder:
     """One question at a time through an ONNX Runtime session (thread-safe)."""
 
-    def __init__(self, path: Path, tokenizer, threads: int = 1) -> None:
+    def __init__(self, path: Path, tokenizer: PreTrainedTokenizerBase, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -58,19 +65,26 @@ def export_path(cache_dir: Path, weights_sha256: str) -> Path:
     return cache_dir / "onnx" / f"minilm-{weights_sha256[:16]}-torch{version}.onnx"
 
 
-def _export(model, path: Path) -> None:
+def _export(model: SentenceTransformer, path: Path) -> None:
     """Write the transformer + mean pooling + normalisation of a sentence-transformers
     ``model`` as one ONNX graph at ``path`` (atomically)."""
     import torch
 
-    transformer = model[0].auto_model
+    # torch types a submodule's attribute as ``Tensor | Module``; this one is the
+    # Hugging Face model (a Module). cast() only informs the type checker.
+    transformer = cast("torch.nn.Module", model[0].auto_model)
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.transformer = transformer
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
             tokens = self.transformer(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             )[0]
@@ -99,7 +113,11 @@ def _export(model, path: Path) -> None:
 
 
 def load_query_encoder(
-    model, weights_sha256: str, cache_dir: Path, threads: int, reference
+    model: SentenceTransformer,
+    weights_sha256: str,
+    cache_dir: Path,
+    threads: int,
+    reference: Callable[[str], np.ndarray],
 ) -> OnnxQueryEncoder | None:
     """The ONNX encoder of ``model``'s questions, exported on first use; None (and a
     warning) when it cannot be built or does not reproduce ``reference(PROBE)``."""
@@ -109,7 +127,8 @@ def load_query_encoder(
             log.info("exporting the question encoder to %s (once)", path)
             _export(model, path)
         encoder = OnnxQueryEncoder(path, model.tokenizer, threads)
-        got = encoder.encode(PROBE, int(model.max_seq_length))
+        # max_seq_length is typed ``int | None``; None fails in int() as before (caught below)
+        got = encoder.encode(PROBE, int(cast(int, model.max_seq_length)))
         cosine = float(got @ reference(PROBE))
     except Exception as exc:  # any failure: questions stay on torch; the next start re-exports
         log.warning("questions stay on torch: the ONNX encoder failed (%s)", exc)

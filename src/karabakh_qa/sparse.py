@@ -34,7 +34,7 @@ _stemmer = Stemmer.Stemmer("english")
 _CACHE_LIMIT = 500_000
 
 
-class _Terms(dict):
+class _Terms(dict[str, str]):
     """Raw token -> term ("" for a stopword): lowercasing, stopword test and stemming
     done once per distinct token, since the same few words make up most text."""
 

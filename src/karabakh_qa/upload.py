@@ -13,6 +13,7 @@ import hashlib
 import re
 import time
 import unicodedata
+from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
@@ -31,7 +32,7 @@ from .store.embedded import files
 MAX_ARTICLE_BYTES = 1_000_000
 
 
-def _field(body: dict, name: str, limit: int) -> str | None:
+def _field(body: dict[str, Any], name: str, limit: int) -> str | None:
     """A front-matter value: one line, no control or line-separator characters (a
     ``\r``, ``\u2028`` or ``\x85`` in a title would start a front-matter line of its
     own, setting the date or a ``javascript:`` URL)."""
@@ -46,7 +47,7 @@ def _field(body: dict, name: str, limit: int) -> str | None:
     return value.strip()
 
 
-def article_from_json(body: dict) -> bytes:
+def article_from_json(body: dict[str, Any]) -> bytes:
     """File bytes for a JSON article: front matter from title/date/source, then text."""
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -67,7 +68,8 @@ def article_from_upload(upload: FileStorage | None) -> bytes:
         raise BadRequest("multipart upload needs a 'file' field holding a .txt file")
     if not (upload.filename or "").lower().endswith((".txt", ".md")):
         raise BadRequest("only .txt or .md files are accepted")
-    return upload.read(MAX_ARTICLE_BYTES + 1)
+    raw: bytes = upload.read(MAX_ARTICLE_BYTES + 1)  # FileStorage reads its stream (Any)
+    return raw
 
 
 def save_article(settings: Settings, raw: bytes) -> str:

@@ -11,9 +11,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO, cast
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from .errors import Conflict, KarabakhError
 from .ingest import ARTICLE_SUFFIXES
@@ -70,7 +72,7 @@ class Debouncer(FileSystemEventHandler):
         if not names and not folder:
             return
         with self._lock:
-            if folder:
+            if names is None:  # folder (``is None`` narrows ``names`` for the type checker)
                 self._names = None
             elif self._names is not None:
                 self._names.update(names)
@@ -139,8 +141,9 @@ class JournalWriter:
         self.instance = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._last: str | None = None
-        self._fh = self._lock_fh = None
-        self._observer = None
+        self._fh: TextIO | None = None
+        self._lock_fh: TextIO | None = None
+        self._observer: BaseObserver | None = None
         self._overflow = _Overflow(self)
 
     def start(self) -> None:
@@ -163,7 +166,8 @@ class JournalWriter:
         self._fh.flush()
         logging.getLogger(WATCHDOG_LOGGER).addHandler(self._overflow)
         self._observer = Observer()
-        self._observer.schedule(self, str(self.root), recursive=True)
+        # watchdog calls only the handler's dispatch(); its stubs ask for the handler class
+        self._observer.schedule(self, str(self.root), recursive=True)  # type: ignore[arg-type]
         self._observer.start()
         log.info("journal %s watches %s", self.instance, self.root)
 
@@ -176,14 +180,15 @@ class JournalWriter:
             if fh is not None:
                 fh.close()  # closing the lock file releases the lock
 
-    def write(self, value: str | dict | None) -> None:
+    def write(self, value: str | dict[str, str] | None) -> None:
         line = json.dumps(value)
         with self._lock:
             if line == self._last:  # a write fires several events for one file
                 return
             self._last = line
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            fh = cast(TextIO, self._fh)  # opened by start(), before anything writes
+            fh.write(line + "\n")
+            fh.flush()
 
     def dispatch(self, event: FileSystemEvent) -> None:
         """Called by watchdog's observer for every event under the folder."""

@@ -12,11 +12,15 @@ cannot drift from what the pipeline really calls.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..records import Passage
+
+if TYPE_CHECKING:  # the shapes the one implementation returns; no import at run time
+    from .embedded.bm25 import Bm25Query
+    from .embedded.search import SentenceFeatures
 
 
 class Bm25Stats(Protocol):
@@ -24,9 +28,9 @@ class Bm25Stats(Protocol):
 
     n: int  # live passages
 
-    def query(self, terms: list[str]): ...  # distinct terms with idf and df
+    def query(self, terms: list[str]) -> Bm25Query: ...  # distinct terms with idf and df
 
-    def scores(self, q) -> np.ndarray: ...  # one score per row (0 for deleted rows)
+    def scores(self, q: Bm25Query) -> np.ndarray: ...  # one score per row (0 for deleted rows)
 
 
 class Groups(Protocol):
@@ -56,7 +60,7 @@ class StoreView(Protocol):
 
     def sentence_features(
         self, rows: np.ndarray, qvec: np.ndarray, terms: list[str], qidf: np.ndarray, total: float
-    ): ...
+    ) -> SentenceFeatures: ...
 
     def sentence_span(self, row: int, which: int) -> list[int]: ...
 
@@ -64,7 +68,7 @@ class StoreView(Protocol):
 
     def passage(self, row: int) -> Passage: ...
 
-    def article(self, name: str) -> tuple[dict, list[int]] | None: ...
+    def article(self, name: str) -> tuple[dict[str, Any], list[int]] | None: ...
 
     def rows_where(
         self, sources: tuple[str, ...], since: str | None, until: str | None

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import faiss
 import numpy as np
@@ -82,7 +83,7 @@ class SignIndex:
             thread.join()
         return self._index is not None
 
-    def _chunks(self):
+    def _chunks(self) -> Iterator[np.ndarray]:
         for lo in range(0, len(self.codes), _CHUNK):
             yield self.decode(np.asarray(self.codes[lo : lo + _CHUNK]))
 
@@ -114,5 +115,7 @@ class SignIndex:
 
     def candidates(self, query: np.ndarray, depth: int) -> np.ndarray:
         """The ``depth`` rows whose sign patterns score best against ``query``."""
-        _, ids = self._index.search(query.reshape(1, -1).astype(np.float32), depth)
-        return ids[0][ids[0] >= 0].astype(np.int64)
+        index = cast(faiss.IndexPQFastScan, self._index)  # callers ask once ready() is True
+        _, ids = index.search(query.reshape(1, -1).astype(np.float32), depth)
+        rows: np.ndarray = ids[0][ids[0] >= 0].astype(np.int64)
+        return rows

@@ -125,7 +125,9 @@ class Bm25View:
     n: int  # live passages
     total_length: int
     hist: np.ndarray  # (k, 2) df -> number of terms
-    _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _cache: OrderedDict[tuple[int, int], np.ndarray] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
     _cached_bytes: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

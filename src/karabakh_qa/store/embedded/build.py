@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class BuildReport:
     wrote: bool = True
     scope: str = "folder"  # what the diff looked at: "folder", "files" (named) or "journal"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "generation": self.generation,
             "articles": self.articles,
@@ -270,7 +271,8 @@ def build_index(
         embedded = embedded_sentences = 0
         for part, done in _flushes(diff):
             if done:  # a later part keeps what the earlier ones skipped
-                part = replace(part, skipped=list(so_far.manifest.skipped))
+                written = cast(Snapshot, so_far)  # an earlier part was written: not None
+                part = replace(part, skipped=list(written.manifest.skipped))
             report_to = _offset(progress, done, len(diff.fresh))
             rows = new_rows(part.fresh, settings, embedder, {}, report_to, reuse)
             embedded += rows.embedded
@@ -444,15 +446,16 @@ def _write_generation(
     deleted_rows: dict[int, list[int]] = {}
     for name in [*diff.changed, *diff.removed]:
         found = snap.article(name) if snap else None
-        if found:
+        if found and snap:  # found implies snap (``and snap`` narrows its type)
             for row in found[1]:
                 seg, local = snap.locate(row)
                 deleted_rows.setdefault(snap.segments.index(seg), []).append(local)
-    deleted_nodes = set()
+    deleted_nodes: set[tuple[int, int]] = set()
     lives = list(snap.live) if snap else []
     for pos, locals_ in deleted_rows.items():
-        seg = snap.segments[pos]
-        live = np.ones(seg.rows, bool) if lives[pos] is None else lives[pos].copy()
+        seg = cast(Snapshot, snap).segments[pos]  # rows were deleted: there is a snapshot
+        old_live = lives[pos]
+        live = np.ones(seg.rows, bool) if old_live is None else old_live.copy()
         live[locals_] = False
         lives[pos] = live
         deleted_nodes.update((segment_number(seg.name), r) for r in locals_)
@@ -469,7 +472,7 @@ def _write_generation(
     )
     gone_tokens = []
     for pos, locals_ in deleted_rows.items():
-        seg = snap.segments[pos]
+        seg = cast(Snapshot, snap).segments[pos]  # rows were deleted: there is a snapshot
         for local in locals_:
             p = seg.passage(local)
             gone_tokens.append(tokenize(embed_text(p, target.bm25.context)))
@@ -588,4 +591,4 @@ def build_from_articles(
         manifest = _write_generation(index_dir, snap, target, number, diff, rows, cache)
         manifest = publish(index_dir, snap, manifest)
         snap = Snapshot(index_dir, manifest, cache)
-    return snap
+    return cast(Snapshot, snap)  # parts is never empty: the loop ran

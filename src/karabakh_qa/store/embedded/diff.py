@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -89,7 +90,8 @@ class Catalog:
     def entry(self, j: int) -> tuple[int, int, str]:
         """(size, mtime_ns, sha256) of entry ``j``."""
         pos, i = self.where[j]
-        sha = self.snap.segments[pos].a["article_sha"][i].decode()
+        snap = cast(Snapshot, self.snap)  # a catalog has entries only when it has a snapshot
+        sha = snap.segments[pos].a["article_sha"][i].decode()
         return int(self.size[j]), int(self.mtime[j]), sha
 
 

@@ -17,7 +17,7 @@ import mmap
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +140,7 @@ def save_generation_array(index_dir: Path, name: str, array: np.ndarray) -> str:
 
 
 @functools.cache
-def _madvise():
+def _madvise() -> Callable[[int, int, int], int]:
     """libc's madvise, typed once (a release calls it for every cold column)."""
     fn = ctypes.CDLL(None, use_errno=True).madvise
     fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

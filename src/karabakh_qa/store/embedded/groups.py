@@ -46,7 +46,8 @@ def empty_overlay() -> np.ndarray:
 def load_overlay(path: Path | None) -> np.ndarray:
     if path is None:
         return empty_overlay()
-    return np.load(path, allow_pickle=False).astype(np.int64).reshape(-1, 4)
+    overlay: np.ndarray = np.load(path, allow_pickle=False).astype(np.int64).reshape(-1, 4)
+    return overlay
 
 
 def overlay_groups(overlay: np.ndarray) -> list[list[Node]]:
@@ -81,7 +82,7 @@ class _Texts:
     def signature(self, node: Node) -> Signature:
         part = self.parts[node[0]]
         seg = part.segment
-        cache = seg.memo.setdefault(("signature", self.size), {})
+        cache: dict[int, Signature] = seg.memo.setdefault(("signature", self.size), {})
         found = cache.get(node[1])
         if found is None:
             if part.normalised is not None:
@@ -99,12 +100,14 @@ class _Texts:
         from the row's text (a binary search per band would cost a pass per band)."""
         seg = self.parts[node[0]].segment
         if "bands" in seg.__dict__:
-            return seg.bands[node[1]]
+            stored: np.ndarray = seg.bands[node[1]]
+            return stored
         p = self.params
         key = self.signature(node)[0]
-        return minhash_signatures([key], p.shingle, p.bands, p.rows_per_band)[0][0]
+        computed: np.ndarray = minhash_signatures([key], p.shingle, p.bands, p.rows_per_band)[0][0]
+        return computed
 
-    def key(self, node: Node) -> tuple:
+    def key(self, node: Node) -> tuple[int, str, int, str, int]:
         return representative_key(self.parts[node[0]].segment.passage(node[1]))
 
 
@@ -200,7 +203,7 @@ def update_overlay(
     for node in list(parent):
         components[find(node)].append(node)
     number = int(overlay[:, 2].max()) + 1 if len(overlay) else 0
-    rows = []
+    rows: list[tuple[int, int, int, int]] = []
     for members in sorted(sorted(c) for c in components.values()):
         if len(members) < 2:
             continue

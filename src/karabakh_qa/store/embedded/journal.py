@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .files import write_bytes_atomic
 
@@ -74,7 +75,7 @@ def _writer_alive(lock_path: Path) -> bool:
         return False
 
 
-def _lines(fh) -> Iterator[tuple[object, int]]:
+def _lines(fh: BinaryIO) -> Iterator[tuple[object, int]]:
     """Complete JSON lines from the file's position on, with the offset after each."""
     while True:
         at = fh.tell()

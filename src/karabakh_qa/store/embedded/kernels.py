@@ -20,11 +20,12 @@ never query (``karabakh-qa index``) do not pay for it.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
 # name -> njit options, in the order they compile (a kernel a later one calls, first)
-_KERNELS = {
+_KERNELS: dict[str, dict[str, Any]] = {
     "add_scores": {},
     "_saturated": {},
     "add_saturated": {},
@@ -41,7 +42,9 @@ def add_scores(out: np.ndarray, docs: np.ndarray, sat: np.ndarray, weight: float
         out[docs[j]] += weight * sat[j]
 
 
-def _saturated(tf, length, k1: float, b: float, avgdl: float) -> float:
+def _saturated(
+    tf: int | np.integer[Any], length: int | np.integer[Any], k1: float, b: float, avgdl: float
+) -> float:
     """rank-bm25's saturation of one posting, tf (k1 + 1) / (tf + k1 (1 - b + b len /
     avgdl)), with the same float64 operations in the same order as numpy's expression."""
     t = np.float64(tf)
@@ -187,7 +190,7 @@ def load() -> None:
             globals()[name] = njit(nogil=True, cache=True, **options)(_SOURCES[name])
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:  # a numba Dispatcher
     """``kernels.add_scores`` and the others, compiled on first access (PEP 562)."""
     if name in _SOURCES:
         load()

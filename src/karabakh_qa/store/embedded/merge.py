@@ -69,7 +69,8 @@ def plan_merges(snap: Snapshot) -> list[list[int]]:
 def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict[int, np.ndarray]]:
     """Live rows of the planned segments as one segment's columns, and the row map:
     per merged segment number, each old row's row in the merged one (-1: dropped)."""
-    names, sha, size, mtime, art_rows, art_blobs, blobs = [], [], [], [], [0], [], []
+    names, sha, size, mtime, art_rows, art_blobs = [], [], [], [], [0], []
+    blobs: list[bytes] = []
     ids, lengths, codes, bands, s_bounds, s_spans, s_codes = [], [], [], [], [0], [], []
     minhash: list[np.ndarray] = []
     s_term_lists, post_terms, post_docs, post_tf = [], [], [], []
@@ -159,8 +160,8 @@ def merge_segments(snap: Snapshot, plan: list[int], generation: int, index_dir: 
     cols, mapping = merge_columns(snap, plan)
     m = snap.manifest
     if cols.rows == 0:  # every row deleted: the segments are dropped, nothing is written
-        refs = tuple(ref for pos, ref in enumerate(m.segments) if pos not in plan)
-        return replace(m, generation=generation, segments=refs)
+        kept = tuple(ref for pos, ref in enumerate(m.segments) if pos not in plan)
+        return replace(m, generation=generation, segments=kept)
     name = f"seg-{next_number(index_dir, 'seg'):06d}"
     number = segment_number(name)
     tmp = files.tmp_name(index_dir, name)

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,9 @@ def old_vectors(
     codec gives the same code back, so reuse is exact."""
     passages: dict[str, np.ndarray] = {}
     sentences: dict[str, np.ndarray] = {}
-    for name in names if snap else []:
+    if snap is None:
+        return passages, sentences
+    for name in names:
         found = snap.article(name)
         if found is None:
             continue
@@ -95,8 +98,8 @@ def _codes(
     ones). ``progress`` gets the share of the texts to embed that is done."""
     reuse = reuse or {}
     keys = [embed_key(embedder.name, t) for t in texts]
-    todo = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
-    todo = sorted(todo.items(), key=lambda x: x[1])
+    pending = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
+    todo = sorted(pending.items(), key=lambda x: x[1])
     batch = settings.embed_batch_size  # progress after every model batch, not every 8
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
@@ -307,7 +310,7 @@ def passage_terms(
     return tokens, s_ptr, s_terms
 
 
-def article_record(a: Article, passages: int) -> dict:
+def article_record(a: Article, passages: int) -> dict[str, Any]:
     return {
         "source": a.source,
         "sha256": a.sha256,
@@ -320,6 +323,6 @@ def article_record(a: Article, passages: int) -> dict:
     }
 
 
-def passage_record(p: Passage) -> dict:
+def passage_record(p: Passage) -> dict[str, Any]:
     keys = ("paragraph", "part", "section", "start", "end", "text")  # the id is in ids.npy
     return {k: getattr(p, k) for k in keys}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -157,7 +158,7 @@ class Snapshot:
     @cached_property
     def deletions(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
         """Per segment: its deleted rows and the packed bits of its live rows."""
-        out = []
+        out: list[tuple[np.ndarray | None, np.ndarray | None]] = []
         for live in self.live:
             if live is None:
                 out.append((None, None))
@@ -173,7 +174,7 @@ class Snapshot:
         ]
         return np.concatenate(parts) if parts else np.zeros(0, bool)
 
-    def article_of(self, row: int) -> dict:
+    def article_of(self, row: int) -> dict[str, Any]:
         """The metadata record of the article global ``row`` belongs to."""
         seg, local = self.locate(row)
         return seg.article_record(int(seg.a["owner"][local]))
@@ -217,7 +218,7 @@ class Snapshot:
         return out
 
     @cached_property
-    def article_metas(self) -> dict[str, dict]:
+    def article_metas(self) -> dict[str, dict[str, Any]]:
         """Every live article's metadata record, by name, in name order."""
         out = {}
         for name in self.article_names():
@@ -240,7 +241,7 @@ class Snapshot:
                 return pos, i
         return None
 
-    def article(self, name: str) -> tuple[dict, list[int]] | None:
+    def article(self, name: str) -> tuple[dict[str, Any], list[int]] | None:
         """An article's metadata and its global rows, or None."""
         where = self.locate_article(name)
         if where is None:
@@ -298,7 +299,8 @@ class Snapshot:
             keep &= dates <= until
         if undated:
             keep |= dates == ""
-        return rows[keep]
+        kept: np.ndarray = rows[keep]
+        return kept
 
     # --- dense -------------------------------------------------------------------
 
@@ -439,11 +441,14 @@ class DenseSearch:
             raise RuntimeError("DenseSearch.result() before its work was done")
         if not self.found:
             return np.zeros(0, np.int64)
-        rows = np.concatenate(self.found)  # rescored exactly: FAISS's order within each only
+        found = cast(list[np.ndarray], self.found)  # none is None: checked above
+        rows = np.concatenate(found)  # rescored exactly: FAISS's order within each only
         return top_rows(self.snap.dense_scores(self.qvec, rows), rows, self.depth, self.snap.ids)
 
 
-def top_rows(scores: np.ndarray, rows: np.ndarray, depth: int, ids_of) -> np.ndarray:
+def top_rows(
+    scores: np.ndarray, rows: np.ndarray, depth: int, ids_of: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Rows of the ``depth`` best ``scores``, best first; ties broken by passage id,
     so that the answer never depends on how rows are laid out in segments."""
     if len(rows) > depth:
@@ -458,7 +463,10 @@ SAMPLE_STRIDE = 32  # best_positive's sample: every 32nd row
 
 
 def best_positive(
-    scores: np.ndarray, depth: int, ids_of, allowed: np.ndarray | None = None
+    scores: np.ndarray,
+    depth: int,
+    ids_of: Callable[[np.ndarray], np.ndarray],
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`top_rows` of the rows (``allowed`` ones, or all) whose score is positive.
 

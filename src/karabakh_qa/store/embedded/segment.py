@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,12 +107,13 @@ class SegmentColumns:
         return len(self.ids)
 
 
-def pack(record: dict) -> bytes:
+def pack(record: dict[str, Any]) -> bytes:
     return zlib.compress(json.dumps(record, ensure_ascii=False).encode("utf-8"), 6)
 
 
-def unpack(blob: bytes) -> dict:
-    return json.loads(zlib.decompress(blob))
+def unpack(blob: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return record
 
 
 def _blobs(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,11 +123,11 @@ def _blobs(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(b"".join(blobs), dtype=np.uint8)
 
 
-def _write_columns(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+def _write_columns(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """Every array back to back in one file (a compound file, as Lucene writes for
     small segments: one fsync instead of one per array), each aligned to ALIGN
     bytes; returns where each one is, for ``meta.json``."""
-    where: dict[str, dict] = {}
+    where: dict[str, dict[str, Any]] = {}
     with open(path, "wb") as fh:
         pos = 0
         for key, array in arrays.items():
@@ -134,17 +136,20 @@ def _write_columns(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, dict]
             fh.write(b"\0" * pad)
             pos += pad
             where[key] = {"offset": pos, "dtype": array.dtype.str, "shape": list(array.shape)}
-            fh.write(memoryview(array.reshape(-1).view(np.uint8)))
+            # numpy's stubs give ndarray the buffer protocol only from Python 3.12 on
+            fh.write(memoryview(array.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
             pos += array.nbytes
     return where
 
 
-def _read_columns(path: Path, where: dict[str, dict]) -> tuple[mmap.mmap | bytes, dict]:
+def _read_columns(
+    path: Path, where: dict[str, dict[str, Any]]
+) -> tuple[mmap.mmap | bytes, dict[str, np.ndarray]]:
     """The map of ``path`` and plain ndarray views of its columns (no copies)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for key, w in where.items():
         dtype = np.dtype(w["dtype"])
         count = int(np.prod(w["shape"], dtype=np.int64))
@@ -269,9 +274,10 @@ class Segment:
             ) from None
         self.codec = codec
         self.sentence_codec = sentence_codec
-        self._article_cache: dict[int, dict] = {}
+        self._article_cache: dict[int, dict[str, Any]] = {}
         self._finds = 0  # name lookups done without article_index
-        self.memo: dict[tuple, dict] = {}  # derived per-row values other modules keep
+        # derived per-row values other modules keep
+        self.memo: dict[tuple[Any, ...], dict[Any, Any]] = {}
 
     def check_sizes(self) -> None:
         """Every file the segment wrote is there with its written size."""
@@ -289,7 +295,7 @@ class Segment:
 
     # --- records ---------------------------------------------------------------
 
-    def article_record(self, i: int) -> dict:
+    def article_record(self, i: int) -> dict[str, Any]:
         """Article ``i``'s metadata (a copy; the last few hundred are kept decoded)."""
         found = self._article_cache.get(i)
         if found is None:
@@ -299,7 +305,7 @@ class Segment:
             self._article_cache[i] = found
         return dict(found)
 
-    def passage(self, row: int, article: dict | None = None) -> Passage:
+    def passage(self, row: int, article: dict[str, Any] | None = None) -> Passage:
         """The passage at ``row``, with its article's metadata (group left empty)."""
         rec = unpack(self._passages.get(row))
         art = article or self.article_record(int(self.a["owner"][row]))
@@ -361,7 +367,8 @@ class Segment:
             [self.article_record(i)["date"] or "" for i in range(int(self.meta["articles"]))],
             dtype="U10",
         )
-        return per_article[np.asarray(self.a["owner"])]
+        dates: np.ndarray = per_article[np.asarray(self.a["owner"])]
+        return dates
 
     def term_range(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """For each term: local term id (-1 when absent)."""
@@ -398,7 +405,7 @@ class Segment:
 class _Records:
     """Variable-length blobs addressed by an offsets array, sliced from the map."""
 
-    def __init__(self, data: mmap.mmap | bytes, where: dict, offsets: np.ndarray) -> None:
+    def __init__(self, data: mmap.mmap | bytes, where: dict[str, Any], offsets: np.ndarray) -> None:
         self.data = data
         self.base = int(where["offset"])
         self.offsets = offsets

@@ -18,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
+from typing import cast
 
 import faiss
 import numpy as np
@@ -112,7 +113,9 @@ def write_index(path: Path, codes: np.ndarray, dim: int, codec: VectorCodec) -> 
     faiss.write_index(index, str(path))
 
 
-def _file_range(codes, path: Path) -> tuple[int, int] | None:
+def _file_range(
+    codes: faiss.MaybeOwnedVectorUInt8 | faiss.UInt8Vector, path: Path
+) -> tuple[int, int] | None:
     """The whole pages of FAISS's codes, if they lie in a read-only map of ``path``
     (IO_FLAG_MMAP_IFC); None otherwise (codes FAISS owns must never be dropped)."""
     start, length = files.whole_pages(int(codes.data()), int(codes.size()))
@@ -137,7 +140,11 @@ class SegmentVectors:
     """Top-k and exact scores over one segment's passage codes."""
 
     def __init__(self, path: Path, rows: int, dim: int, codec: VectorCodec) -> None:
-        self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        # read_index is typed as returning the base Index; FAISS downcasts to the class
+        # write_index wrote. cast() only informs the type checker.
+        self.index = cast(
+            faiss.IndexScalarQuantizer, faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        )
         self.rows, self.dim, self.codec = rows, dim, codec
         # The codes are the file's last rows*dim bytes: mapped, not copied (a plain
         # ndarray view of the map: indexing a np.memmap costs several times more).
@@ -194,7 +201,8 @@ class SegmentVectors:
         params = None
         if live_bits is not None:
             selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(live_bits))
-            params = faiss.SearchParameters(sel=selector)
+            # FAISS's Python wrapper takes the fields as keywords; its stubs list no arguments
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep].astype(np.int64)
@@ -206,7 +214,7 @@ class SegmentVectors:
         gone = 0 if deleted is None else len(deleted)
         depth = min(self.rows, rescore_depth(self.rows, k) + gone)
         rows = self.signs.candidates(query, depth)
-        if gone:
+        if gone and deleted is not None:  # gone implies deleted (this only narrows its type)
             rows = rows[~np.isin(rows, deleted)]
         rows = np.sort(rows)  # ascending rows read the map in order
         scores = self.scores_for(query, rows)
