@@ -584,5 +584,36 @@ def eval_news(
         click.echo(f"report: {report_out}", err=True)
 
 
+@eval_group.command("pairs")
+@model_only
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--pairs",
+    "pairs_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=PROJECT_ROOT / "tests" / "data" / "bbc_pairs.json",
+    show_default=True,
+    help="Hand-labelled story pairs: version, copy or unrelated, with figures that differ.",
+)
+@click.option("--report-out", type=click.Path(dir_okay=False, path_type=Path))
+def eval_pairs(settings: Settings, folder: Path, pairs_file: Path, report_out: Path | None) -> None:
+    """Index the news archive in FOLDER and check the relations between its articles
+    (versions, copies, differing figures) against labelled pairs: precision, recall."""
+    from .embed import HashEmbedder
+    from .evaluate_qa import archive_service, judge_pairs, pairs_table
+
+    try:
+        pairs = json.loads(pairs_file.read_text(encoding="utf-8"))["pairs"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BadRequest(f"cannot read labelled pairs from {pairs_file}: {exc}") from None
+    # Relations are computed from the words alone: the hash embedder spares the model.
+    with archive_service(settings, HashEmbedder(64), folder) as service:
+        report = judge_pairs(service, pairs)
+    click.echo(pairs_table(report))
+    if report_out:
+        report_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        click.echo(f"report: {report_out}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

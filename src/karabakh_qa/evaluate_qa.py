@@ -175,3 +175,64 @@ def table(report: dict[str, Any]) -> str:
     if "unanswerable" in report:
         lines.append(f"unanswerable: {report['unanswerable']}, abstained {report['abstained']:.4f}")
     return "\n".join(lines)
+
+
+def judge_pairs(service: SearchService, pairs: list[dict]) -> dict:
+    """Precision and recall of the relation table against hand-labelled story pairs
+    (tests/data/bbc_pairs.json): ``versions`` (a pair labelled "version" linked as
+    one), ``copies`` (labelled "copy", linked as "duplicate") and ``figures`` (a pair
+    with labelled figure disagreements linked as "differs-on-figure"); over every
+    pair, and over the pairs not marked ambiguous."""
+    index = service.index()
+    linked: dict[tuple[str, str], set[str]] = {}
+    for row in index.relation_rows.tolist():
+        kind, a, b = str(row[0]), str(row[1]), str(row[2])
+        linked.setdefault((min(a, b), max(a, b)), set()).add(kind)
+    rows = []
+    for p in pairs:
+        got = linked.get((min(p["a"], p["b"]), max(p["a"], p["b"])), set())
+        rows.append(
+            {
+                "a": p["a"],
+                "b": p["b"],
+                "label": p["label"],
+                "ambiguous": bool(p.get("ambiguous")),
+                "linked": sorted(got),
+                "version": (p["label"] == "version", "version" in got),
+                "copy": (p["label"] == "copy", "duplicate" in got),
+                "figures": (bool(p.get("figures")), "differs-on-figure" in got),
+            }
+        )
+    out: dict = {"pairs": len(rows), "per_pair": rows}
+    for scope, chosen in (("all", rows), ("clear", [r for r in rows if not r["ambiguous"]])):
+        out[scope] = {what: _precision_recall([r[what] for r in chosen]) for what in RELATIONS}
+    return out
+
+
+RELATIONS = ("version", "copy", "figures")
+
+
+def _precision_recall(outcomes: list[tuple[bool, bool]]) -> dict:
+    tp = sum(1 for gold, got in outcomes if gold and got)
+    predicted = sum(1 for _, got in outcomes if got)
+    labelled = sum(1 for gold, _ in outcomes if gold)
+    return {
+        "labelled": labelled,
+        "linked": predicted,
+        "correct": tp,
+        "precision": round(tp / predicted, 3) if predicted else None,
+        "recall": round(tp / labelled, 3) if labelled else None,
+    }
+
+
+def pairs_table(report: dict) -> str:
+    lines = ["| relation | pairs | labelled | linked | correct | precision | recall |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for scope in ("all", "clear"):
+        for what in RELATIONS:
+            m = report[scope][what]
+            lines.append(
+                f"| {what} | {scope} | {m['labelled']} | {m['linked']} | {m['correct']} | "
+                f"{m['precision']} | {m['recall']} |"
+            )
+    return "\n".join(lines)

@@ -69,6 +69,7 @@ class Hit:
     answers: bool = False  # passes the answer rule on its own (the page marks only these)
     first_seen: dict[str, Any] | None = None  # the earliest dated copy of the story: {file, date}
     corroboration: dict[str, Any] | None = None  # articles, outlets, first, copies (relations/)
+    versions: tuple[dict[str, Any], ...] = ()  # other versions of its article, what changed
 
     def to_dict(self) -> dict[str, Any]:
         p = self.passage
@@ -95,6 +96,7 @@ class Hit:
             "answers": self.answers,
             "first_seen": self.first_seen,
             "corroboration": self.corroboration,
+            "versions": list(self.versions),
             "explain": self.explain,
         }
 

@@ -39,13 +39,14 @@ def test_build_writes_a_typed_manifest_and_one_segment_without_pickles(seed_serv
         "CURRENT",
         "gen-000001.json",
         "groups-000001.npy",
+        "relations-000001.npy",
         "seg-000001",
         "stats-000001.npy",
     ]
     seg = s.index_dir / "seg-000001"
     assert sorted(p.name for p in seg.iterdir()) == ["columns.bin", "meta.json", "vectors.faiss"]
     m = read_manifest(s.index_dir, "gen-000001.json")
-    assert m.schema_version == 3 and m.model.name == "hash-bow-64"
+    assert m.schema_version == 4 and m.model.name == "hash-bow-64"
     assert (m.live_articles, m.live_passages) == (5, 86)
     assert (m.bm25.k1, m.bm25.b, m.bm25.epsilon, m.bm25.context) == (0.9, 0.4, 0.25, True)
     assert [(r.name, r.rows, r.deletes) for r in m.segments] == [("seg-000001", 86, None)]

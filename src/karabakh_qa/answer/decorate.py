@@ -9,12 +9,14 @@ figure, the values the results report for it are gathered across sources.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from ..chunk import normalise
 from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
 from ..relations.figures import across, asked_measure
+from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
 from ..store.embedded.search import Snapshot
 from .judge import KeyTerm
@@ -54,6 +56,7 @@ class Decorator:
         self.index, self.cands, self.fused = index, cands, fused
         self.spans, self.kind, self.terms = spans, kind, query_terms
         self._done: dict[int, Hit] = {}
+        self.versions: dict[str, tuple[dict, ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
         return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
@@ -76,6 +79,9 @@ class Decorator:
         )
         copies = copies_of(index, shown, passage)
         corroborated = corroboration(passage, copies)
+        versions = self.versions.get(passage.source)
+        if versions is None:
+            versions = self.versions[passage.source] = versions_of(index, passage.source)
         return Hit(
             rank=0,
             score=float(self.fused[i]),
@@ -86,7 +92,42 @@ class Decorator:
             answer_span=span.to_dict(passage.start) if span else None,
             corroboration=corroborated,
             first_seen=first_of(corroborated),
+            versions=versions,
         )
+
+
+VERSION_KINDS = ("version", "duplicate")
+MAX_CHANGES = 40  # sentence changes listed per version (the counts cover them all)
+
+
+def versions_of(index: Snapshot, name: str) -> tuple[dict, ...]:
+    """The other versions (and copies) of article ``name``, as the relation table
+    links them, each with what changed from ``name`` to it, sentence by sentence
+    (``before``: in ``name``, ``after``: in the other), and which figures differ."""
+    out = []
+    for rel in index.relations_of(name):
+        found = index.article(rel["file"]) if rel["kind"] in VERSION_KINDS else None
+        if found is None:
+            continue
+        meta = found[0]
+        cmp = compare(index.article_sentences(name), index.article_sentences(rel["file"]))
+        ops = Counter(c.op for c in cmp.changes)
+        out.append(
+            {
+                "file": rel["file"],
+                "relation": rel["kind"],
+                "title": meta.get("title"),
+                "date": meta.get("date"),
+                "date_source": meta.get("date_source"),
+                "shared": cmp.shared,
+                "changed": ops["changed"],
+                "added": ops["added"],
+                "removed": ops["removed"],
+                "changes": [c.to_dict() for c in cmp.changes[:MAX_CHANGES]],
+                "figures": figure_changes(cmp),
+            }
+        )
+    return tuple(out)
 
 
 def first_of(corroborated: dict) -> dict | None:

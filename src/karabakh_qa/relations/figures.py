@@ -54,14 +54,43 @@ _NUM_FIRST = re.compile(
 _SENTENCE = re.compile(r"[^.!?]+[.!?]?")
 
 
+# Amounts: "5%", "4.75 per cent", "£9.4m", "$280bn", "€1.2 billion"
+_SCALE = {"m": 1e6, "bn": 1e9, "million": 1e6, "billion": 1e9, "k": 1e3, "": 1.0}
+_AMOUNT = re.compile(
+    r"(?P<cur>[£$€])(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)(?:\s?(?P<scale>bn|m|k|million|billion)\b)?"
+    r"|(?P<pnum>\d+(?:\.\d+)?)(?:%|\s?per\s?cent\b|\s?percent\b)",
+    re.I,
+)
+CURRENCIES = {"£": "pounds", "$": "dollars", "€": "euros"}
+
+
 @dataclass(frozen=True)
 class Figure:
     """A value of a measure: ``text[start:end]`` is the number as written."""
 
     measure: str
-    value: int
+    value: float
     start: int
     end: int
+
+
+def amounts(text: str) -> list[Figure]:
+    """Percentages and money amounts in ``text``, each with its measure ("percent",
+    "pounds", "dollars", "euros") and its value (scaled: "£9.4m" is 9,400,000)."""
+    out = []
+    for m in _AMOUNT.finditer(text):
+        if m.group("cur"):
+            scale = _SCALE[(m.group("scale") or "").lower()]
+            value = float(m.group("num").replace(",", "")) * scale
+            out.append(Figure(CURRENCIES[m.group("cur")], _plain(value), *m.span()))
+        else:
+            out.append(Figure("percent", _plain(float(m.group("pnum"))), *m.span("pnum")))
+    return out
+
+
+def _plain(value: float) -> float:
+    """A whole value as an int (9.0 shows as 9)."""
+    return int(value) if value == int(value) else value
 
 
 def number(word: str) -> int:

@@ -35,7 +35,7 @@ from ...errors import Conflict, IndexUnavailable, InsufficientStorage
 from ...ingest import Skipped
 from ...records import Article
 from ...sparse import TOKENIZER_VERSION, tokenize
-from . import files
+from . import files, relations
 from .bm25 import full_statistics, segment_df, update_histogram
 from .diff import Diff, FileStat, diff_folder
 from .files import next_number, save_generation_array
@@ -143,12 +143,17 @@ def compatible(old: Manifest, new: Manifest) -> bool:
 # --- generation bookkeeping --------------------------------------------------------
 
 
+GENERATION_FILES = (".tmp-", "seg-", "gen-", "stats-", "groups-", "relations-", ".CURRENT")
+
+
 def clean_index_dir(index_dir: Path, keep: set[str]) -> None:
     """Remove what no kept generation lists: crashed builds' leftovers, old files."""
     for p in index_dir.iterdir():
         if p.name in keep or p.name in ("CURRENT", ".lock"):
             continue
-        if p.name.startswith((".tmp-", "seg-", "gen-", "stats-", "groups-", ".CURRENT")):
+        if p.name.startswith(
+            (".tmp-", "seg-", "gen-", "stats-", "groups-", "relations-", ".CURRENT")
+        ):
             files.remove(p)
 
 
@@ -408,9 +413,20 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
             overlay = empty_overlay()
         kept = overlay[np.isin(overlay[:, 0], list(numbers))] if len(overlay) else overlay
         groups = save_generation_array(index_dir, f"groups-{gen:06d}.repair.npy", kept)
+    linked = None
+    if manifest.relations:
+        names = [str(n) for seg in segs for n in seg.a["article_names"].tolist()]
+        try:
+            rel = relations.load(index_dir, manifest.relations)
+        except files.UNREADABLE:
+            rel = relations.empty()
+        rel = rel[np.isin(rel["a"], names) & np.isin(rel["b"], names)]
+        if len(rel):
+            linked = relations.save(index_dir, f"relations-{gen:06d}.repair.npy", rel)
     articles = sum(int(s.meta["articles"]) for s in segs)
     return replace(
         manifest,
+        relations=linked,
         segments=tuple(good),
         live_passages=n,
         total_length=total,
@@ -508,6 +524,30 @@ def _write_generation(
     groups = base.groups if (snap and np.array_equal(overlay, snap.overlay)) else None
     if groups is None and len(overlay):
         groups = save_generation_array(index_dir, f"groups-{generation:06d}.npy", overlay)
+    # Relations between articles (copies, versions, corroboration, differing figures).
+    parts = {p.number: p for p in [*old_parts, *([new_part] if new_part else [])]}
+    gone = {*diff.changed, *diff.removed}
+    fresh = {str(n) for n in rows.columns.article_names}
+
+    def name_of(node: tuple[int, int]) -> str:
+        return relations.name_at(parts[node[0]].segment, node[1])
+
+    def sentences_of(name: str) -> list:
+        i = new_seg.find_article(name) if new_seg is not None else None
+        if i is not None:
+            return relations.segment_sentences(new_seg, i)
+        pos, i = snap.locate_article(name)
+        return relations.segment_sentences(snap.segments[pos], i)
+
+    pairs = relations.partners(overlay, name_of, fresh) if fresh else set()
+    old_rel = relations.load(index_dir, base.relations) if snap else relations.empty()
+    if pairs or any(r[1] in gone or r[2] in gone for r in old_rel.tolist()):
+        rel = relations.update(old_rel, gone, pairs, sentences_of)
+        linked = (
+            relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None
+        )
+    else:
+        linked = base.relations if snap else None
     articles_after = (
         base.live_articles - len(diff.changed) - len(diff.removed) + len(rows.columns.article_names)
         if snap
@@ -523,6 +563,7 @@ def _write_generation(
         live_articles=articles_after,
         stats=stats,
         groups=groups,
+        relations=linked,
         skipped=tuple(sorted([*diff.skipped, *rows.skipped], key=lambda s: s.source)),
     )
     return manifest

@@ -18,7 +18,7 @@ from typing import Any
 from ...errors import IndexUnavailable
 from . import files
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: the relation table (relations-G.npy)
 CURRENT = "CURRENT"
 
 
@@ -99,6 +99,7 @@ class Manifest:
     live_articles: int = 0
     stats: str | None = None  # file with the document-frequency histogram
     groups: str | None = None  # file with the near-duplicate overlay
+    relations: str | None = None  # file with the relations between articles
     skipped: tuple[SkippedFile, ...] = ()
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -114,7 +115,7 @@ class Manifest:
             names.add(seg.name)
             if seg.deletes:
                 names.add(seg.deletes)
-        names.update(x for x in (self.stats, self.groups) if x)
+        names.update(x for x in (self.stats, self.groups, self.relations) if x)
         return names
 
     def to_json(self) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...pacing import no_pause
 from ...records import Passage
-from . import files, kernels, vectors
+from . import files, kernels, relations, vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
 from .manifest import IndexCorrupt, Manifest
@@ -94,6 +94,7 @@ class Snapshot:
         stats = np.zeros((0, 2), np.int64)
         try:
             overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
+            self.relation_rows = relations.load(index_dir, manifest.relations)
             if manifest.stats:
                 stats = np.load(index_dir / manifest.stats, allow_pickle=False).reshape(-1, 2)
         except files.UNREADABLE as exc:
@@ -240,6 +241,17 @@ class Snapshot:
             if i is not None and (live is None or live[int(seg.a["article_rows"][i])]):
                 return pos, i
         return None
+
+    def article_sentences(self, name: str) -> list:
+        """A live article's sentences with offsets into it (relations.versions)."""
+        pos, i = self.locate_article(name) or (None, None)
+        if pos is None or i is None:
+            return []
+        return relations.segment_sentences(self.segments[pos], i)
+
+    def relations_of(self, name: str) -> list[dict]:
+        """Article ``name``'s relations to other live articles (store/embedded/relations.py)."""
+        return relations.related(self.relation_rows.tolist(), name)
 
     def article(self, name: str) -> tuple[dict[str, Any], list[int]] | None:
         """An article's metadata and its global rows, or None."""

@@ -1,0 +1,180 @@
+"""Versions of one story: two articles that share most sentences, with some changed.
+
+Newsrooms publish a story, then an update: the same paragraphs, a figure revised,
+a sentence added, or the story rewritten around a new lede. Two articles are
+compared on their words (5-word shingles, case and punctuation folded away):
+
+* ``duplicate``: word-shingle Jaccard >= ``DUPLICATE_JACCARD`` (a copy, maybe
+  with a word or a line changed);
+* ``version``: not a duplicate, and the containment of the shorter article's
+  shingles in the longer's >= ``VERSION_CONTAINMENT`` (an update);
+* ``corroborates``: they share a sentence or a near-duplicate paragraph, no more
+  (one quotes the other, or both quote the same agency copy).
+
+Which sentences changed is a diff of the two sentence sequences (difflib's
+matching blocks), given verbatim with offsets into each article, never
+paraphrased; a changed sentence pair whose figures differ for the same measure
+(:mod:`.figures`) is a ``differs-on-figure``. The thresholds are chosen on
+``tests/data/bbc_pairs.json`` (README, "Across sources"): there, copies have a
+Jaccard of 0.955 or more and versions 0.82 or less; versions a containment of
+0.498 or more and unrelated look-alikes 0.496 or less.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from ..chunk import normalise, sentences
+from .figures import Figure, amounts, figures
+
+DUPLICATE_JACCARD = 0.93
+VERSION_CONTAINMENT = 0.49
+SHINGLE = 5  # words
+REWORDED = 0.6  # a replaced sentence this similar (difflib ratio) is "changed", not new
+KINDS = ("duplicate", "version", "corroborates")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of an article: ``article_text[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
+    paragraph: int = 0
+
+    @property
+    def key(self) -> str:
+        return normalise(self.text)
+
+
+def article_sentences(passages: list) -> list[Sentence]:
+    """The sentences of an article's passages (Passage objects, in order), with
+    offsets into the article; furniture the chunker dropped is not there."""
+    out = []
+    for p in passages:
+        for s, e in sentences(p.text):
+            out.append(Sentence(p.text[s:e], p.start + s, p.start + e, p.paragraph))
+    return [s for s in out if s.key]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between versions: ``before`` in a, ``after`` in b."""
+
+    op: str  # "changed", "removed" (only in a) or "added" (only in b)
+    before: Sentence | None
+    after: Sentence | None
+
+    def to_dict(self) -> dict:
+        def side(s: Sentence | None) -> dict | None:
+            if s is None:
+                return None
+            return {"text": s.text, "start": s.start, "end": s.end, "paragraph": s.paragraph}
+
+        return {"op": self.op, "before": side(self.before), "after": side(self.after)}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    shared: int  # sentences in both, in the same order
+    a: int  # sentences of a
+    b: int
+    changes: tuple[Change, ...]
+    jaccard: float = 0.0  # of the two articles' word shingles
+    containment: float = 0.0  # of the smaller shingle set in the other
+
+    def kind(self, linked: bool = False) -> str | None:
+        """duplicate, version, corroborates or None (nothing shared); ``linked``:
+        they share a near-duplicate paragraph (the group overlay says so)."""
+        if self.jaccard >= DUPLICATE_JACCARD:
+            return "duplicate"
+        if self.containment >= VERSION_CONTAINMENT:
+            return "version"
+        return "corroborates" if self.shared or linked else None
+
+
+def shingle_set(sents: list[Sentence], size: int = SHINGLE) -> set[int]:
+    """The article's word ``size``-grams (hashed), across sentence boundaries."""
+    words = " ".join(s.key for s in sents).split()
+    if len(words) < size:
+        return {hash(" ".join(words))} if words else set()
+    return {hash(" ".join(words[i : i + size])) for i in range(len(words) - size + 1)}
+
+
+def compare(a: list[Sentence], b: list[Sentence]) -> Comparison:
+    """The sentence diff of article a against article b."""
+    keys_a, keys_b = [s.key for s in a], [s.key for s in b]
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    shared, changes = 0, []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            shared += i2 - i1
+        elif op == "delete":
+            changes += [Change("removed", s, None) for s in a[i1:i2]]
+        elif op == "insert":
+            changes += [Change("added", None, s) for s in b[j1:j2]]
+        else:
+            changes += _paired(a[i1:i2], b[j1:j2])
+    sa, sb = shingle_set(a), shingle_set(b)
+    common = len(sa & sb)
+    jaccard = common / len(sa | sb) if sa or sb else 0.0
+    containment = common / min(len(sa), len(sb)) if sa and sb else 0.0
+    return Comparison(shared, len(a), len(b), tuple(changes), jaccard, containment)
+
+
+def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
+    """A replaced run: each sentence of ``before`` paired, in order, with the most
+    similar unpaired one of ``after`` when they are rewordings of each other."""
+    out: list[Change] = []
+    j = 0
+    for s in before:
+        best, best_ratio = None, REWORDED
+        for k in range(j, len(after)):
+            ratio = difflib.SequenceMatcher(None, s.key, after[k].key).ratio()
+            if ratio >= best_ratio:
+                best, best_ratio = k, ratio
+        if best is None:
+            out.append(Change("removed", s, None))
+            continue
+        out += [Change("added", None, t) for t in after[j:best]]
+        out.append(Change("changed", s, after[best]))
+        j = best + 1
+    out += [Change("added", None, t) for t in after[j:]]
+    return out
+
+
+def figure_changes(cmp: Comparison) -> list[dict]:
+    """Changed sentences whose figure of one measure differs:
+    ``{measure, before: {value, text, start, end}, after: {...}}``. The figures of a
+    measure are paired in the order the two sentences give them ("$20m (£10.5m)
+    ... £9.4m" against "... £94m": the second pounds figure differs)."""
+    out = []
+    for c in cmp.changes:
+        if c.op != "changed" or c.before is None or c.after is None:
+            continue
+        was, now = _by_measure(c.before.text), _by_measure(c.after.text)
+        for measure, values in now.items():
+            for old, new in zip(was.get(measure, []), values, strict=False):
+                if old.value != new.value:
+                    out.append(
+                        {
+                            "measure": measure,
+                            "before": _figure(c.before, old),
+                            "after": _figure(c.after, new),
+                        }
+                    )
+    return out
+
+
+def _by_measure(text: str) -> dict[str, list[Figure]]:
+    """Every figure of ``text`` by measure, in text order."""
+    out: dict[str, list[Figure]] = {}
+    for f in sorted([*figures(text), *amounts(text)], key=lambda f: f.start):
+        out.setdefault(f.measure, []).append(f)
+    return out
+
+
+def _figure(s: Sentence, f: Figure) -> dict:
+    return {"value": f.value, "text": s.text, "start": s.start + f.start, "end": s.start + f.end}

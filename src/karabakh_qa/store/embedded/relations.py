@@ -1,0 +1,132 @@
+"""The relation table: typed relations between live articles, kept per generation.
+
+Which articles are copies of each other, versions of one story, or corroborate
+each other (share a sentence), and which versions differ on a figure, is
+decided at build time (``relations.versions``) and stored beside the group
+overlay as one small array per generation, ``relations-G.npy``, a row per
+relation: ``(kind, a, b, shared, a_sentences, b_sentences, figures)``, articles
+by file name (names survive merges, so a merge keeps the table as it is).
+
+A build updates it incrementally, as the group overlay is (:func:`update`):
+rows of changed or removed articles go, and only the new articles are compared,
+each with the articles it shares a near-duplicate passage group with (the
+overlay names them: no pass over the archive). A query reads the rows of the
+articles it shows; the sentence diff itself is recomputed from the verbatim
+texts when shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ...relations.versions import Sentence, article_sentences, compare, figure_changes
+from . import files
+from .groups import Node
+from .segment import Segment
+
+COLUMNS = ("kind", "a", "b", "shared", "a_sentences", "b_sentences", "figures")
+INTS = ("shared", "a_sentences", "b_sentences", "figures")
+
+
+def empty() -> np.ndarray:
+    return table([])
+
+
+def table(rows: list[tuple]) -> np.ndarray:
+    """Rows as the stored structured array (names as wide as the longest)."""
+    width = max([len(r[1]) for r in rows] + [len(r[2]) for r in rows] + [1])
+    dtype = np.dtype(
+        [("kind", "U17"), ("a", f"U{width}"), ("b", f"U{width}")] + [(c, "<i4") for c in INTS]
+    )
+    return np.array([tuple(r) for r in rows], dtype=dtype)
+
+
+def load(index_dir: Path, name: str | None) -> np.ndarray:
+    if name is None:
+        return empty()
+    return np.load(index_dir / name, allow_pickle=False)
+
+
+def save(index_dir: Path, name: str, rows: np.ndarray) -> str:
+    return files.save_generation_array(index_dir, name, rows)
+
+
+def related(rows: Iterable[tuple], name: str) -> list[dict]:
+    """The relations of article ``name``, each seen from it: ``{kind, file, shared,
+    sentences, other_sentences, figures}``."""
+    out = []
+    for kind, a, b, shared, na, nb, figs in rows:
+        if name not in (a, b):
+            continue
+        mine, other, n_mine, n_other = (a, b, na, nb) if a == name else (b, a, nb, na)
+        out.append(
+            {
+                "kind": str(kind),
+                "file": str(other),
+                "shared": int(shared),
+                "sentences": int(n_mine),
+                "other_sentences": int(n_other),
+                "figures": int(figs),
+            }
+        )
+    return sorted(out, key=lambda r: (r["kind"], r["file"]))
+
+
+def partners(overlay: np.ndarray, name_of: Callable[[Node], str], fresh: set[str]) -> set[tuple]:
+    """Pairs (a, b), a < b, of articles sharing a near-duplicate group where one of
+    them is ``fresh``."""
+    groups: dict[int, set[str]] = defaultdict(set)
+    for seg, row, group, _ in overlay.tolist():
+        groups[group].add(name_of((seg, row)))
+    pairs = set()
+    for names in groups.values():
+        new = names & fresh
+        for n in new:
+            pairs.update((min(n, m), max(n, m)) for m in names if m != n)
+    return pairs
+
+
+def update(
+    old: np.ndarray,
+    gone: set[str],
+    pairs: set[tuple],
+    sentences_of: Callable[[str], list[Sentence]],
+) -> np.ndarray:
+    """``old`` without rows naming a ``gone`` article, plus the relations of ``pairs``
+    (compared now; the sentences of each article read once)."""
+    kept = [tuple(r) for r in old.tolist() if r[1] not in gone and r[2] not in gone]
+    done = {(r[1], r[2]) for r in kept}
+    cache: dict[str, list[Sentence]] = {}
+
+    def sents(name: str) -> list[Sentence]:
+        if name not in cache:
+            cache[name] = sentences_of(name)
+        return cache[name]
+
+    added = []
+    for a, b in sorted(pairs - done):
+        cmp = compare(sents(a), sents(b))
+        kind = cmp.kind(linked=True)  # a pair of partners shares a paragraph group
+        if kind is None:
+            continue
+        figs = len(figure_changes(cmp)) if kind != "corroborates" else 0
+        added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
+        if figs:
+            added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
+    return table(kept + added)
+
+
+def segment_sentences(seg: Segment, i: int) -> list[Sentence]:
+    """The sentences of article ``i`` of ``seg``, with offsets into the article."""
+    lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
+    meta = seg.article_record(i)
+    return article_sentences([seg.passage(r, meta) for r in range(lo, hi)])
+
+
+def name_at(seg: Segment, row: int) -> str:
+    """The file name of the article that owns ``row`` of ``seg``."""
+    return str(seg.a["article_names"][int(seg.a["owner"][row])])

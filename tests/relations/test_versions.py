@@ -1,0 +1,70 @@
+"""Versions, copies and corroboration between two articles, and what changed."""
+
+from karabakh_qa.records import Passage
+from karabakh_qa.relations.figures import amounts
+from karabakh_qa.relations.versions import article_sentences, compare, figure_changes
+
+BASE = [
+    "The storm hit the coast on Monday night.",
+    "Officials said 12 people were killed and 40 injured.",
+    "Power was cut to 30,000 homes across the region.",
+    "Schools will stay closed until Thursday.",
+    "The mayor asked residents to stay indoors.",
+    "Rescue teams from three towns joined the search.",
+]
+
+
+def article(name: str, sentences: list[str]) -> list:
+    text = " ".join(sentences)
+    return article_sentences([Passage("x", name, 1, 1, None, 0, len(text), text, None, None)])
+
+
+def test_a_copy_an_update_and_a_shared_quote_are_told_apart():
+    a = article("a.txt", BASE)
+    copy = compare(a, article("b.txt", BASE))
+    assert copy.kind() == "duplicate" and copy.shared == 6 and not copy.changes
+    update = article(
+        "c.txt",
+        [
+            BASE[0],
+            "Officials said 15 people were killed and 40 injured.",
+            *BASE[2:5],
+            "A second storm is expected on Friday.",
+        ],
+    )
+    cmp = compare(a, update)
+    assert cmp.kind() == "version" and cmp.shared == 4
+    assert [(c.op, c.before and c.before.text, c.after and c.after.text) for c in cmp.changes] == [
+        ("changed", BASE[1], "Officials said 15 people were killed and 40 injured."),
+        ("removed", BASE[5], None),  # not a rewording of the new last sentence
+        ("added", None, "A second storm is expected on Friday."),
+    ]
+    quote = article(
+        "d.txt", ["A football report.", "Nothing else matches here at all today.", BASE[3]]
+    )
+    assert compare(a, quote).kind() == "corroborates"
+    assert compare(a, article("e.txt", ["Unrelated words entirely."])).kind() is None
+
+
+def test_changed_figures_are_paired_with_their_quotes_and_offsets():
+    a = article("a.txt", BASE)
+    b = article(
+        "b.txt", [BASE[0], "Officials said 15 people were killed and 40 injured.", *BASE[2:]]
+    )
+    (change,) = figure_changes(compare(a, b))
+    assert change["measure"] == "killed"
+    assert (change["before"]["value"], change["after"]["value"]) == (12, 15)
+    text = " ".join(BASE)
+    assert text[change["before"]["start"] : change["before"]["end"]] == "12"
+
+
+def test_amounts_are_scaled_and_paired_in_order():
+    assert [(f.measure, f.value) for f in amounts("worth $20m (£10.5 million), later £9.4m; up 4.75%")] == [
+        ("dollars", 20_000_000), ("pounds", 10_500_000), ("pounds", 9_400_000), ("percent", 4.75),
+    ]  # fmt: skip
+    a = article("a.txt", ["It was worth $20m (£10.5m) in 2004 and will be £9.4m by 2009.", *BASE])
+    b = article("b.txt", ["It was worth $20m (£10.5m) in 2004 and will be £94m by 2009.", *BASE])
+    (change,) = figure_changes(compare(a, b))
+    assert (change["measure"], change["before"]["value"], change["after"]["value"]) == (
+        "pounds", 9_400_000, 94_000_000,
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""The relation table: computed at build time, updated incrementally, kept by merges."""
+
+import shutil
+
+from karabakh_qa.service import SearchService
+
+from ..conftest import make_settings
+
+V000, V001, Q003 = (
+    "000_f1506f499b213b55.txt",
+    "001_8494f7265b4a0e6d.txt",
+    "003_10ac5b029c183a1d.txt",
+)
+
+
+def table(service: SearchService) -> list[tuple]:
+    return sorted(tuple(r[:3]) for r in service.index().relation_rows.tolist())
+
+
+def test_seed_relations_and_the_hit_shows_what_changed(seed_service):
+    assert table(seed_service) == [
+        ("corroborates", V000, Q003), ("corroborates", V001, Q003), ("version", V000, V001),
+    ]  # fmt: skip
+    (v,) = [r for r in seed_service.index().relations_of(V000) if r["kind"] == "version"]
+    assert (v["file"], v["shared"], v["sentences"], v["other_sentences"]) == (V001, 14, 14, 25)
+    hit = next(h for h in seed_service.search("Ganja", 20).hits if h.passage.source == V001)
+    (version,) = hit.versions  # V000 is V001 without its last 11 sentences
+    assert (version["file"], version["relation"]) == (V000, "version")
+    assert (version["shared"], version["added"], version["removed"]) == (14, 0, 11)
+    raw = (seed_service.settings.articles_dir / V001).read_text()
+    first = version["changes"][0]["before"]
+    assert raw[first["start"] : first["end"]] == first["text"]
+
+
+def test_incremental_builds_keep_the_table_a_full_build_computes(seed_service, tmp_path, embedder):
+    s = seed_service.settings
+    removed = (s.articles_dir / V001).read_bytes()
+    (s.articles_dir / V001).unlink()
+    seed_service.build()
+    assert table(seed_service) == [("corroborates", V000, Q003)]
+    (s.articles_dir / "copy.txt").write_bytes(removed)
+    seed_service.build()
+    incremental = table(seed_service)
+    assert ("version", V000, "copy.txt") in incremental
+    seed_service.build(optimize=True)  # a merge keeps it as it is
+    assert table(seed_service) == incremental
+    other = make_settings(tmp_path / "full", s.articles_dir)
+    full = SearchService(other, embedder)
+    full.build()
+    assert table(full) == incremental
+    shutil.rmtree(tmp_path / "full")
