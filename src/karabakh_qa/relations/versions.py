@@ -31,7 +31,7 @@ from .figures import Figure, amounts, figures
 DUPLICATE_JACCARD = 0.93
 VERSION_CONTAINMENT = 0.49
 SHINGLE = 5  # words
-REWORDED = 0.6  # a replaced sentence this similar (difflib ratio) is "changed", not new
+REWORDED = 0.5  # a replaced sentence this similar (word Jaccard) is "changed", not new
 KINDS = ("duplicate", "version", "corroborates")
 
 
@@ -43,10 +43,11 @@ class Sentence:
     start: int
     end: int
     paragraph: int = 0
+    key: str = ""  # the text with case, punctuation and spacing folded away
 
     @property
-    def key(self) -> str:
-        return normalise(self.text)
+    def words(self) -> frozenset[str]:
+        return frozenset(self.key.split())
 
 
 def article_sentences(passages: list) -> list[Sentence]:
@@ -55,7 +56,8 @@ def article_sentences(passages: list) -> list[Sentence]:
     out = []
     for p in passages:
         for s, e in sentences(p.text):
-            out.append(Sentence(p.text[s:e], p.start + s, p.start + e, p.paragraph))
+            text = p.text[s:e]
+            out.append(Sentence(text, p.start + s, p.start + e, p.paragraph, normalise(text)))
     return [s for s in out if s.key]
 
 
@@ -126,15 +128,19 @@ def compare(a: list[Sentence], b: list[Sentence]) -> Comparison:
 
 def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
     """A replaced run: each sentence of ``before`` paired, in order, with the most
-    similar unpaired one of ``after`` when they are rewordings of each other."""
+    similar unpaired one of ``after`` when they are rewordings of each other (word
+    Jaccard >= REWORDED)."""
     out: list[Change] = []
+    words_after = [t.words for t in after]
     j = 0
     for s in before:
-        best, best_ratio = None, REWORDED
+        mine = s.words
+        best, best_score = None, REWORDED
         for k in range(j, len(after)):
-            ratio = difflib.SequenceMatcher(None, s.key, after[k].key).ratio()
-            if ratio >= best_ratio:
-                best, best_ratio = k, ratio
+            union = len(mine | words_after[k])
+            score = len(mine & words_after[k]) / union if union else 0.0
+            if score >= best_score:
+                best, best_score = k, score
         if best is None:
             out.append(Change("removed", s, None))
             continue
