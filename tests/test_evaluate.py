@@ -3,7 +3,13 @@
 q1 "zebra": only d1 (relevant) shares a word -> rank 1 for every system.
 q2 "apple banana": d2 has both words (not relevant), d3 "apple grape" one (relevant)
 -> rank 2 for every system: nDCG@10 = 1/log2(3), RR = 1/2, R@1 = 0, R@5 = 1.
-Means: nDCG@10 (1 + 0.63093)/2 = 0.81546, Recall@100 1, MRR@10 0.75, R@1 0.5, R@5 1.
+q4 "apple zebra", d3 relevant: the systems part. BM25 weighs the rarer "zebra"
+(1 document of 6, "apple" 2) and ranks d1 first, d3 second; the dense hashed
+bag of words has cosine 1/2 with the two-word d3 and less with the longer d1 and
+d2, so d3 first; the fusions follow the dense order here.
+Means over q1, q2, q4: BM25 nDCG@10 (1 + 0.63093 + 0.63093)/3 = 0.75395, MRR
+(1 + 1/2 + 1/2)/3 = 0.66667, R@1 1/3; dense and the fusions nDCG@10
+(1 + 0.63093 + 1)/3 = 0.87698, MRR 0.83333, R@1 2/3; Recall@100 and R@5 1.
 """
 
 from pathlib import Path
@@ -32,20 +38,28 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
     rows = {}
     for line in result.output.splitlines():
         parts = line.split()
-        if len(parts) > 5 and parts[0] in ("BM25", "dense", "RRF", "BM25+dense", "default"):
+        if len(parts) > 5 and parts[0] in (
+            "BM25",
+            "dense",
+            "RRF",
+            "BM25+dense",
+            "default",
+            "learned",
+        ):
             rows[" ".join(parts[:-5])] = parts[-5:]
-    assert set(rows) == {
-        "BM25",
-        "dense",
-        "RRF k=60",
-        "BM25+dense z-score 0.6/0.4",
-        "default (zscore 1,1,2,0.6)",
+    fused = ["0.8770", "1.0000", "0.8333", "0.6667", "1.0000"]
+    assert rows == {
+        "BM25": ["0.7540", "1.0000", "0.6667", "0.3333", "1.0000"],
+        "dense": fused,
+        "RRF k=60": fused,
+        "BM25+dense z-score 0.6/0.4": fused,
+        "default (zscore 1,1,2,0.6)": fused,
+        "learned second phase": fused,
     }
-    for values in rows.values():
-        assert values == ["0.8155", "1.0000", "0.7500", "0.5000", "1.0000"]
     lines = [line.split() for line in run.read_text().splitlines()]
     assert lines[0][:4] == ["q1", "Q0", "d1", "1"] and lines[0][5] == "karabakh-qa"
     assert [line[2] for line in lines if line[0] == "q2"][:2] == ["d2", "d3"]
+    assert [line[2] for line in lines if line[0] == "q4"][:2] == ["d3", "d2"]
     assert [int(line[3]) for line in lines if line[0] == "q2"] == [1, 2, 3, 4, 5, 6]
     assert len({(line[0], line[2]) for line in lines}) == len(lines)  # each doc once
     assert EmbeddingCache(cache / "embeddings", "hash-bow-64").path.exists()
@@ -53,8 +67,8 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
 
 def test_beir_loader_reads_crlf_qrels_and_drops_unjudged_queries():
     c = load_beir(TINY, "test")
-    assert c.qrels == {"q1": {"d1": 1}, "q2": {"d3": 1}}
-    assert sorted(c.queries) == ["q1", "q2"] and len(c.docs) == 6
+    assert c.qrels == {"q1": {"d1": 1}, "q2": {"d3": 1}, "q4": {"d3": 1}}
+    assert sorted(c.queries) == ["q1", "q2", "q4"] and len(c.docs) == 6  # q3 unjudged
 
 
 def test_missing_split_is_a_user_error():
