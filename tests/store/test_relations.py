@@ -49,3 +49,27 @@ def test_incremental_builds_keep_the_table_a_full_build_computes(seed_service, t
     full.build()
     assert table(full) == incremental
     shutil.rmtree(tmp_path / "full")
+
+
+PARAS = [
+    "The regional council approved the new bridge over the river on Tuesday evening.",
+    "Construction will start in March and should take about two years to finish.",
+    "Local traders said the closure of the old crossing had cost them customers.",
+    "The project is funded by the national transport ministry and the council.",
+]
+
+
+def test_a_reparagraphed_version_shares_no_paragraph_yet_is_found(tmp_path, embedder):
+    """No paragraph of b is a near-copy of one of a (each joins two of a's), so the
+    group overlay does not pair them; the articles' shingle bands do."""
+    s = make_settings(tmp_path)
+    s.articles_dir.mkdir(parents=True)
+    (s.articles_dir / "a.txt").write_text("\n\n".join(PARAS) + "\n")
+    service = SearchService(s, embedder)
+    service.build()
+    b = [PARAS[0] + " " + PARAS[1], PARAS[2] + " " + PARAS[3], "Work was delayed by a week."]
+    (s.articles_dir / "b.txt").write_text("\n\n".join(b) + "\n")
+    service.build()
+    index = service.index()
+    assert all(len(index.groups.members(r)) == 1 for r in range(index.total_rows))
+    assert table(service) == [("version", "a.txt", "b.txt")]

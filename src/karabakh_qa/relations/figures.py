@@ -62,6 +62,13 @@ _AMOUNT = re.compile(
     re.I,
 )
 CURRENCIES = {"£": "pounds", "$": "dollars", "€": "euros"}
+ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+}  # fmt: skip
+_ORDINAL = re.compile(
+    r"\b(?:(?P<word>" + "|".join(ORDINALS) + r")|(?P<digits>\d+)(?:st|nd|rd|th))\b", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,14 @@ class Figure:
 
 
 def amounts(text: str) -> list[Figure]:
-    """Percentages and money amounts in ``text``, each with its measure ("percent",
-    "pounds", "dollars", "euros") and its value (scaled: "£9.4m" is 9,400,000)."""
+    """Percentages, money amounts and ordinals in ``text``, each with its measure
+    ("percent", "pounds", "dollars", "euros", "ordinal") and its value (scaled:
+    "£9.4m" is 9,400,000; "ninth" is 9)."""
     out = []
+    for m in _ORDINAL.finditer(text):
+        word = m.group("word")
+        value = ORDINALS[word.lower()] if word else int(m.group("digits"))
+        out.append(Figure("ordinal", value, *m.span()))
     for m in _AMOUNT.finditer(text):
         if m.group("cur"):
             scale = _SCALE[(m.group("scale") or "").lower()]

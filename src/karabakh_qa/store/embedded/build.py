@@ -539,10 +539,15 @@ def _write_generation(
         pos, i = snap.locate_article(name)
         return relations.segment_sentences(snap.segments[pos], i)
 
-    pairs = relations.partners(overlay, name_of, fresh) if fresh else set()
+    sharing = relations.partners(overlay, name_of, fresh) if fresh else set()
+    pairs = set(sharing)
+    if new_seg is not None and fresh:
+        live_after = [*lives, None] if snap else [None]
+        segs = [*(snap.segments if snap else []), new_seg]
+        pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
     old_rel = relations.load(index_dir, base.relations) if snap else relations.empty()
     if pairs or any(r[1] in gone or r[2] in gone for r in old_rel.tolist()):
-        rel = relations.update(old_rel, gone, pairs, sentences_of)
+        rel = relations.update(old_rel, gone, pairs, sentences_of, sharing)
         linked = (
             relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None
         )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...relations.versions import ARTICLE_BANDS
 from . import files
 from .files import next_number, save_generation_array
 from .groups import remap_overlay, segment_number
@@ -70,6 +71,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
     """Live rows of the planned segments as one segment's columns, and the row map:
     per merged segment number, each old row's row in the merged one (-1: dropped)."""
     names, sha, size, mtime, art_rows, art_blobs = [], [], [], [], [0], []
+    art_bands: list[np.ndarray] = []
     blobs: list[bytes] = []
     ids, lengths, codes, bands, s_bounds, s_spans, s_codes = [], [], [], [], [0], [], []
     minhash: list[np.ndarray] = []
@@ -94,6 +96,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
             sha.append(a["article_sha"][i])
             size.append(int(a["article_size"][i]))
             mtime.append(int(a["article_mtime"][i]))
+            art_bands.append(a["article_bands"][i])
             art_blobs.append(seg.article_blob(i))
             art_rows.append(art_rows[-1] + hi - lo)
         kept_rows = np.flatnonzero(keep)
@@ -151,6 +154,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         sent_term_ids=np.concatenate(s_term_lists) if s_term_lists else np.zeros(0, np.int32),
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),
         minhash=np.concatenate(minhash) if minhash else np.zeros((0, 64), np.uint8),
+        article_bands=np.array(art_bands, np.uint32).reshape(len(names), ARTICLE_BANDS),
     )
     return cols, mapping
 

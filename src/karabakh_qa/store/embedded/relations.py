@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...dedup import EMPTY
 from ...relations.versions import Sentence, article_sentences, compare, figure_changes
 from . import files
 from .groups import Node
@@ -95,9 +96,12 @@ def update(
     gone: set[str],
     pairs: set[tuple],
     sentences_of: Callable[[str], list[Sentence]],
+    linked: set[tuple] | None = None,
 ) -> np.ndarray:
     """``old`` without rows naming a ``gone`` article, plus the relations of ``pairs``
-    (compared now; the sentences of each article read once)."""
+    (compared now; the sentences of each article read once); ``linked``: the pairs
+    that share a near-duplicate paragraph (they corroborate each other at least;
+    None: all of ``pairs`` do)."""
     kept = [tuple(r) for r in old.tolist() if r[1] not in gone and r[2] not in gone]
     done = {(r[1], r[2]) for r in kept}
     cache: dict[str, list[Sentence]] = {}
@@ -110,7 +114,7 @@ def update(
     added = []
     for a, b in sorted(pairs - done):
         cmp = compare(sents(a), sents(b))
-        kind = cmp.kind(linked=True)  # a pair of partners shares a paragraph group
+        kind = cmp.kind(linked=linked is None or (a, b) in linked)
         if kind is None:
             continue
         figs = len(figure_changes(cmp)) if kind != "corroborates" else 0
@@ -118,6 +122,45 @@ def update(
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
     return table(kept + added)
+
+
+BUCKET_LIMIT = 50  # a band value shared by more articles is boilerplate: no candidates
+
+
+def lsh_partners(
+    new: Segment, others: list[tuple[Segment, np.ndarray | None]], fresh: set[str]
+) -> set[tuple]:
+    """Pairs (a, b), a < b, of a ``fresh`` article of ``new`` and a live article of
+    ``others`` (segments with their live rows, None: all; ``new`` among them) with
+    an equal LSH band of their word shingles (relations.versions.article_bands)."""
+    mine = np.asarray(new.a["article_bands"])
+    names = new.a["article_names"]
+    wanted = [i for i in range(len(names)) if str(names[i]) in fresh]
+    pairs: set[tuple] = set()
+    if not wanted or mine.size == 0:
+        return pairs
+    mine = mine[wanted]
+    for seg, live in others:
+        theirs = np.asarray(seg.a["article_bands"])
+        if theirs.size == 0:
+            continue
+        first_rows = np.asarray(seg.a["article_rows"])[:-1]
+        alive = np.ones(len(theirs), bool) if live is None else live[first_rows]
+        other_names = seg.a["article_names"]
+        for j in range(theirs.shape[1]):
+            order = np.argsort(theirs[:, j], kind="stable")
+            column = theirs[order, j]
+            lo = np.searchsorted(column, mine[:, j], "left")
+            hi = np.searchsorted(column, mine[:, j], "right")
+            for k in np.flatnonzero((hi > lo) & (hi - lo <= BUCKET_LIMIT)).tolist():
+                if mine[k, j] == EMPTY:
+                    continue
+                a = str(names[wanted[k]])
+                for m in order[lo[k] : hi[k]].tolist():
+                    b = str(other_names[m])
+                    if alive[m] and b != a:
+                        pairs.add((min(a, b), max(a, b)))
+    return pairs
 
 
 def segment_sentences(seg: Segment, i: int) -> list[Sentence]:

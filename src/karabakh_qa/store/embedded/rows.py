@@ -20,6 +20,7 @@ from ...config import Settings
 from ...dedup import ESTIMATE_VALUES, minhash_signatures
 from ...embed import Embedder
 from ...records import Article, Passage
+from ...relations.versions import ARTICLE_BANDS, article_bands
 from ...sentences import passage_sentences, sentence_embed_text
 from ...sparse import tokenize, tokenize_spans
 from .bm25 import postings
@@ -132,6 +133,7 @@ class Prepared:
     normalised: list[str] = field(default_factory=list)
     bands: list[np.ndarray] = field(default_factory=list)  # one array per part
     minhash: list[np.ndarray] = field(default_factory=list)
+    article_bands: list[np.ndarray] = field(default_factory=list)  # one array per part
     article_blobs: list[bytes] = field(default_factory=list)
     passage_blobs: list[bytes] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -166,6 +168,7 @@ def prepare(
         out.normalised, settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
     )
     out.bands, out.minhash = [bands], [minhash]
+    out.article_bands = [article_bands(out.normalised, out.counts)]
     out.article_blobs = [
         pack(article_record(a, n)) for a, n in zip(out.articles, out.counts, strict=True)
     ]
@@ -285,6 +288,9 @@ def columns(prep: Prepared, dim: int) -> SegmentColumns:
         sent_term_ids=s_ids,
         bands=np.concatenate([np.zeros((0, DEDUP_BANDS), np.uint32), *prep.bands]),
         minhash=np.concatenate([np.zeros((0, ESTIMATE_VALUES), np.uint8), *prep.minhash]),
+        article_bands=np.concatenate(
+            [np.zeros((0, ARTICLE_BANDS), np.uint32), *prep.article_bands]
+        ),
     )
 
 
