@@ -36,6 +36,10 @@ from .figures import Figure, amounts, figures
 # containment is higher) is a candidate with probability 0.73, at 0.3 with 0.95,
 # at 0.05 with 0.08 (then the exact comparison says no).
 ARTICLE_BANDS, ARTICLE_ROWS = 32, 2
+# A candidate is compared only when at least this many of the 64 MinHash values
+# agree (an estimated Jaccard of 0.125; rewritten versions have 0.16 or more): an
+# archive built from a pool of sentences shares single sentences everywhere.
+MIN_AGREEMENT = 8
 DUPLICATE_JACCARD = 0.93
 VERSION_CONTAINMENT = 0.51
 SHINGLE = 5  # words
@@ -194,11 +198,13 @@ def _figure(s: Sentence, f: Figure) -> dict:
     return {"value": f.value, "text": s.text, "start": s.start + f.start, "end": s.start + f.end}
 
 
-def article_bands(normalised: list[str], counts: list[int]) -> np.ndarray:
-    """(articles, ARTICLE_BANDS) uint32 LSH bands of each article's word shingles,
-    from its passages' normalised texts (``counts`` passages per article, in order)."""
+def article_signatures(normalised: list[str], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each article's LSH bands of its word shingles, (articles, ARTICLE_BANDS) uint32,
+    and 64 of its MinHash values cut to 8 bits, (articles, 64) uint8 (their agreement
+    estimates the Jaccard: :data:`MIN_AGREEMENT`), from its passages' normalised
+    texts (``counts`` passages per article, in order)."""
     keys, at = [], 0
     for n in counts:
         keys.append(" ".join(normalised[at : at + n]))
         at += n
-    return minhash_signatures(keys, SHINGLE, ARTICLE_BANDS, ARTICLE_ROWS)[0]
+    return minhash_signatures(keys, SHINGLE, ARTICLE_BANDS, ARTICLE_ROWS)

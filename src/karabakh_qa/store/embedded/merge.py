@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...dedup import ESTIMATE_VALUES
 from ...relations.versions import ARTICLE_BANDS
 from . import files
 from .files import next_number, save_generation_array
@@ -72,6 +73,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
     per merged segment number, each old row's row in the merged one (-1: dropped)."""
     names, sha, size, mtime, art_rows, art_blobs = [], [], [], [], [0], []
     art_bands: list[np.ndarray] = []
+    art_minhash: list[np.ndarray] = []
     blobs: list[bytes] = []
     ids, lengths, codes, bands, s_bounds, s_spans, s_codes = [], [], [], [], [0], [], []
     minhash: list[np.ndarray] = []
@@ -97,6 +99,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
             size.append(int(a["article_size"][i]))
             mtime.append(int(a["article_mtime"][i]))
             art_bands.append(a["article_bands"][i])
+            art_minhash.append(a["article_minhash"][i])
             art_blobs.append(seg.article_blob(i))
             art_rows.append(art_rows[-1] + hi - lo)
         kept_rows = np.flatnonzero(keep)
@@ -155,6 +158,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),
         minhash=np.concatenate(minhash) if minhash else np.zeros((0, 64), np.uint8),
         article_bands=np.array(art_bands, np.uint32).reshape(len(names), ARTICLE_BANDS),
+        article_minhash=np.array(art_minhash, np.uint8).reshape(len(names), ESTIMATE_VALUES),
     )
     return cols, mapping
 

@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from ...dedup import EMPTY
-from ...relations.versions import Sentence, article_sentences, compare, figure_changes
+from ...relations.versions import (
+    MIN_AGREEMENT,
+    Sentence,
+    article_sentences,
+    compare,
+    figure_changes,
+)
 from . import files
 from .groups import Node
 from .segment import Segment
@@ -140,6 +146,7 @@ def lsh_partners(
     if not wanted or mine.size == 0:
         return pairs
     mine = mine[wanted]
+    my_values = np.asarray(new.a["article_minhash"])[wanted]
     for seg, live in others:
         theirs = np.asarray(seg.a["article_bands"])
         if theirs.size == 0:
@@ -156,7 +163,9 @@ def lsh_partners(
                 if mine[k, j] == EMPTY:
                     continue
                 a = str(names[wanted[k]])
-                for m in order[lo[k] : hi[k]].tolist():
+                found = order[lo[k] : hi[k]]
+                agree = (np.asarray(seg.a["article_minhash"])[found] == my_values[k]).sum(axis=1)
+                for m in found[agree >= MIN_AGREEMENT].tolist():
                     b = str(other_names[m])
                     if alive[m] and b != a:
                         pairs.add((min(a, b), max(a, b)))

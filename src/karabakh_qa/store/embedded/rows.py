@@ -20,7 +20,7 @@ from ...config import Settings
 from ...dedup import ESTIMATE_VALUES, minhash_signatures
 from ...embed import Embedder
 from ...records import Article, Passage
-from ...relations.versions import ARTICLE_BANDS, article_bands
+from ...relations.versions import ARTICLE_BANDS, article_signatures
 from ...sentences import passage_sentences, sentence_embed_text
 from ...sparse import tokenize, tokenize_spans
 from .bm25 import postings
@@ -134,6 +134,7 @@ class Prepared:
     bands: list[np.ndarray] = field(default_factory=list)  # one array per part
     minhash: list[np.ndarray] = field(default_factory=list)
     article_bands: list[np.ndarray] = field(default_factory=list)  # one array per part
+    article_minhash: list[np.ndarray] = field(default_factory=list)
     article_blobs: list[bytes] = field(default_factory=list)
     passage_blobs: list[bytes] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -168,7 +169,8 @@ def prepare(
         out.normalised, settings.dup_shingle, DEDUP_BANDS, DEDUP_ROWS
     )
     out.bands, out.minhash = [bands], [minhash]
-    out.article_bands = [article_bands(out.normalised, out.counts)]
+    a_bands, a_minhash = article_signatures(out.normalised, out.counts)
+    out.article_bands, out.article_minhash = [a_bands], [a_minhash]
     out.article_blobs = [
         pack(article_record(a, n)) for a, n in zip(out.articles, out.counts, strict=True)
     ]
@@ -290,6 +292,9 @@ def columns(prep: Prepared, dim: int) -> SegmentColumns:
         minhash=np.concatenate([np.zeros((0, ESTIMATE_VALUES), np.uint8), *prep.minhash]),
         article_bands=np.concatenate(
             [np.zeros((0, ARTICLE_BANDS), np.uint32), *prep.article_bands]
+        ),
+        article_minhash=np.concatenate(
+            [np.zeros((0, ESTIMATE_VALUES), np.uint8), *prep.article_minhash]
         ),
     )
 

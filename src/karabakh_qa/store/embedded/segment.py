@@ -17,6 +17,7 @@ A segment folder ``seg-NNNNNN/`` holds three files:
   ``band_values/_rows``    MinHash LSH band hashes, sorted per band with their rows
   ``minhash``              64 MinHash values (8 bits), to skip hopeless candidates
   ``article_bands``        per article: LSH bands of its word 5-shingles (versions)
+  ``article_minhash``      per article: 64 MinHash values (8 bits), to skip hopeless ones
   =======================  ===================================================
 
 * ``vectors.faiss``: 8-bit passage codes (see :mod:`.vectors`).
@@ -45,7 +46,8 @@ from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 6  # 4: compound file, multiply-shift MinHash; 5: band index; 6: article_bands
+SEGMENT_SCHEMA = 7  # 4: compound file, multiply-shift MinHash; 5: band index; 7: articles'
+# shingle signatures
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
@@ -75,6 +77,7 @@ ARRAYS = (
     "band_rows",
     "minhash",
     "article_bands",
+    "article_minhash",
 )
 
 
@@ -104,6 +107,7 @@ class SegmentColumns:
     bands: np.ndarray  # (n, bands) uint32
     minhash: np.ndarray  # (n, 64) uint8: MinHash values, low 8 bits
     article_bands: np.ndarray  # (a, 32) uint32: LSH bands of each article's word shingles
+    article_minhash: np.ndarray  # (a, 64) uint8: its MinHash values, low 8 bits
 
     @property
     def rows(self) -> int:
@@ -165,7 +169,7 @@ def _read_columns(
 # read: what a server unmaps now and then (Segment.release).
 COLD_COLUMNS = (
     "sent_codes", "sent_term_ids", "passages_blob", "articles_blob",
-    "minhash", "band_values", "band_rows", "article_bands",
+    "minhash", "band_values", "band_rows", "article_bands", "article_minhash",
 )  # fmt: skip
 
 
@@ -220,7 +224,8 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "band_values": band_values,
         "band_rows": band_rows,
         "minhash": cols.minhash.astype(np.uint8),
-        "article_bands": cols.article_bands.astype(np.uint32).reshape(len(cols.article_names), -1),
+        "article_bands": cols.article_bands.astype(np.uint32),
+        "article_minhash": cols.article_minhash.astype(np.uint8),
     }
     columns = _write_columns(folder / COLUMNS_FILE, arrays)
     vectors.write_index(folder / "vectors.faiss", cols.codes, dim, codec)
