@@ -185,8 +185,7 @@ def judge_pairs(service: SearchService, pairs: list[dict]) -> dict:
     pair, and over the pairs not marked ambiguous."""
     index = service.index()
     linked: dict[tuple[str, str], set[str]] = {}
-    for row in index.relation_rows.tolist():
-        kind, a, b = str(row[0]), str(row[1]), str(row[2])
+    for kind, a, b, *_ in index.relation_rows:
         linked.setdefault((min(a, b), max(a, b)), set()).add(kind)
     rows = []
     for p in pairs:

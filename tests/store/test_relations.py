@@ -14,7 +14,7 @@ V000, V001, Q003 = (
 
 
 def table(service: SearchService) -> list[tuple]:
-    return sorted(tuple(r[:3]) for r in service.index().relation_rows.tolist())
+    return sorted(r[:3] for r in service.index().relation_rows)
 
 
 def test_seed_relations_and_the_hit_shows_what_changed(seed_service):

@@ -420,7 +420,8 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
             rel = relations.load(index_dir, manifest.relations)
         except files.UNREADABLE:
             rel = relations.empty()
-        rel = rel[np.isin(rel["a"], names) & np.isin(rel["b"], names)]
+        known = set(names)
+        rel = [r for r in rel if r[1] in known and r[2] in known]
         if len(rel):
             linked = relations.save(index_dir, f"relations-{gen:06d}.repair.npy", rel)
     articles = sum(int(s.meta["articles"]) for s in segs)
@@ -546,7 +547,7 @@ def _write_generation(
         segs = [*(snap.segments if snap else []), new_seg]
         pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
     old_rel = relations.load(index_dir, base.relations) if snap else relations.empty()
-    if pairs or any(r[1] in gone or r[2] in gone for r in old_rel.tolist()):
+    if pairs or any(r[1] in gone or r[2] in gone for r in old_rel):
         rel = relations.update(old_rel, gone, pairs, sentences_of, sharing)
         linked = (
             relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None

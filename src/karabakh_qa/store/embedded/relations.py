@@ -37,29 +37,47 @@ from .segment import Segment
 
 COLUMNS = ("kind", "a", "b", "shared", "a_sentences", "b_sentences", "figures")
 INTS = ("shared", "a_sentences", "b_sentences", "figures")
+KINDS = ("duplicate", "version", "corroborates", "differs-on-figure")  # stored as their index
+Row = tuple[str, str, str, int, int, int, int]
 
 
-def empty() -> np.ndarray:
-    return table([])
+def empty() -> list[Row]:
+    return []
 
 
-def table(rows: list[tuple]) -> np.ndarray:
-    """Rows as the stored structured array (names as wide as the longest)."""
-    width = max([len(r[1]) for r in rows] + [len(r[2]) for r in rows] + [1])
+def table(rows: list[Row]) -> np.ndarray:
+    """Rows as the stored structured array: the kind as its index in KINDS, names as
+    UTF-8 bytes as wide as the longest, counts as int32."""
+    encoded = [(KINDS.index(r[0]), r[1].encode(), r[2].encode(), *r[3:]) for r in rows]
+    width = max([len(r[1]) for r in encoded] + [len(r[2]) for r in encoded] + [1])
     dtype = np.dtype(
-        [("kind", "U17"), ("a", f"U{width}"), ("b", f"U{width}")] + [(c, "<i4") for c in INTS]
+        [("kind", "u1"), ("a", f"S{width}"), ("b", f"S{width}")] + [(c, "<i4") for c in INTS]
     )
-    return np.array([tuple(r) for r in rows], dtype=dtype)
+    return np.array(encoded, dtype=dtype)
 
 
-def load(index_dir: Path, name: str | None) -> np.ndarray:
+def read(index_dir: Path, name: str | None) -> np.ndarray:
+    """The stored table as it is on disk (see :func:`table`); empty without one."""
     if name is None:
-        return empty()
+        return table([])
     return np.load(index_dir / name, allow_pickle=False)
 
 
-def save(index_dir: Path, name: str, rows: np.ndarray) -> str:
-    return files.save_generation_array(index_dir, name, rows)
+def decode(stored: np.ndarray) -> list[Row]:
+    """Stored rows as (kind, a, b, shared, a_sentences, b_sentences, figures)."""
+    return [
+        (KINDS[k], a.decode(), b.decode(), int(s), int(na), int(nb), int(f))
+        for k, a, b, s, na, nb, f in stored.tolist()
+    ]
+
+
+def load(index_dir: Path, name: str | None) -> list[Row]:
+    """The stored table as rows (:func:`decode`)."""
+    return decode(read(index_dir, name))
+
+
+def save(index_dir: Path, name: str, rows: list[Row]) -> str:
+    return files.save_generation_array(index_dir, name, table(rows))
 
 
 def related(rows: Iterable[tuple], name: str) -> list[dict]:
@@ -98,17 +116,17 @@ def partners(overlay: np.ndarray, name_of: Callable[[Node], str], fresh: set[str
 
 
 def update(
-    old: np.ndarray,
+    old: list[Row],
     gone: set[str],
     pairs: set[tuple],
     sentences_of: Callable[[str], list[Sentence]],
     linked: set[tuple] | None = None,
-) -> np.ndarray:
+) -> list[Row]:
     """``old`` without rows naming a ``gone`` article, plus the relations of ``pairs``
     (compared now; the sentences of each article read once); ``linked``: the pairs
     that share a near-duplicate paragraph (they corroborate each other at least;
     None: all of ``pairs`` do)."""
-    kept = [tuple(r) for r in old.tolist() if r[1] not in gone and r[2] not in gone]
+    kept = [r for r in old if r[1] not in gone and r[2] not in gone]
     done = {(r[1], r[2]) for r in kept}
     cache: dict[str, list[Sentence]] = {}
 
@@ -127,7 +145,7 @@ def update(
         added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
-    return table(kept + added)
+    return kept + added
 
 
 BUCKET_LIMIT = 50  # a band value shared by more articles is boilerplate: no candidates
