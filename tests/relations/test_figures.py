@@ -2,7 +2,7 @@
 
 import pytest
 
-from karabakh_qa.relations.figures import asked_measure, figures
+from karabakh_qa.relations.figures import across, asked_measure, figures
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,18 @@ def test_only_how_many_questions_about_a_measure_ask_for_figures():
     assert asked_measure("How many were injured?") == "wounded or injured"
     assert asked_measure("Who was killed in Ganja?") is None
     assert asked_measure("How many houses were destroyed?") is None
+
+
+def test_a_figure_after_a_sentence_naming_the_place_counts_unless_it_names_its_own():
+    from karabakh_qa.records import Passage
+
+    def passage(text: str) -> Passage:
+        return Passage("x", "a.txt", 2, 1, None, 100, 100 + len(text), text, "2020-10-11", None)
+
+    lede = "The missile attack on Ganja killed nine people."
+    after = passage("As many as 34 others were wounded, it said.")
+    values = across("wounded or injured", [after], ["Ganja"], [lede])
+    assert [(v["value"], v["start"], v["end"]) for v in values] == [(34, 111, 113)]
+    assert across("wounded or injured", [after], ["Ganja"], [""]) == []  # nothing before
+    elsewhere = passage("Later 12 were wounded in Tartar.")
+    assert across("wounded or injured", [elsewhere], ["Ganja"], [lede]) == []

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ..chunk import normalise
 from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
-from ..relations.figures import across, asked_measure
+from ..relations.figures import across, asked_measure, last_sentence
 from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
 from ..store.embedded.search import Snapshot
@@ -144,6 +144,15 @@ def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
 FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
 
 
+def _paragraph_before(index: Snapshot, row: int, p: Passage) -> str:
+    """The last sentence of the passage before ``p`` in its article (rows of an
+    article are consecutive), or "" for an article's first passage."""
+    if row == 0:
+        return ""
+    prior = index.passage(row - 1)
+    return last_sentence(prior.text) if prior.source == p.source else ""
+
+
 def figures_of(index, cands, results, question: str, keys: list[KeyTerm]) -> list | None:
     """The asked measure's values across the results, when they differ (figures.py):
     ``[{measure, values: [{value, text, file, paragraph, start, end, date}]}]``."""
@@ -151,8 +160,10 @@ def figures_of(index, cands, results, question: str, keys: list[KeyTerm]) -> lis
     if measure is None:
         return None
     names = [k.surface for k in keys if not k.surface.isdigit()]
-    passages = [index.passage(int(cands.rows[j])) for _, j in results[:FIGURE_DEPTH]]
-    values = across(measure, passages, names)
+    rows = [int(cands.rows[j]) for _, j in results[:FIGURE_DEPTH]]
+    passages = [index.passage(r) for r in rows]
+    before = [_paragraph_before(index, r, p) for r, p in zip(rows, passages, strict=True)]
+    values = across(measure, passages, names, before)
     if len({v["value"] for v in values}) < 2:
         return None  # one figure everywhere: nothing differs
     values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))

@@ -138,14 +138,24 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if m.group().strip()]
 
 
-def across(measure: str, passages: list, names: list[str]) -> list[dict]:
+def across(
+    measure: str, passages: list, names: list[str], before: list[str] | None = None
+) -> list[dict]:
     """Each value of ``measure`` reported by ``passages`` (Passage objects, best
-    first) in a sentence naming every one of ``names``; one entry per (value, file)."""
+    first) in a sentence that names every one of ``names``, or that follows one
+    naming them ("…Ganja… killing nine people. As many as 34 others … were
+    wounded"); ``before``: per passage, the last sentence of the paragraph before
+    it in its article. One entry per (value, file)."""
     out, seen = [], set()
-    for p in passages:
+    for i, p in enumerate(passages):
+        previous = before[i] if before else ""
         for s, e in sentences(p.text):
             sentence = p.text[s:e]
-            if not all(n.lower() in sentence.lower() for n in names):
+            named = _names_all(sentence, names) or (
+                _names_all(previous, names) and not _names_other_place(sentence)
+            )
+            previous = sentence
+            if not named:
                 continue
             for f in figures(sentence):
                 if f.measure != measure or (f.value, p.source) in seen:
@@ -163,3 +173,21 @@ def across(measure: str, passages: list, names: list[str]) -> list[dict]:
                     }
                 )
     return out
+
+
+def _names_all(text: str, names: list[str]) -> bool:
+    return all(n.lower() in text.lower() for n in names)
+
+
+_PLACE = re.compile(r"\b(?:in|at|near|on)\s+(?:the\s+)?[A-Z][a-z]+")
+
+
+def _names_other_place(sentence: str) -> bool:
+    """A sentence that names a place of its own ("in Tartar") reports that place."""
+    return bool(_PLACE.search(sentence))
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence of ``text`` (a paragraph), or ""."""
+    spans = sentences(text)
+    return text[spans[-1][0] : spans[-1][1]] if spans else ""

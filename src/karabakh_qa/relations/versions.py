@@ -40,6 +40,18 @@ ARTICLE_BANDS, ARTICLE_ROWS = 32, 2
 # agree (an estimated Jaccard of 0.125; rewritten versions have 0.16 or more): an
 # archive built from a pool of sentences shares single sentences everywhere.
 MIN_AGREEMENT = 8
+
+
+def may_be_version(agreement: int, words_a: int, words_b: int) -> bool:
+    """Whether two articles whose 64 MinHash values agree ``agreement`` times, of
+    ``words_a`` and ``words_b`` words, can be a version (or a copy) of each other:
+    the containment their estimated Jaccard (with a margin of four values) allows
+    for their lengths reaches 0.4. Below, the exact comparison is skipped."""
+    j = min(1.0, (agreement + 4) / 64)
+    small = max(1, min(words_a, words_b))
+    return j * (words_a + words_b) / ((1 + j) * small) >= 0.4
+
+
 DUPLICATE_JACCARD = 0.93
 VERSION_CONTAINMENT = 0.51
 SHINGLE = 5  # words
@@ -117,8 +129,9 @@ def shingle_set(sents: list[Sentence], size: int = SHINGLE) -> set[int]:
     return {hash(" ".join(words[i : i + size])) for i in range(len(words) - size + 1)}
 
 
-def compare(a: list[Sentence], b: list[Sentence]) -> Comparison:
-    """The sentence diff of article a against article b."""
+def compare(a: list[Sentence], b: list[Sentence], diff: bool = True) -> Comparison:
+    """The sentence diff of article a against article b (``diff`` False: counts and
+    shingle similarity only, no pairing of reworded sentences: what the kind needs)."""
     keys_a, keys_b = [s.key for s in a], [s.key for s in b]
     matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
     shared, changes = 0, []
@@ -129,7 +142,7 @@ def compare(a: list[Sentence], b: list[Sentence]) -> Comparison:
             changes += [Change("removed", s, None) for s in a[i1:i2]]
         elif op == "insert":
             changes += [Change("added", None, s) for s in b[j1:j2]]
-        else:
+        elif diff:
             changes += _paired(a[i1:i2], b[j1:j2])
     sa, sb = shingle_set(a), shingle_set(b)
     common = len(sa & sb)

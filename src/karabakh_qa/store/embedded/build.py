@@ -34,6 +34,7 @@ from ...embed import Embedder
 from ...errors import Conflict, IndexUnavailable, InsufficientStorage
 from ...ingest import Skipped
 from ...records import Article
+from ...relations.versions import may_be_version
 from ...sparse import TOKENIZER_VERSION, tokenize
 from . import files, relations
 from .bm25 import full_statistics, segment_df, update_histogram
@@ -533,6 +534,20 @@ def _write_generation(
     def name_of(node: tuple[int, int]) -> str:
         return relations.name_at(parts[node[0]].segment, node[1])
 
+    def signature_of(name: str) -> tuple[np.ndarray, int]:
+        """An article's 64 MinHash values and its length in BM25 tokens."""
+        i = new_seg.find_article(name) if new_seg is not None else None
+        seg = new_seg
+        if i is None:
+            pos, i = snap.locate_article(name)
+            seg = snap.segments[pos]
+        lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
+        return seg.a["article_minhash"][i], int(seg.a["lengths"][lo:hi].sum())
+
+    def plausible(a: str, b: str) -> bool:
+        (ma, la), (mb, lb) = signature_of(a), signature_of(b)
+        return may_be_version(int((ma == mb).sum()), la, lb)
+
     def sentences_of(name: str) -> list:
         i = new_seg.find_article(name) if new_seg is not None else None
         if i is not None:
@@ -548,7 +563,7 @@ def _write_generation(
         pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
     old_rel = relations.load(index_dir, base.relations) if snap else relations.empty()
     if pairs or any(r[1] in gone or r[2] in gone for r in old_rel):
-        rel = relations.update(old_rel, gone, pairs, sentences_of, sharing)
+        rel = relations.update(old_rel, gone, pairs, sentences_of, sharing, plausible)
         linked = (
             relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None
         )

@@ -121,11 +121,14 @@ def update(
     pairs: set[tuple],
     sentences_of: Callable[[str], list[Sentence]],
     linked: set[tuple] | None = None,
+    plausible: Callable[[str, str], bool] | None = None,
 ) -> list[Row]:
     """``old`` without rows naming a ``gone`` article, plus the relations of ``pairs``
     (compared now; the sentences of each article read once); ``linked``: the pairs
     that share a near-duplicate paragraph (they corroborate each other at least;
-    None: all of ``pairs`` do)."""
+    None: all of ``pairs`` do); ``plausible(a, b)`` False: a linked pair cannot be
+    a version (their signatures say so) and is stored as corroborating without the
+    exact comparison (sentence counts 0: not compared)."""
     kept = [r for r in old if r[1] not in gone and r[2] not in gone]
     done = {(r[1], r[2]) for r in kept}
     cache: dict[str, list[Sentence]] = {}
@@ -137,11 +140,17 @@ def update(
 
     added = []
     for a, b in sorted(pairs - done):
-        cmp = compare(sents(a), sents(b))
-        kind = cmp.kind(linked=linked is None or (a, b) in linked)
+        is_linked = linked is None or (a, b) in linked
+        if is_linked and plausible is not None and not plausible(a, b):
+            added.append(("corroborates", a, b, 0, 0, 0, 0))
+            continue
+        cmp = compare(sents(a), sents(b), diff=False)
+        kind = cmp.kind(linked=is_linked)
         if kind is None:
             continue
-        figs = len(figure_changes(cmp)) if kind != "corroborates" else 0
+        figs = 0
+        if kind != "corroborates":
+            figs = len(figure_changes(compare(sents(a), sents(b))))
         added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
