@@ -353,7 +353,6 @@ class SearchService:
             if ready and self._index is not None:  # the refresher, before a switch
                 snap.bm25.warm(self._index.bm25, self._pacer.pause)
                 self._pacer.pause()
-                snap.warm_relations(self._pacer.pause)
             snap.groups  # noqa: B018 (built here, not at the first question)
             snap.bm25.deleted, snap.deletions  # noqa: B018
             for seg in snap.segments:  # large segments' ANN bits start building now, not

@@ -418,11 +418,11 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
     if manifest.relations:
         names = [str(n) for seg in segs for n in seg.a["article_names"].tolist()]
         try:
-            rel = relations.load(index_dir, manifest.relations)
+            rel = relations.read(index_dir, manifest.relations)
         except files.UNREADABLE:
             rel = relations.empty()
-        known = set(names)
-        rel = [r for r in rel if r[1] in known and r[2] in known]
+        known = np.array(sorted(n.encode() for n in names))
+        rel = rel[np.isin(rel["a"], known) & np.isin(rel["b"], known)]
         if len(rel):
             linked = relations.save(index_dir, f"relations-{gen:06d}.repair.npy", rel)
     articles = sum(int(s.meta["articles"]) for s in segs)
@@ -561,8 +561,8 @@ def _write_generation(
         live_after = [*lives, None] if snap else [None]
         segs = [*(snap.segments if snap else []), new_seg]
         pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
-    old_rel = relations.load(index_dir, base.relations) if snap else relations.empty()
-    if pairs or any(r[1] in gone or r[2] in gone for r in old_rel):
+    old_rel = relations.read(index_dir, base.relations) if snap else relations.empty()
+    if pairs or relations.naming(old_rel, gone).any():
         rel = relations.update(old_rel, gone, pairs, sentences_of, sharing, plausible)
         linked = (
             relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None

@@ -98,7 +98,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
             sha.append(a["article_sha"][i])
             size.append(int(a["article_size"][i]))
             mtime.append(int(a["article_mtime"][i]))
-            art_bands.append(a["article_bands"][i])
+            art_bands.append(seg.article_bands[i])
             art_minhash.append(a["article_minhash"][i])
             art_blobs.append(seg.article_blob(i))
             art_rows.append(art_rows[-1] + hi - lo)

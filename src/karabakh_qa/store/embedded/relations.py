@@ -18,12 +18,12 @@ texts when shown.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ...dedup import EMPTY
+from ...dedup import pairs_across, pairs_within
 from ...relations.versions import (
     MIN_AGREEMENT,
     Sentence,
@@ -41,60 +41,77 @@ KINDS = ("duplicate", "version", "corroborates", "differs-on-figure")  # stored 
 Row = tuple[str, str, str, int, int, int, int]
 
 
-def empty() -> list[Row]:
-    return []
+def empty() -> np.ndarray:
+    return table([])
+
+
+def _dtype(width: int) -> np.dtype:
+    return np.dtype(
+        [("kind", "u1"), ("a", f"S{width}"), ("b", f"S{width}")] + [(c, "<i4") for c in INTS]
+    )
 
 
 def table(rows: list[Row]) -> np.ndarray:
-    """Rows as the stored structured array: the kind as its index in KINDS, names as
+    """Rows as stored: each relation twice, once from each article (a, b and b, a,
+    their counts swapped), sorted by ``a`` then ``b``, so that an article's
+    relations are a binary search away; the kind as its index in KINDS, names as
     UTF-8 bytes as wide as the longest, counts as int32."""
-    encoded = [(KINDS.index(r[0]), r[1].encode(), r[2].encode(), *r[3:]) for r in rows]
-    width = max([len(r[1]) for r in encoded] + [len(r[2]) for r in encoded] + [1])
-    dtype = np.dtype(
-        [("kind", "u1"), ("a", f"S{width}"), ("b", f"S{width}")] + [(c, "<i4") for c in INTS]
-    )
-    return np.array(encoded, dtype=dtype)
+    both = []
+    for kind, a, b, shared, na, nb, figs in rows:
+        k, ea, eb = KINDS.index(kind), a.encode(), b.encode()
+        both += [(k, ea, eb, shared, na, nb, figs), (k, eb, ea, shared, nb, na, figs)]
+    width = max([len(r[1]) for r in both] + [1])
+    return _sorted(np.array(both, dtype=_dtype(width)))
+
+
+def _sorted(stored: np.ndarray) -> np.ndarray:
+    return stored[np.lexsort((stored["kind"], stored["b"], stored["a"]))]
 
 
 def read(index_dir: Path, name: str | None) -> np.ndarray:
-    """The stored table as it is on disk (see :func:`table`); empty without one."""
+    """The stored table (:func:`table`); empty without one."""
     if name is None:
-        return table([])
+        return empty()
     return np.load(index_dir / name, allow_pickle=False)
 
 
 def decode(stored: np.ndarray) -> list[Row]:
-    """Stored rows as (kind, a, b, shared, a_sentences, b_sentences, figures)."""
+    """Each relation once (a < b) as (kind, a, b, shared, a_sentences, b_sentences,
+    figures)."""
+    once = stored[stored["a"] < stored["b"]]
     return [
         (KINDS[k], a.decode(), b.decode(), int(s), int(na), int(nb), int(f))
-        for k, a, b, s, na, nb, f in stored.tolist()
+        for k, a, b, s, na, nb, f in once.tolist()
     ]
 
 
-def load(index_dir: Path, name: str | None) -> list[Row]:
-    """The stored table as rows (:func:`decode`)."""
-    return decode(read(index_dir, name))
+def save(index_dir: Path, name: str, stored: np.ndarray) -> str:
+    return files.save_generation_array(index_dir, name, stored)
 
 
-def save(index_dir: Path, name: str, rows: list[Row]) -> str:
-    return files.save_generation_array(index_dir, name, table(rows))
+def naming(stored: np.ndarray, names: set[str]) -> np.ndarray:
+    """Which stored rows name one of ``names`` (either side)."""
+    if not names or not len(stored):
+        return np.zeros(len(stored), bool)
+    wanted = np.array(sorted(n.encode() for n in names))
+    return np.isin(stored["a"], wanted) | np.isin(stored["b"], wanted)
 
 
-def related(rows: Iterable[tuple], name: str) -> list[dict]:
+def related(stored: np.ndarray, name: str) -> list[dict]:
     """The relations of article ``name``, each seen from it: ``{kind, file, shared,
-    sentences, other_sentences, figures}``."""
+    sentences, other_sentences, figures}`` (two binary searches and its rows)."""
+    key = name.encode()
+    column = stored["a"]
+    lo, hi = np.searchsorted(column, key, "left"), np.searchsorted(column, key, "right")
     out = []
-    for kind, a, b, shared, na, nb, figs in rows:
-        if name not in (a, b):
-            continue
-        mine, other, n_mine, n_other = (a, b, na, nb) if a == name else (b, a, nb, na)
+    for k, _a, b, shared, na, nb, figs in stored[lo:hi].tolist():
         out.append(
             {
-                "kind": str(kind),
-                "file": str(other),
+                "kind": KINDS[k],
+                "file": b.decode(),
                 "shared": int(shared),
-                "sentences": int(n_mine),
-                "other_sentences": int(n_other),
+                "sentences": int(na),
+                "other_sentences": int(nb),
                 "figures": int(figs),
             }
         )
@@ -116,21 +133,24 @@ def partners(overlay: np.ndarray, name_of: Callable[[Node], str], fresh: set[str
 
 
 def update(
-    old: list[Row],
+    old: np.ndarray,
     gone: set[str],
     pairs: set[tuple],
     sentences_of: Callable[[str], list[Sentence]],
     linked: set[tuple] | None = None,
     plausible: Callable[[str, str], bool] | None = None,
-) -> list[Row]:
-    """``old`` without rows naming a ``gone`` article, plus the relations of ``pairs``
-    (compared now; the sentences of each article read once); ``linked``: the pairs
-    that share a near-duplicate paragraph (they corroborate each other at least;
-    None: all of ``pairs`` do); ``plausible(a, b)`` False: a linked pair cannot be
-    a version (their signatures say so) and is stored as corroborating without the
+) -> np.ndarray:
+    """``old`` (stored) without rows naming a ``gone`` article, plus the relations of
+    ``pairs`` (compared now; the sentences of each article read once); ``linked``:
+    the pairs that share a near-duplicate paragraph (they corroborate each other at
+    least; None: all of ``pairs`` do); ``plausible(a, b)`` False: a linked pair cannot
+    be a version (their signatures say so) and is stored as corroborating without the
     exact comparison (sentence counts 0: not compared)."""
-    kept = [r for r in old if r[1] not in gone and r[2] not in gone]
-    done = {(r[1], r[2]) for r in kept}
+    kept = old[~naming(old, gone)]
+    done = {
+        (a.decode(), b.decode())
+        for a, b in zip(kept["a"].tolist(), kept["b"].tolist(), strict=True)
+    }
     cache: dict[str, list[Sentence]] = {}
 
     def sents(name: str) -> list[Sentence]:
@@ -138,7 +158,7 @@ def update(
             cache[name] = sentences_of(name)
         return cache[name]
 
-    added = []
+    added: list[Row] = []
     for a, b in sorted(pairs - done):
         is_linked = linked is None or (a, b) in linked
         if is_linked and plausible is not None and not plausible(a, b):
@@ -154,48 +174,49 @@ def update(
         added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
-    return kept + added
-
-
-BUCKET_LIMIT = 50  # a band value shared by more articles is boilerplate: no candidates
+    new = table(added)
+    width = max(kept.dtype["a"].itemsize, new.dtype["a"].itemsize, 1)
+    merged = np.concatenate([kept.astype(_dtype(width)), new.astype(_dtype(width))])
+    return _sorted(merged)
 
 
 def lsh_partners(
     new: Segment, others: list[tuple[Segment, np.ndarray | None]], fresh: set[str]
 ) -> set[tuple]:
     """Pairs (a, b), a < b, of a ``fresh`` article of ``new`` and a live article of
-    ``others`` (segments with their live rows, None: all; ``new`` among them) with
-    an equal LSH band of their word shingles (relations.versions.article_bands)."""
-    mine = np.asarray(new.a["article_bands"])
+    ``others`` (segments with their live rows, None: all; ``new`` among them) with an
+    equal LSH band of their word shingles and at least MIN_AGREEMENT equal MinHash
+    values (relations.versions.article_signatures). Each segment stores its bands as
+    an inverted index (dedup.band_index): binary searches, no pass over the archive."""
     names = new.a["article_names"]
-    wanted = [i for i in range(len(names)) if str(names[i]) in fresh]
+    wanted = np.array([i for i in range(len(names)) if str(names[i]) in fresh], np.int64)
     pairs: set[tuple] = set()
-    if not wanted or mine.size == 0:
+    if not len(wanted):
         return pairs
-    mine = mine[wanted]
+    mine = new.article_bands[wanted]
     my_values = np.asarray(new.a["article_minhash"])[wanted]
     for seg, live in others:
-        theirs = np.asarray(seg.a["article_bands"])
-        if theirs.size == 0:
+        if int(seg.meta["articles"]) == 0:
             continue
+        values, rows = seg.a["article_band_values"], seg.a["article_band_rows"]
+        if seg is new:  # (i, j) within the new segment, i < j
+            found = pairs_within(values, rows)
+            found = found[np.isin(found[:, 0], wanted) | np.isin(found[:, 1], wanted)]
+            theirs, ours = found[:, 0], found[:, 1]
+            agree = (seg.a["article_minhash"][theirs] == seg.a["article_minhash"][ours]).sum(1)
+            ours_names = names[ours]
+        else:  # (old article, position in ``wanted``)
+            found = pairs_across(values, rows, mine)
+            theirs, k = found[:, 0], found[:, 1]
+            agree = (np.asarray(seg.a["article_minhash"])[theirs] == my_values[k]).sum(1)
+            ours_names = names[wanted[k]]
         first_rows = np.asarray(seg.a["article_rows"])[:-1]
-        alive = np.ones(len(theirs), bool) if live is None else live[first_rows]
-        other_names = seg.a["article_names"]
-        for j in range(theirs.shape[1]):
-            order = np.argsort(theirs[:, j], kind="stable")
-            column = theirs[order, j]
-            lo = np.searchsorted(column, mine[:, j], "left")
-            hi = np.searchsorted(column, mine[:, j], "right")
-            for k in np.flatnonzero((hi > lo) & (hi - lo <= BUCKET_LIMIT)).tolist():
-                if mine[k, j] == EMPTY:
-                    continue
-                a = str(names[wanted[k]])
-                found = order[lo[k] : hi[k]]
-                agree = (np.asarray(seg.a["article_minhash"])[found] == my_values[k]).sum(axis=1)
-                for m in found[agree >= MIN_AGREEMENT].tolist():
-                    b = str(other_names[m])
-                    if alive[m] and b != a:
-                        pairs.add((min(a, b), max(a, b)))
+        alive = np.ones(len(first_rows), bool) if live is None else live[first_rows]
+        keep = (agree >= MIN_AGREEMENT) & alive[theirs]
+        their_names = seg.a["article_names"][theirs[keep]]
+        for x, y in zip(their_names.tolist(), ours_names[keep].tolist(), strict=True):
+            if x != y:
+                pairs.add((min(x, y), max(x, y)))
     return pairs
 
 

@@ -129,9 +129,6 @@ class Snapshot:
         ~2 ms instead of ~8 (its sorts held up the queries in flight)."""
         if previous is None:
             return
-        same_relations = previous.manifest.relations == self.manifest.relations
-        if same_relations and "relations_by_article" in previous.__dict__:
-            self.__dict__["relations_by_article"] = previous.relations_by_article
         if "groups" not in previous.__dict__ or previous.manifest.groups != self.manifest.groups:
             return
         mine = self.base_of
@@ -257,28 +254,9 @@ class Snapshot:
         """Every row of the relation table (store/embedded/relations.py)."""
         return relations.decode(self._relations)
 
-    @cached_property
-    def relations_by_article(self) -> dict[str, list[relations.Row]]:
-        """The relation rows naming each article (built once per generation, or taken
-        from the previous one when the table is the same file)."""
-        return self.warm_relations()
-
-    def warm_relations(self, pause: Callable[[], None] = no_pause) -> dict[str, list]:
-        """Build :attr:`relations_by_article`, giving way (``pause``) every 2,000 rows."""
-        if "relations_by_article" in self.__dict__:
-            return self.__dict__["relations_by_article"]
-        out: dict[str, list] = {}
-        for lo in range(0, len(self._relations), 2000):
-            for row in relations.decode(self._relations[lo : lo + 2000]):
-                out.setdefault(row[1], []).append(row)
-                out.setdefault(row[2], []).append(row)
-            pause()
-        self.__dict__["relations_by_article"] = out
-        return out
-
     def relations_of(self, name: str) -> list[dict]:
         """Article ``name``'s relations to other live articles (store/embedded/relations.py)."""
-        return relations.related(self.relations_by_article.get(name, []), name)
+        return relations.related(self._relations, name)
 
     def article(self, name: str) -> tuple[dict[str, Any], list[int]] | None:
         """An article's metadata and its global rows, or None."""

@@ -16,7 +16,8 @@ A segment folder ``seg-NNNNNN/`` holds three files:
   ``sent_*``               sentence bounds, spans, codes and term ids
   ``band_values/_rows``    MinHash LSH band hashes, sorted per band with their rows
   ``minhash``              64 MinHash values (8 bits), to skip hopeless candidates
-  ``article_bands``        per article: LSH bands of its word 5-shingles (versions)
+  ``article_band_*``       per article: LSH bands of its word 5-shingles (versions),
+                           as an inverted index like ``band_*``
   ``article_minhash``      per article: 64 MinHash values (8 bits), to skip hopeless ones
   =======================  ===================================================
 
@@ -46,8 +47,8 @@ from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 7  # 4: compound file, multiply-shift MinHash; 5: band index; 7: articles'
-# shingle signatures
+SEGMENT_SCHEMA = 8  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
+# shingle signatures as a band index
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
@@ -76,7 +77,8 @@ ARRAYS = (
     "band_values",
     "band_rows",
     "minhash",
-    "article_bands",
+    "article_band_values",
+    "article_band_rows",
     "article_minhash",
 )
 
@@ -169,7 +171,8 @@ def _read_columns(
 # read: what a server unmaps now and then (Segment.release).
 COLD_COLUMNS = (
     "sent_codes", "sent_term_ids", "passages_blob", "articles_blob",
-    "minhash", "band_values", "band_rows", "article_bands", "article_minhash",
+    "minhash", "band_values", "band_rows",
+    "article_band_values", "article_band_rows", "article_minhash",
 )  # fmt: skip
 
 
@@ -195,6 +198,7 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
     articles_off, articles_blob = _blobs(cols.article_blobs)
     passages_off, passages_blob = _blobs(cols.passage_blobs)
     band_values, band_rows = band_index(cols.bands)
+    article_values, article_rows = band_index(cols.article_bands)
     arrays = {
         "article_names": cols.article_names.astype(str),
         "article_sha": cols.article_sha.astype("S64"),
@@ -224,7 +228,9 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
         "band_values": band_values,
         "band_rows": band_rows,
         "minhash": cols.minhash.astype(np.uint8),
-        "article_bands": cols.article_bands.astype(np.uint32),
+        # Stored as an inverted index too (candidates are binary searches away).
+        "article_band_values": article_values,
+        "article_band_rows": article_rows,
         "article_minhash": cols.article_minhash.astype(np.uint8),
     }
     columns = _write_columns(folder / COLUMNS_FILE, arrays)
@@ -350,6 +356,16 @@ class Segment:
         inverted index (for merges and for re-checking a group that lost a member)."""
         values, rows = self.a["band_values"], self.a["band_rows"]
         out = np.empty((self.rows, len(values)), np.uint32)
+        for j in range(len(values)):
+            out[rows[j], j] = values[j]
+        return out
+
+    @cached_property
+    def article_bands(self) -> np.ndarray:
+        """(articles, bands) LSH bands of each article's word shingles, in article
+        order, rebuilt from the stored inverted index (for merges and new articles)."""
+        values, rows = self.a["article_band_values"], self.a["article_band_rows"]
+        out = np.empty((int(self.meta["articles"]), len(values)), np.uint32)
         for j in range(len(values)):
             out[rows[j], j] = values[j]
         return out
