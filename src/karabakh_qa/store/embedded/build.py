@@ -555,7 +555,8 @@ def _write_generation(
         pos, i = snap.locate_article(name)
         return relations.segment_sentences(snap.segments[pos], i)
 
-    sharing = relations.partners(overlay, name_of, fresh) if fresh else set()
+    new_number = new_part.number if new_part else None
+    sharing = relations.partners(overlay, name_of, fresh, new_number) if fresh else set()
     pairs = set(sharing)
     if new_seg is not None and fresh:
         live_after = [*lives, None] if snap else [None]
