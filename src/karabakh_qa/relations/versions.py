@@ -35,33 +35,19 @@ from .figures import Figure, amounts, figures
 # shingles, 32 bands of 2 rows: a pair at Jaccard 0.2 (a rewritten version, whose
 # containment is higher) is a candidate with probability 0.73, at 0.3 with 0.95,
 # at 0.05 with 0.08 (then the exact comparison says no).
-ARTICLE_BANDS, ARTICLE_ROWS = 32, 2  # bands stored as 16-bit hashes (disk: 3 KB/passage)
-# Each article also keeps its 64 MinHash values cut to 4 bits (two a byte). Two
-# unrelated articles agree on 1/16 of them by chance; a candidate is compared
-# only when at least this many agree (an estimated Jaccard of about 0.1; rewritten
-# versions have 0.16 or more): an archive built from a pool of sentences shares
-# single sentences everywhere.
-MIN_AGREEMENT = 10
-NIBBLES = 64
+ARTICLE_BANDS, ARTICLE_ROWS = 32, 2
+# A candidate is compared only when at least this many of the 64 MinHash values
+# agree (an estimated Jaccard of 0.125; rewritten versions have 0.16 or more): an
+# archive built from a pool of sentences shares single sentences everywhere.
+MIN_AGREEMENT = 8
 
 
-def estimated_jaccard(agreement: int) -> float:
-    """The Jaccard that ``agreement`` equal 4-bit values of 64 estimate."""
-    return max(0.0, (agreement / NIBBLES - 1 / 16) / (15 / 16))
-
-
-def agreement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Equal 4-bit values of packed signatures (rows of 32 bytes), per row."""
-    d = np.bitwise_xor(x, y)
-    return ((d & 0x0F) == 0).sum(axis=-1) + ((d >> 4) == 0).sum(axis=-1)
-
-
-def may_be_version(agree: int, words_a: int, words_b: int) -> bool:
-    """Whether two articles whose signatures agree on ``agree`` values, of
+def may_be_version(agreement: int, words_a: int, words_b: int) -> bool:
+    """Whether two articles whose 64 MinHash values agree ``agreement`` times, of
     ``words_a`` and ``words_b`` words, can be a version (or a copy) of each other:
     the containment their estimated Jaccard (with a margin of four values) allows
     for their lengths reaches 0.4. Below, the exact comparison is skipped."""
-    j = min(1.0, estimated_jaccard(agree + 4))
+    j = min(1.0, (agreement + 4) / 64)
     small = max(1, min(words_a, words_b))
     return j * (words_a + words_b) / ((1 + j) * small) >= 0.4
 
@@ -226,14 +212,12 @@ def _figure(s: Sentence, f: Figure) -> dict:
 
 
 def article_signatures(normalised: list[str], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Each article's LSH bands of its word shingles as 16-bit hashes, (articles,
-    ARTICLE_BANDS) uint32, and its 64 MinHash values cut to 4 bits, packed two a
-    byte, (articles, 32) uint8 (:func:`agreement`), from its passages' normalised
+    """Each article's LSH bands of its word shingles, (articles, ARTICLE_BANDS) uint32,
+    and 64 of its MinHash values cut to 8 bits, (articles, 64) uint8 (their agreement
+    estimates the Jaccard: :data:`MIN_AGREEMENT`), from its passages' normalised
     texts (``counts`` passages per article, in order)."""
     keys, at = [], 0
     for n in counts:
         keys.append(" ".join(normalised[at : at + n]))
         at += n
-    bands, values = minhash_signatures(keys, SHINGLE, ARTICLE_BANDS, ARTICLE_ROWS)
-    packed = (values[:, 0::2] & 0x0F) | ((values[:, 1::2] & 0x0F) << 4)
-    return bands & np.uint32(0xFFFF), packed.astype(np.uint8)
+    return minhash_signatures(keys, SHINGLE, ARTICLE_BANDS, ARTICLE_ROWS)

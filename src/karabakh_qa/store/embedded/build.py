@@ -34,7 +34,7 @@ from ...embed import Embedder
 from ...errors import Conflict, IndexUnavailable, InsufficientStorage
 from ...ingest import Skipped
 from ...records import Article
-from ...relations.versions import agreement, may_be_version
+from ...relations.versions import may_be_version
 from ...sparse import TOKENIZER_VERSION, tokenize
 from . import files, relations
 from .bm25 import full_statistics, segment_df, update_histogram
@@ -546,7 +546,7 @@ def _write_generation(
 
     def plausible(a: str, b: str) -> bool:
         (ma, la), (mb, lb) = signature_of(a), signature_of(b)
-        return may_be_version(int(agreement(ma, mb)), la, lb)
+        return may_be_version(int((ma == mb).sum()), la, lb)
 
     def sentences_of(name: str) -> list:
         i = new_seg.find_article(name) if new_seg is not None else None

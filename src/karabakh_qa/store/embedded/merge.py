@@ -158,7 +158,7 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
         bands=np.concatenate(bands) if bands else np.zeros((0, 16), np.uint32),
         minhash=np.concatenate(minhash) if minhash else np.zeros((0, 64), np.uint8),
         article_bands=np.array(art_bands, np.uint32).reshape(len(names), ARTICLE_BANDS),
-        article_minhash=np.array(art_minhash, np.uint8).reshape(len(names), ESTIMATE_VALUES // 2),
+        article_minhash=np.array(art_minhash, np.uint8).reshape(len(names), ESTIMATE_VALUES),
     )
     return cols, mapping
 

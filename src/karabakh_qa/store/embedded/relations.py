@@ -27,7 +27,6 @@ from ...dedup import pairs_across, pairs_within
 from ...relations.versions import (
     MIN_AGREEMENT,
     Sentence,
-    agreement,
     article_sentences,
     compare,
     figure_changes,
@@ -209,12 +208,12 @@ def lsh_partners(
             found = pairs_within(values, rows)
             found = found[np.isin(found[:, 0], wanted) | np.isin(found[:, 1], wanted)]
             theirs, ours = found[:, 0], found[:, 1]
-            agree = agreement(seg.a["article_minhash"][theirs], seg.a["article_minhash"][ours])
+            agree = (seg.a["article_minhash"][theirs] == seg.a["article_minhash"][ours]).sum(1)
             ours_names = names[ours]
         else:  # (old article, position in ``wanted``)
             found = pairs_across(values, rows, mine)
             theirs, k = found[:, 0], found[:, 1]
-            agree = agreement(np.asarray(seg.a["article_minhash"])[theirs], my_values[k])
+            agree = (np.asarray(seg.a["article_minhash"])[theirs] == my_values[k]).sum(1)
             ours_names = names[wanted[k]]
         first_rows = np.asarray(seg.a["article_rows"])[:-1]
         alive = np.ones(len(first_rows), bool) if live is None else live[first_rows]

@@ -294,7 +294,7 @@ def columns(prep: Prepared, dim: int) -> SegmentColumns:
             [np.zeros((0, ARTICLE_BANDS), np.uint32), *prep.article_bands]
         ),
         article_minhash=np.concatenate(
-            [np.zeros((0, ESTIMATE_VALUES // 2), np.uint8), *prep.article_minhash]
+            [np.zeros((0, ESTIMATE_VALUES), np.uint8), *prep.article_minhash]
         ),
     )
 

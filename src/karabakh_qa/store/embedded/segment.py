@@ -18,7 +18,7 @@ A segment folder ``seg-NNNNNN/`` holds three files:
   ``minhash``              64 MinHash values (8 bits), to skip hopeless candidates
   ``article_band_*``       per article: LSH bands of its word 5-shingles (versions),
                            as an inverted index like ``band_*``
-  ``article_minhash``      per article: 64 MinHash values (4 bits), to skip hopeless ones
+  ``article_minhash``      per article: 64 MinHash values (8 bits), to skip hopeless ones
   =======================  ===================================================
 
 * ``vectors.faiss``: 8-bit passage codes (see :mod:`.vectors`).
@@ -47,8 +47,8 @@ from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 9  # 4: compound file, multiply-shift MinHash; 5: band index; 9: articles'
-# shingle signatures as a 16-bit band index and 4-bit values
+SEGMENT_SCHEMA = 8  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
+# shingle signatures as a band index
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
@@ -109,7 +109,7 @@ class SegmentColumns:
     bands: np.ndarray  # (n, bands) uint32
     minhash: np.ndarray  # (n, 64) uint8: MinHash values, low 8 bits
     article_bands: np.ndarray  # (a, 32) uint32: LSH bands of each article's word shingles
-    article_minhash: np.ndarray  # (a, 32) uint8: its 64 MinHash values, 4 bits each
+    article_minhash: np.ndarray  # (a, 64) uint8: its MinHash values, low 8 bits
 
     @property
     def rows(self) -> int:
@@ -199,7 +199,6 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
     passages_off, passages_blob = _blobs(cols.passage_blobs)
     band_values, band_rows = band_index(cols.bands)
     article_values, article_rows = band_index(cols.article_bands)
-    article_values = article_values.astype(np.uint16)  # 16-bit hashes (article_signatures)
     arrays = {
         "article_names": cols.article_names.astype(str),
         "article_sha": cols.article_sha.astype("S64"),
@@ -369,7 +368,7 @@ class Segment:
         out = np.empty((int(self.meta["articles"]), len(values)), np.uint32)
         for j in range(len(values)):
             out[rows[j], j] = values[j]
-        return out  # as uint32, like a build's own bands
+        return out
 
     @cached_property
     def article_index(self) -> dict[str, int]:
