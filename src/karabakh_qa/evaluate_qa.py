@@ -177,7 +177,7 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def judge_pairs(service: SearchService, pairs: list[dict]) -> dict:
+def judge_pairs(service: SearchService, pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Precision and recall of the relation table against hand-labelled story pairs
     (tests/data/bbc_pairs.json): ``versions`` (a pair labelled "version" linked as
     one), ``copies`` (labelled "copy", linked as "duplicate") and ``figures`` (a pair
@@ -202,7 +202,7 @@ def judge_pairs(service: SearchService, pairs: list[dict]) -> dict:
                 "figures": (bool(p.get("figures")), "differs-on-figure" in got),
             }
         )
-    out: dict = {"pairs": len(rows), "per_pair": rows}
+    out: dict[str, Any] = {"pairs": len(rows), "per_pair": rows}
     for scope, chosen in (("all", rows), ("clear", [r for r in rows if not r["ambiguous"]])):
         out[scope] = {what: _precision_recall([r[what] for r in chosen]) for what in RELATIONS}
     return out
@@ -211,7 +211,7 @@ def judge_pairs(service: SearchService, pairs: list[dict]) -> dict:
 RELATIONS = ("version", "copy", "figures")
 
 
-def _precision_recall(outcomes: list[tuple[bool, bool]]) -> dict:
+def _precision_recall(outcomes: list[tuple[bool, bool]]) -> dict[str, Any]:
     tp = sum(1 for gold, got in outcomes if gold and got)
     predicted = sum(1 for _, got in outcomes if got)
     labelled = sum(1 for gold, _ in outcomes if gold)
@@ -224,7 +224,7 @@ def _precision_recall(outcomes: list[tuple[bool, bool]]) -> dict:
     }
 
 
-def pairs_table(report: dict) -> str:
+def pairs_table(report: dict[str, Any]) -> str:
     lines = ["| relation | pairs | labelled | linked | correct | precision | recall |"]
     lines.append("|---|---|---|---|---|---|---|")
     for scope in ("all", "clear"):

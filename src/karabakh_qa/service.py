@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
 from .store.embedded.manifest import IndexCorrupt, IndexOutdated, current_name, read_manifest
+from .store.embedded.rows import Progress
 from .store.embedded.search import SegmentCache, Snapshot
 from .store.embedded.vectors import set_dense_threads
 
@@ -58,15 +59,17 @@ class SearchResult:
     answer_found: bool
     hits: list[Hit]
     took_ms: float
-    index: dict
+    index: dict[str, Any]
     missing_terms: tuple[str, ...] = ()  # key terms of the question no passage holds
     answer_type: str = "description"
     total: int = 0  # distinct results (groups of copies count once) the retrieval found
     hidden_undated: int = 0  # of those, left out by a date filter for want of a date
-    facets: dict | None = None  # counts by outlet, year and month, when asked for
-    figures: list | None = None  # the asked measure's differing values across sources
+    facets: dict[str, Any] | None = None  # counts by outlet, year and month, when asked for
+    figures: list[dict[str, Any]] | None = (
+        None  # the asked measure's differing values across sources
+    )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         q = self.query
         out = {
             "ok": True,
@@ -193,7 +196,7 @@ class SearchService:
         running (a server), a query never opens one: it gets the generation the
         refresher last installed."""
         if self._static or (self._refresher is not None and self._index is not None):
-            return self._index
+            return cast(Snapshot, self._index)  # a static service is built with one
         return self._reload()
 
     def start_refresher(self, interval: float = REFRESH_INTERVAL_S) -> None:
@@ -218,12 +221,13 @@ class SearchService:
                 try:
                     before = self._index
                     prepared = self._chore("prepare", self._prepare)
-                    switched = self._reload(prepared, background=True) is not before
-                    if switched:  # its caches freed here, a little at a time
+                    serving = self._reload(prepared, background=True)
+                    switched = serving is not before
+                    if switched and before is not None:  # its caches freed, a little at a time
                         self._chore("retire", before.bm25.retire, self._pacer.pause)
                     due = time.monotonic() - released >= RELEASE_EVERY_S and not switched
                     if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
-                        self._chore("release", self._index.release, self._pacer.pause)
+                        self._chore("release", serving.release, self._pacer.pause)
                         released = time.monotonic()
                     failing = ""
                 except Exception as exc:  # logged once per cause; the loaded one serves on
@@ -276,11 +280,11 @@ class SearchService:
         ``background`` (the refresher) installs only the ``prepared`` generation: when a
         build has published another since (an add, then its merge), the next tick
         prepares that one, rather than opening it here, cold, in front of the queries."""
-        if self._settled(current_name(self.settings.index_dir)):
+        if self._settled(current_name(self.settings.index_dir)) and self._index is not None:
             return self._index
         with self._lock:
             current = current_name(self.settings.index_dir)
-            if self._settled(current):
+            if self._settled(current) and self._index is not None:
                 return self._index
             started = time.perf_counter()
             try:
@@ -398,7 +402,7 @@ class SearchService:
         self,
         full: bool = False,
         wait: bool = False,
-        progress=None,
+        progress: Progress | None = None,
         only: list[str] | None = None,
         optimize: bool = False,
         repair: bool = False,
@@ -462,7 +466,7 @@ class SearchService:
     def stale(self) -> list[str]:
         return stale_sources(self.index(), self.settings.articles_dir)
 
-    def index_info(self, index: Snapshot | None = None) -> dict:
+    def index_info(self, index: Snapshot | None = None) -> dict[str, Any]:
         index = index or self.index()
         m = index.manifest
         return {
@@ -549,7 +553,8 @@ class SearchService:
         embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
 
         def qvec() -> np.ndarray:
-            return embedder.encode([q.question])[0]
+            vector: np.ndarray = embedder.encode([q.question])[0]
+            return vector
 
         helpers = self._helpers() if index.total_rows >= PARALLEL_MIN_ROWS else None
         cands = retrieve(
@@ -577,7 +582,7 @@ class SearchService:
 
     # --- articles and health -------------------------------------------------------
 
-    def article(self, source: str) -> tuple[dict, list[Passage]]:
+    def article(self, source: str) -> tuple[dict[str, Any], list[Passage]]:
         """An indexed article's metadata and cleaned passages, or NotFound."""
         index = self.index()
         found = index.article(source)
@@ -586,16 +591,19 @@ class SearchService:
         meta, rows = found
         return meta, [index.passage(r) for r in rows]
 
-    def passage(self, pid: object) -> tuple[Passage, dict]:
+    def passage(self, pid: object) -> tuple[Passage, dict[str, Any]]:
         """A live passage by its id, with its article's metadata, or NotFound."""
         index = self.index()
         row = index.row_of_id(pid) if isinstance(pid, str) and len(pid) <= 16 else None
         if row is None:
             raise NotFound(f"no passage with id {pid!r} in the serving index")
         p = index.passage(row)
-        return p, index.article(p.source)[0]
+        found = index.article(p.source)
+        if found is None:  # a live passage's article is live
+            raise NotFound(f"no passage with id {pid!r} in the serving index")
+        return p, found[0]
 
-    def quote(self, p: Passage, meta: dict, link: str) -> Quote:
+    def quote(self, p: Passage, meta: dict[str, Any], link: str) -> Quote:
         """Passage ``p`` (with its article's ``meta``, as :meth:`passage` gives them) as
         a citable quote, its context read from the article file when the file is still
         the one indexed (same SHA-256)."""
@@ -610,7 +618,7 @@ class SearchService:
 
     def article_list(
         self, since: object = None, until: object = None, outlet: object = None
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Articles (file, title, outlet, url, date, passages) dated within [since,
         until] (an undated one only without a date bound) and from ``outlet``, newest
         first, undated last: the archive's table of contents."""
@@ -636,14 +644,14 @@ class SearchService:
             if outlet and row["outlet"] != outlet:
                 continue
             out.append(row)
-        out.sort(key=lambda r: r["file"])
+        out.sort(key=lambda r: str(r["file"]))
         return sorted(out, key=lambda r: r["date"] or "", reverse=True)
 
-    def articles(self) -> dict[str, dict]:
+    def articles(self) -> dict[str, dict[str, Any]]:
         """Every live article's metadata by file name (read once per generation)."""
         return self.index().article_metas
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """The serving generation; ``status`` "degraded" with the ``reason`` when the
         newest one is damaged and an older intact one serves."""
         index = self.index()
@@ -667,5 +675,5 @@ class Ranked:
     kind: str
     total: int = 0
     hidden_undated: int = 0
-    facets: dict | None = None
-    figures: list | None = None
+    facets: dict[str, Any] | None = None
+    figures: list[dict[str, Any]] | None = None

@@ -10,6 +10,7 @@ month (facets).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,9 @@ def collapse(
     return out, hidden
 
 
-def in_order(results, sort: str, dates: np.ndarray, index: Snapshot, cands: Candidates) -> list:
+def in_order(
+    results: list[Result], sort: str, dates: np.ndarray, index: Snapshot, cands: Candidates
+) -> list[Result]:
     """``results`` in the asked order: relevance as ranked; date, newest first; or
     first_seen, by the earliest dated copy of each result's group (the story's first
     report), newest first. Undated results go last, in ranked order (stable sorts)."""
@@ -64,9 +67,13 @@ def in_order(results, sort: str, dates: np.ndarray, index: Snapshot, cands: Cand
     return sorted(results, key=lambda r: first[r[1]], reverse=True)
 
 
-def facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> dict:
+def facets(
+    index: Snapshot, cands: Candidates, results: list[Result], dates: np.ndarray
+) -> dict[str, list[dict[str, Any]]]:
     """Counts of the results by outlet, year and month (most first; "unknown" last)."""
-    outlet, year, month = Counter(), Counter(), Counter()
+    outlet: Counter[str] = Counter()
+    year: Counter[str] = Counter()
+    month: Counter[str] = Counter()
     for _, j in results:
         meta = index.article_of(int(cands.rows[j]))  # its record only: no passage decoded
         outlet[outlet_of(meta.get("publisher"), meta.get("url")) or "unknown"] += 1
@@ -74,7 +81,7 @@ def facets(index: Snapshot, cands: Candidates, results, dates: np.ndarray) -> di
         year[date[:4] or "unknown"] += 1
         month[date[:7] or "unknown"] += 1
 
-    def listed(counts: Counter) -> list[dict]:
+    def listed(counts: Counter[str]) -> list[dict[str, Any]]:
         ranked = sorted(counts.items(), key=lambda kv: (kv[0] == "unknown", -kv[1], kv[0]))
         return [{"value": value, "count": count} for value, count in ranked]
 

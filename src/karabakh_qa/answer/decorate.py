@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from typing import Any
+
+import numpy as np
 
 from ..chunk import normalise
 from ..records import Hit, Passage
@@ -19,11 +22,13 @@ from ..relations.figures import across, asked_measure, last_sentence
 from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
 from ..store.embedded.search import Snapshot
+from .collapse import Result
 from .judge import KeyTerm
-from .spans import best_span
+from .retrieve import Candidates
+from .spans import Span, best_span
 
 
-def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict, ...]:
+def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict[str, Any], ...]:
     """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
     key = normalise(passage.text)
     out = []
@@ -52,11 +57,19 @@ class Decorator:
     """Turns ranked candidates into Hits: passage, marked sentence, answer span,
     copies, evidence; each candidate once, however often it is asked for."""
 
-    def __init__(self, index, cands, fused, spans, kind, query_terms) -> None:
+    def __init__(
+        self,
+        index: Snapshot,
+        cands: Candidates,
+        fused: np.ndarray,
+        spans: dict[int, Span | None],
+        kind: str,
+        query_terms: set[str],
+    ) -> None:
         self.index, self.cands, self.fused = index, cands, fused
         self.spans, self.kind, self.terms = spans, kind, query_terms
         self._done: dict[int, Hit] = {}
-        self.versions: dict[str, tuple[dict, ...]] = {}  # per article: hits share them
+        self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
         return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
@@ -100,7 +113,7 @@ VERSION_KINDS = ("version", "duplicate")
 MAX_CHANGES = 40  # sentence changes listed per version (the counts cover them all)
 
 
-def versions_of(index: Snapshot, name: str) -> tuple[dict, ...]:
+def versions_of(index: Snapshot, name: str) -> tuple[dict[str, Any], ...]:
     """The other versions (and copies) of article ``name``, as the relation table
     links them, each with what changed from ``name`` to it, sentence by sentence
     (``before``: in ``name``, ``after``: in the other), and which figures differ."""
@@ -130,7 +143,7 @@ def versions_of(index: Snapshot, name: str) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def first_of(corroborated: dict) -> dict | None:
+def first_of(corroborated: dict[str, Any]) -> dict[str, Any] | None:
     """The earliest dated copy of a story as ``first_seen`` gives it: {file, date}."""
     first = corroborated["first"]
     return None if first is None else {"file": first["file"], "date": first["date"]}
@@ -153,7 +166,13 @@ def _paragraph_before(index: Snapshot, row: int, p: Passage) -> str:
     return last_sentence(prior.text) if prior.source == p.source else ""
 
 
-def figures_of(index, cands, results, question: str, keys: list[KeyTerm]) -> list | None:
+def figures_of(
+    index: Snapshot,
+    cands: Candidates,
+    results: list[Result],
+    question: str,
+    keys: list[KeyTerm],
+) -> list[dict[str, Any]] | None:
     """The asked measure's values across the results, when they differ (figures.py):
     ``[{measure, values: [{value, text, file, paragraph, start, end, date}]}]``."""
     measure = asked_measure(question)

@@ -16,7 +16,10 @@ dev sets (README, "No answer").
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..config import Settings
 from ..records import Hit
@@ -32,7 +35,7 @@ class KeyTerm:
     df: int  # live passages that hold it
 
 
-def key_terms(question: str, df_of, n: int) -> list[KeyTerm]:
+def key_terms(question: str, df_of: Callable[[list[str]], np.ndarray], n: int) -> list[KeyTerm]:
     """The key content terms of ``question``, in order, each once: its names (a word
     with a capital letter, past the first word) and numbers, and, in an archive of
     ``ABSENCE_MIN_PASSAGES`` or more, any other word no passage holds (there,
@@ -119,6 +122,6 @@ class AnswerRule:
     def _close(self, hit: Hit) -> bool:
         """Semantically close, or close enough with a sentence covering most terms."""
         dense, cover = hit.explain["dense_score"], hit.explain["term_coverage"]
-        return dense >= self.min_dense_score or (
+        return bool(dense >= self.min_dense_score) or bool(
             dense >= self.min_dense_with_terms and cover >= self.min_term_coverage
         )

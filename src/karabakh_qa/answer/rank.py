@@ -20,6 +20,8 @@ import numpy as np
 
 from ..errors import IndexUnavailable
 from ..sparse import tokenize
+from ..store.embedded.search import Snapshot
+from .retrieve import Candidates
 from .spans import Span, answer_type, best_span, matches
 
 TOP = 10
@@ -40,7 +42,8 @@ class Ranker:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The model's logit for each row of ``x`` (candidates x FEATURES)."""
-        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+        logit: np.ndarray = ((x - self.mean) / self.scale) @ self.weights + self.bias
+        return logit
 
     def to_json(self) -> str:
         return json.dumps(
@@ -75,7 +78,9 @@ class Ranker:
             raise IndexUnavailable(f"ranker model {path} is unusable: {exc}") from None
 
 
-def phase_two(index, cands, fused: np.ndarray, question: str, top: int = TOP):
+def phase_two(
+    index: Snapshot, cands: Candidates, fused: np.ndarray, question: str, top: int = TOP
+) -> tuple[np.ndarray, np.ndarray, dict[int, Span | None]]:
     """(positions of the first phase's ``top`` candidates, best first; their features
     as a (top, len(FEATURES)) array; the answer span found for each, by position)."""
     order = cands.order(fused)[:top]
@@ -105,7 +110,7 @@ def phase_two(index, cands, fused: np.ndarray, question: str, top: int = TOP):
 
 
 def reorder(
-    index, cands, fused: np.ndarray, question: str, ranker: Ranker
+    index: Snapshot, cands: Candidates, fused: np.ndarray, question: str, ranker: Ranker
 ) -> tuple[np.ndarray, dict[int, Span | None]]:
     """Every candidate position, best first (the top by ``ranker``, then the rest), and
     the answer spans the second phase found, by position (the hits reuse them)."""
@@ -118,7 +123,9 @@ def reorder(
     return np.concatenate([top, full[len(order) :]]), spans
 
 
-def train(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> tuple:
+def train(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """Logistic regression by Newton's method with an L2 penalty: (weights, bias, mean,
     scale) on standardised features."""
     mean = x.mean(axis=0)

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..store.embedded.bm25 import Bm25Query
-from ..store.embedded.search import Snapshot, best_positive
+from ..store.embedded.search import DenseSearch, Snapshot, best_positive
 from .fuse import fuse, ranks_of
 from .query import Query
 from .spans import Span
@@ -53,7 +54,7 @@ class Candidates:
         """Candidate positions, best first; equal scores by passage id."""
         return np.lexsort((self.ids, -fused))
 
-    def explain(self, i: int, span: Span | None = None) -> dict:
+    def explain(self, i: int, span: Span | None = None) -> dict[str, Any]:
         """Why candidate ``i`` ranked: each feature, and its rank in each retriever; and
         on one 0-1 scale ("parts"), with its answer ``span``'s fit (1: the wanted type
         beside the question's words)."""
@@ -97,8 +98,11 @@ def retrieve(
     search (:class:`DenseSearch`; ONNX Runtime, FAISS and the compiled loops
     release the GIL). At 1M passages with the real question model that overlaps
     the encode (~4-6 ms) with BM25 instead of running it first."""
-    vector = qvec if callable(qvec) else (lambda: qvec)
-    started: Future = Future()  # the helper's (vector, dense search), once it has them
+    given = qvec
+    vector: Callable[[], np.ndarray] = given if callable(given) else (lambda: given)
+    started: Future[tuple[np.ndarray, DenseSearch]] = (
+        Future()
+    )  # the helper's (vector, dense search), once it has them
 
     def embed_and_search() -> None:
         try:
@@ -116,7 +120,7 @@ def retrieve(
     sparse_top = best_positive(bm_all, depth, index.ids, allowed)
     if pending is None:
         embed_and_search()
-    qvec, search = started.result()
+    found, search = started.result()
     search.work()  # joins the helper on what is left of the dense search
     if pending is not None:
         pending.result()
@@ -135,8 +139,8 @@ def retrieve(
     n = index.bm25.n
     total = float(qidf.sum()) + unseen * float(np.log((n + 0.5) / 0.5))
     known_terms = [t for t, k in zip(q.terms, known.tolist(), strict=True) if k]
-    sent = index.sentence_features(rows, qvec, known_terms, qidf, total)
-    features = np.stack([bm_all[rows], index.dense_scores(qvec, rows), sent.cosine, sent.coverage])
+    sent = index.sentence_features(rows, found, known_terms, qidf, total)
+    features = np.stack([bm_all[rows], index.dense_scores(found, rows), sent.cosine, sent.coverage])
     return Candidates(
         rows=rows,
         reps=index.groups.reps_of(rows),

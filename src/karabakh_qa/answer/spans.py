@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..sparse import tokenize, tokenize_spans
 
@@ -65,7 +66,7 @@ _UNIT = (
     r"seconds?|people|jobs|workers|staff|copies|units|votes|seats|goals|runs|wickets|miles|"
     r"km|kilometres|metres|m|kg|tonnes|barrels|shares|pounds|dollars|euros|pence|cents)\b)?"
 )
-_SPAN_RULES: tuple[tuple[str, re.Pattern], ...] = (
+_SPAN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "date",
         re.compile(
@@ -116,7 +117,7 @@ class Span:
     type: str
     score: float = 0.0
 
-    def to_dict(self, offset: int = 0) -> dict:
+    def to_dict(self, offset: int = 0) -> dict[str, Any]:
         """The JSON shape, offsets moved by ``offset`` (the passage's start in its article)."""
         return {
             "start": self.start + offset,
@@ -177,9 +178,10 @@ def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset(
         if terms and terms <= question_terms:
             continue  # says back what the question said
         if span.type not in ("date", "number") and terms & question_terms:
-            span = _without_question_words(span, question_terms)
-            if span is None:
+            trimmed = _without_question_words(span, question_terms)
+            if trimmed is None:
                 continue  # a name the question already names
+            span = trimmed
         out.append(span)
     return out
 

@@ -10,6 +10,8 @@ without a date is counted but cannot be first.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..records import Passage
 
 SURENESS = {"metadata": 0, "header": 1, "text": 2}  # how a date is known, surest first
@@ -20,7 +22,7 @@ DATE_SOURCES = {
 }
 
 
-def corroboration(passage: Passage, copies: tuple[dict, ...]) -> dict:
+def corroboration(passage: Passage, copies: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     """``{articles, outlets, first, copies}`` for ``passage`` and its group's other
     members (``copies``: the hit's ``also_in`` entries)."""
     mine = {
@@ -51,7 +53,7 @@ def corroboration(passage: Passage, copies: tuple[dict, ...]) -> dict:
     }
 
 
-def first_reported(corroborated: dict) -> str | None:
+def first_reported(corroborated: dict[str, Any]) -> str | None:
     """The page's line: "Reported in 3 articles; first 2020-10-11 (date line) in
     FILE", or None for a passage only one article carries."""
     n, first = corroborated["articles"], corroborated["first"]

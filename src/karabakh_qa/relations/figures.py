@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from ..records import Passage
 
 MEASURES = {  # the measure a word reports
     "killed": "killed",
@@ -88,8 +91,8 @@ def amounts(text: str) -> list[Figure]:
     out = []
     for m in _ORDINAL.finditer(text):
         word = m.group("word")
-        value = ORDINALS[word.lower()] if word else int(m.group("digits"))
-        out.append(Figure("ordinal", value, *m.span()))
+        rank = ORDINALS[word.lower()] if word else int(m.group("digits"))
+        out.append(Figure("ordinal", rank, *m.span()))
     for m in _AMOUNT.finditer(text):
         if m.group("cur"):
             scale = _SCALE[(m.group("scale") or "").lower()]
@@ -139,8 +142,8 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 
 def across(
-    measure: str, passages: list, names: list[str], before: list[str] | None = None
-) -> list[dict]:
+    measure: str, passages: list[Passage], names: list[str], before: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Each value of ``measure`` reported by ``passages`` (Passage objects, best
     first) in a sentence that names every one of ``names``, or that follows one
     naming them ("…Ganja… killing nine people. As many as 34 others … were

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..chunk import normalise, sentences
 from ..dedup import minhash_signatures
+from ..records import Passage
 from .figures import Figure, amounts, figures
 
 # Candidates beyond shared paragraphs: MinHash LSH over each article's word
@@ -74,7 +76,7 @@ class Sentence:
         return frozenset(self.key.split())
 
 
-def article_sentences(passages: list) -> list[Sentence]:
+def article_sentences(passages: list[Passage]) -> list[Sentence]:
     """The sentences of an article's passages (Passage objects, in order), with
     offsets into the article; furniture the chunker dropped is not there."""
     out = []
@@ -93,8 +95,8 @@ class Change:
     before: Sentence | None
     after: Sentence | None
 
-    def to_dict(self) -> dict:
-        def side(s: Sentence | None) -> dict | None:
+    def to_dict(self) -> dict[str, Any]:
+        def side(s: Sentence | None) -> dict[str, Any] | None:
             if s is None:
                 return None
             return {"text": s.text, "start": s.start, "end": s.end, "paragraph": s.paragraph}
@@ -176,7 +178,7 @@ def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
     return out
 
 
-def figure_changes(cmp: Comparison) -> list[dict]:
+def figure_changes(cmp: Comparison) -> list[dict[str, Any]]:
     """Changed sentences whose figure of one measure differs:
     ``{measure, before: {value, text, start, end}, after: {...}}``. The figures of a
     measure are paired in the order the two sentences give them ("$20m (£10.5m)
@@ -207,7 +209,7 @@ def _by_measure(text: str) -> dict[str, list[Figure]]:
     return out
 
 
-def _figure(s: Sentence, f: Figure) -> dict:
+def _figure(s: Sentence, f: Figure) -> dict[str, Any]:
     return {"value": f.value, "text": s.text, "start": s.start + f.start, "end": s.start + f.end}
 
 

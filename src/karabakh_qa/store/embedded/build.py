@@ -34,7 +34,7 @@ from ...embed import Embedder
 from ...errors import Conflict, IndexUnavailable, InsufficientStorage
 from ...ingest import Skipped
 from ...records import Article
-from ...relations.versions import may_be_version
+from ...relations.versions import Sentence, may_be_version
 from ...sparse import TOKENIZER_VERSION, tokenize
 from . import files, relations
 from .bm25 import full_statistics, segment_df, update_histogram
@@ -64,7 +64,7 @@ from .rows import (
     old_vectors,
 )
 from .search import SegmentCache, Snapshot, load_live
-from .segment import write_segment
+from .segment import Segment, write_segment
 from .vectors import DEFAULT_CODEC, SENTENCE_CODEC
 
 log = logging.getLogger(__name__)
@@ -534,26 +534,24 @@ def _write_generation(
     def name_of(node: tuple[int, int]) -> str:
         return relations.name_at(parts[node[0]].segment, node[1])
 
-    def signature_of(name: str) -> tuple[np.ndarray, int]:
-        """An article's 64 MinHash values and its length in BM25 tokens."""
+    def where(name: str) -> tuple[Segment, int]:
+        """The segment and index of a live article: the new segment's first (a
+        changed article's old version is still live in ``snap``)."""
         i = new_seg.find_article(name) if new_seg is not None else None
-        seg = new_seg
-        if i is None:
-            pos, i = snap.locate_article(name)
-            seg = snap.segments[pos]
-        lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
-        return seg.a["article_minhash"][i], int(seg.a["lengths"][lo:hi].sum())
+        if new_seg is not None and i is not None:
+            return new_seg, i
+        found = snap.locate_article(name) if snap is not None else None
+        if snap is None or found is None:
+            raise IndexCorrupt(f"article {name!r} of the group overlay is not in the index")
+        return snap.segments[found[0]], found[1]
 
     def plausible(a: str, b: str) -> bool:
-        (ma, la), (mb, lb) = signature_of(a), signature_of(b)
-        return may_be_version(int((ma == mb).sum()), la, lb)
+        (sa, ia), (sb, ib) = where(a), where(b)
+        agree = int((sa.a["article_minhash"][ia] == sb.a["article_minhash"][ib]).sum())
+        return may_be_version(agree, words(sa, ia), words(sb, ib))
 
-    def sentences_of(name: str) -> list:
-        i = new_seg.find_article(name) if new_seg is not None else None
-        if i is not None:
-            return relations.segment_sentences(new_seg, i)
-        pos, i = snap.locate_article(name)
-        return relations.segment_sentences(snap.segments[pos], i)
+    def sentences_of(name: str) -> list[Sentence]:
+        return relations.segment_sentences(*where(name))
 
     new_number = new_part.number if new_part else None
     sharing = relations.partners(overlay, name_of, fresh, new_number) if fresh else set()
@@ -589,6 +587,12 @@ def _write_generation(
         skipped=tuple(sorted([*diff.skipped, *rows.skipped], key=lambda s: s.source)),
     )
     return manifest
+
+
+def words(seg: Segment, i: int) -> int:
+    """Article ``i`` of ``seg``'s length in BM25 tokens."""
+    lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
+    return int(seg.a["lengths"][lo:hi].sum())
 
 
 def _report(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ COLUMNS = ("kind", "a", "b", "shared", "a_sentences", "b_sentences", "figures")
 INTS = ("shared", "a_sentences", "b_sentences", "figures")
 KINDS = ("duplicate", "version", "corroborates", "differs-on-figure")  # stored as their index
 Row = tuple[str, str, str, int, int, int, int]
+Pair = tuple[str, str]  # two article names, the smaller first
 
 
 def empty() -> np.ndarray:
@@ -72,7 +74,8 @@ def read(index_dir: Path, name: str | None) -> np.ndarray:
     """The stored table (:func:`table`); empty without one."""
     if name is None:
         return empty()
-    return np.load(index_dir / name, allow_pickle=False)
+    stored: np.ndarray = np.load(index_dir / name, allow_pickle=False)
+    return stored
 
 
 def decode(stored: np.ndarray) -> list[Row]:
@@ -97,7 +100,7 @@ def naming(stored: np.ndarray, names: set[str]) -> np.ndarray:
     return np.isin(stored["a"], wanted) | np.isin(stored["b"], wanted)
 
 
-def related(stored: np.ndarray, name: str) -> list[dict]:
+def related(stored: np.ndarray, name: str) -> list[dict[str, Any]]:
     """The relations of article ``name``, each seen from it: ``{kind, file, shared,
     sentences, other_sentences, figures}`` (two binary searches and its rows)."""
     key = name.encode()
@@ -120,7 +123,7 @@ def related(stored: np.ndarray, name: str) -> list[dict]:
 
 def partners(
     overlay: np.ndarray, name_of: Callable[[Node], str], fresh: set[str], new: int | None
-) -> set[tuple]:
+) -> set[Pair]:
     """Pairs (a, b), a < b, of articles sharing a near-duplicate group where one of
     them is ``fresh`` (in segment number ``new``): only the groups that hold a row of
     the new segment are read (an add at 1M reads a few, not 235k overlay rows)."""
@@ -130,7 +133,7 @@ def partners(
     groups: dict[int, set[str]] = defaultdict(set)
     for seg, row, group, _ in overlay[np.isin(overlay[:, 2], touched)].tolist():
         groups[group].add(name_of((seg, row)))
-    pairs = set()
+    pairs: set[Pair] = set()
     for names in groups.values():
         for n in names & fresh:
             pairs.update((min(n, m), max(n, m)) for m in names if m != n)
@@ -140,9 +143,9 @@ def partners(
 def update(
     old: np.ndarray,
     gone: set[str],
-    pairs: set[tuple],
+    pairs: set[Pair],
     sentences_of: Callable[[str], list[Sentence]],
-    linked: set[tuple] | None = None,
+    linked: set[Pair] | None = None,
     plausible: Callable[[str, str], bool] | None = None,
 ) -> np.ndarray:
     """``old`` (stored) without rows naming a ``gone`` article, plus the relations of
@@ -187,7 +190,7 @@ def update(
 
 def lsh_partners(
     new: Segment, others: list[tuple[Segment, np.ndarray | None]], fresh: set[str]
-) -> set[tuple]:
+) -> set[Pair]:
     """Pairs (a, b), a < b, of a ``fresh`` article of ``new`` and a live article of
     ``others`` (segments with their live rows, None: all; ``new`` among them) with an
     equal LSH band of their word shingles and at least MIN_AGREEMENT equal MinHash
@@ -195,7 +198,7 @@ def lsh_partners(
     an inverted index (dedup.band_index): binary searches, no pass over the archive."""
     names = new.a["article_names"]
     wanted = np.array([i for i in range(len(names)) if str(names[i]) in fresh], np.int64)
-    pairs: set[tuple] = set()
+    pairs: set[Pair] = set()
     if not len(wanted):
         return pairs
     mine = new.article_bands[wanted]

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...pacing import no_pause
 from ...records import Passage
+from ...relations.versions import Sentence
 from . import files, kernels, relations, vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
@@ -242,7 +243,7 @@ class Snapshot:
                 return pos, i
         return None
 
-    def article_sentences(self, name: str) -> list:
+    def article_sentences(self, name: str) -> list[Sentence]:
         """A live article's sentences with offsets into it (relations.versions)."""
         pos, i = self.locate_article(name) or (None, None)
         if pos is None or i is None:
@@ -254,7 +255,7 @@ class Snapshot:
         """Every row of the relation table (store/embedded/relations.py)."""
         return relations.decode(self._relations)
 
-    def relations_of(self, name: str) -> list[dict]:
+    def relations_of(self, name: str) -> list[dict[str, Any]]:
         """Article ``name``'s relations to other live articles (store/embedded/relations.py)."""
         return relations.related(self._relations, name)
 
