@@ -30,6 +30,7 @@ serve: install
 
 test: install browser-deps
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 lint: install

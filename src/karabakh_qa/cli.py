@@ -10,8 +10,10 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # One OpenBLAS thread per CLI process, set before numpy loads it: our numpy work
 # is small, and the pool OpenBLAS starts at import kept a server's queries off the
@@ -38,11 +40,16 @@ from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
 from .ingest import sources_in  # noqa: E402
 from .records import date_label  # noqa: E402
 from .service import SearchResult, SearchService  # noqa: E402
+from .store.embedded.build import BuildReport  # noqa: E402
+
+if TYPE_CHECKING:
+    from .evaluate import Collection
 
 path_option = click.Path(file_okay=False, path_type=Path)
+Command = Callable[..., Any]  # a click command's function
 
 
-def _settings_command(func, folders: bool):
+def _settings_command(func: Command, folders: bool) -> Command:
     """Options that become the command's Settings: --model, and --articles/--index
     when the command reads the configured folders (``eval`` indexes its benchmark
     into a scratch folder, so it does not offer them)."""
@@ -54,7 +61,12 @@ def _settings_command(func, folders: bool):
         "hash-bow-384 is the structural-benchmark model).",
     )
     @wraps(func)
-    def wrapper(model, articles=None, index_dir=None, **kwargs):
+    def wrapper(
+        model: str | None,
+        articles: Path | None = None,
+        index_dir: Path | None = None,
+        **kwargs: Any,
+    ) -> Any:
         settings = Settings.from_env(articles_dir=articles, index_dir=index_dir, model_name=model)
         try:
             return func(settings, **kwargs)
@@ -79,23 +91,23 @@ def _settings_command(func, folders: bool):
     )(wrapper)
 
 
-def common(func):
+def common(func: Command) -> Command:
     """--articles/--index/--model on a command, defaulting to the environment."""
     return _settings_command(func, folders=True)
 
 
-def model_only(func):
+def model_only(func: Command) -> Command:
     """--model alone: for commands that index a benchmark of their own (``eval``)."""
     return _settings_command(func, folders=False)
 
 
-def settings_option(name: str, choices: tuple[str, ...], help: str):
+def settings_option(name: str, choices: tuple[str, ...], help: str) -> Callable[[Command], Command]:
     """A ``--name`` choice that sets the Settings field of that name (unset: the default)."""
 
-    def decorate(func):
+    def decorate(func: Command) -> Command:
         @click.option(f"--{name.replace('_', '-')}", name, type=click.Choice(choices), help=help)
         @wraps(func)
-        def wrapper(settings: Settings, **kwargs):
+        def wrapper(settings: Settings, **kwargs: Any) -> Any:
             value = kwargs.pop(name)
             return func(settings.replace(**{name: value}) if value else settings, **kwargs)
 
@@ -139,7 +151,7 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def print_report(report) -> None:
+def print_report(report: BuildReport) -> None:
     d = report.to_dict()
     counts = f"{plural(d['articles'], 'article')}, {plural(d['passages'], 'passage')}"
     if not report.wrote:
@@ -324,9 +336,9 @@ def ask(
     question: str,
     k: int,
     as_json: bool,
-    sources,
-    since,
-    until,
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
     allow_stale: bool,
 ) -> None:
     """Cited passages answering QUESTION ('-' with --json: one question per stdin line)."""
@@ -357,7 +369,13 @@ def ask(
         print_result(result)
 
 
-def _ask_lines(service: SearchService, k: int, sources: list[str], since, until) -> None:
+def _ask_lines(
+    service: SearchService,
+    k: int,
+    sources: list[str],
+    since: str | None,
+    until: str | None,
+) -> None:
     """One JSON line out per line in, in order, blank and undecodable lines included
     (as errors), so that output line n answers input line n."""
     for n, raw in enumerate(sys.stdin.buffer, start=1):
@@ -421,7 +439,7 @@ def parse_weights(value: str | None) -> tuple[float, ...] | None:
     return parsed
 
 
-def eval_options(func):
+def eval_options(func: Command) -> Command:
     @click.option(
         "--run-out",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -457,17 +475,17 @@ def eval_options(func):
     @wraps(func)
     def wrapper(
         settings: Settings,
-        run_out,
-        batches,
-        weights,
-        fusion,
-        k1,
-        b,
-        bm25_context,
-        embed_context,
-        threads,
-        **kwargs,
-    ):
+        run_out: Path | None,
+        batches: int,
+        weights: tuple[float, ...] | None,
+        fusion: str | None,
+        k1: float | None,
+        b: float | None,
+        bm25_context: bool | None,
+        embed_context: bool | None,
+        threads: int | None,
+        **kwargs: Any,
+    ) -> None:
         chosen = {
             "fusion": fusion,
             "fusion_weights": weights,
@@ -486,7 +504,13 @@ def eval_options(func):
     return wrapper
 
 
-def run_evaluation(settings: Settings, collection, tag: str, run_out, batches: int = 1) -> None:
+def run_evaluation(
+    settings: Settings,
+    collection: Collection,
+    tag: str,
+    run_out: Path | None,
+    batches: int = 1,
+) -> None:
     from .embed import load_embedder
     from .evaluate import evaluate, table, variants, write_run
 
@@ -512,7 +536,7 @@ def run_evaluation(settings: Settings, collection, tag: str, run_out, batches: i
 @eval_options
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--split", default="test", show_default=True)
-def eval_beir(settings: Settings, folder: Path, split: str):
+def eval_beir(settings: Settings, folder: Path, split: str) -> tuple[Collection, str]:
     """Evaluate on a BEIR-layout FOLDER (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)."""
     from .evaluate import load_beir
 
@@ -531,7 +555,7 @@ def eval_beir(settings: Settings, folder: Path, split: str):
     show_default=True,
     help="Questions of every 4th article are for tuning only.",
 )
-def eval_squad(settings: Settings, file: Path, part: str):
+def eval_squad(settings: Settings, file: Path, part: str) -> tuple[Collection, str]:
     """Evaluate on SQuAD v1.1 FILE: the gold passage of a question is its paragraph."""
     from .evaluate import load_squad
 

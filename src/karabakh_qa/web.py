@@ -15,11 +15,13 @@ import re
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     current_app,
     g,
     jsonify,
@@ -28,13 +30,14 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from .cite import FORMATS, render
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
 from .jobs import Job, Jobs
-from .records import Passage, date_label
+from .records import Hit, Passage, date_label
 from .relations.corroboration import first_reported
 from .sentences import passage_sentences
 from .service import SearchService
@@ -54,7 +57,8 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 
 def service() -> SearchService:
-    return current_app.extensions["karabakh_qa"]
+    found: SearchService = current_app.extensions["karabakh_qa"]
+    return found
 
 
 def segments(
@@ -62,7 +66,7 @@ def segments(
     sentence: list[int],
     terms: list[list[int]],
     answer: list[int] | None = None,
-) -> dict[str, list[dict]]:
+) -> dict[str, list[dict[str, Any]]]:
     """``text`` cut into the parts before, inside and after the best sentence,
     each a list of ``{"text", "em", "answer"}`` pieces (``em``: a matched query
     term; ``answer``: inside the answer span, ``[start, end]`` in ``text``).
@@ -70,13 +74,13 @@ def segments(
     spans = [tuple(t) for t in terms]
     cuts_from = [x for span in [*spans, *([answer] if answer else [])] for x in span]
 
-    def pieces(a: int, b: int) -> list[dict]:
+    def pieces(a: int, b: int) -> list[dict[str, Any]]:
         cuts = sorted({a, b, *(x for x in cuts_from if a < x < b)})
         return [
             {
                 "text": text[x:y],
                 "em": any(s <= x and y <= e for s, e in spans),
-                "answer": bool(answer) and answer[0] <= x and y <= answer[1],
+                "answer": answer is not None and answer[0] <= x and y <= answer[1],
             }
             for x, y in zip(cuts, cuts[1:], strict=False)
             if y > x
@@ -93,12 +97,12 @@ FORM_FIELDS = ("q", "k", "since", "until", "sort", "offset", "include_undated")
 
 
 @html.get("/")
-def home():
+def home() -> ResponseReturnValue:
     args = request.args
     svc = service()
     articles = svc.articles()
     sources = sorted(articles)
-    form = {name: args.get(name, "") for name in FORM_FIELDS}
+    form: dict[str, Any] = {name: args.get(name, "") for name in FORM_FIELDS}
     form["source"] = args.getlist("source")
     result, error = None, None
     if "q" in args:
@@ -132,7 +136,7 @@ def home():
     ), status
 
 
-def page_url(form: dict, **changes: object) -> str:
+def page_url(form: dict[str, Any], **changes: object) -> str:
     """The results page for ``form`` with ``changes``, without empty parameters (a
     link carries ``since=2020-10-01``, never ``since=&until=``)."""
     values = {**form, **changes}
@@ -151,7 +155,7 @@ FORM_LABELS = {
 }
 
 
-def form_errors(svc: SearchService, form: dict, first: BadRequest) -> list[str]:
+def form_errors(svc: SearchService, form: dict[str, Any], first: BadRequest) -> list[str]:
     """Every field's problem, not only the first one the search met: each field is
     checked again on its own (cheap: no search runs)."""
     out = [form_error(first.message)]
@@ -176,7 +180,7 @@ def form_error(message: str) -> str:
 
 
 @html.get("/articles")
-def article_list():
+def article_list() -> ResponseReturnValue:
     """The archive's articles, newest first, with the filters of the JSON list."""
     a = request.args
     form = {k: a.get(k, "") for k in ("since", "until", "outlet")}
@@ -198,9 +202,9 @@ def article_list():
 
 
 @html.get("/articles/<path:source>")
-def article(source: str):
+def article(source: str) -> ResponseReturnValue:
     meta, passages = service().article(source)
-    paragraphs: list[dict] = []
+    paragraphs: list[dict[str, Any]] = []
     for p in passages:  # a paragraph's parts joined; its sentences numbered from 1
         if not paragraphs or paragraphs[-1]["n"] != p.paragraph:
             paragraphs.append({"n": p.paragraph, "section": p.section, "sentences": []})
@@ -219,7 +223,7 @@ def article(source: str):
     )
 
 
-def sentence_anchor(hit) -> str:
+def sentence_anchor(hit: Hit) -> str:
     """``p<n>s<m>``: the hit's marked sentence on its article page (sentences counted
     from 1 across the paragraph's parts, as :func:`article` numbers them)."""
     p = hit.passage
@@ -257,7 +261,7 @@ def _depth(value: object) -> int:
     return deepest
 
 
-def _json_body(fields: tuple[str, ...]) -> dict:
+def _json_body(fields: tuple[str, ...]) -> dict[str, Any]:
     """The request's JSON object, refusing anything but the named ``fields``."""
     if not request.is_json:
         raise BadRequest("send a JSON object with Content-Type: application/json")
@@ -281,7 +285,7 @@ OPTIONS = ("offset", "sort", "include_undated", "facets")
 ASK_FIELDS = ("question", "q", "k", "limit", "sources", "source", "since", "until", *OPTIONS)
 
 
-def _either(values: dict, name: str, alias: str) -> object:
+def _either(values: dict[str, Any], name: str, alias: str) -> object:
     """One parameter under its name or its alias (GET and POST share one vocabulary)."""
     if values.get(name) is not None and values.get(alias) is not None:
         raise BadRequest(f"give {name} or {alias}, not both")
@@ -289,7 +293,7 @@ def _either(values: dict, name: str, alias: str) -> object:
 
 
 @api.route("/ask", methods=["GET", "POST"])
-def ask():
+def ask() -> ResponseReturnValue:
     if request.method == "POST":
         values = _json_body(ASK_FIELDS)
     else:
@@ -310,12 +314,12 @@ def ask():
 
 
 @api.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     return jsonify(service().health())
 
 
 @api.get("/articles")
-def list_articles():
+def list_articles() -> ResponseReturnValue:
     """Indexed articles with their metadata (the values ``sources`` accepts), filtered
     by ``since``, ``until`` and ``outlet`` like the HTML list; newest first."""
     a = request.args
@@ -339,7 +343,7 @@ def list_articles():
 
 
 @api.get("/articles/<path:source>")
-def get_article(source: str):
+def get_article(source: str) -> ResponseReturnValue:
     """An indexed article's passages with offsets, for checking a citation."""
     meta, passages = service().article(source)
     return jsonify(
@@ -358,7 +362,7 @@ def get_article(source: str):
     )
 
 
-def passage_json(p: Passage) -> dict:
+def passage_json(p: Passage) -> dict[str, Any]:
     """A passage's fields in the API's vocabulary (``source``: deprecated alias of ``file``)."""
     keys = ("id", "paragraph", "part", "section", "start", "end", "text", "date", "date_source")
     return {
@@ -378,7 +382,7 @@ def passage_link(p: Passage) -> str:
 
 
 @api.get("/passages/<pid>")
-def get_passage(pid: str):
+def get_passage(pid: str) -> ResponseReturnValue:
     """One passage by its stable id, with its article's metadata: what a citation names."""
     p, meta = service().passage(pid)
     article = {"file": p.source, **{k: meta.get(k) for k in ARTICLE_FIELDS}, "outlet": p.outlet}
@@ -386,7 +390,7 @@ def get_passage(pid: str):
 
 
 @api.get("/passages/<pid>/cite")
-def cite_passage(pid: str):
+def cite_passage(pid: str) -> ResponseReturnValue:
     """The passage as a citation: ``format`` csl-json (default), bibtex or ris."""
     fmt = request.args.get("format", "csl-json")
     if fmt not in FORMATS:
@@ -401,8 +405,8 @@ def cite_passage(pid: str):
 
 
 @api.get("/openapi.json")
-def openapi():
-    path = Path(current_app.static_folder) / "openapi.json"
+def openapi() -> ResponseReturnValue:
+    path = Path(current_app.static_folder or "") / "openapi.json"
     return current_app.response_class(path.read_bytes(), mimetype="application/json")
 
 
@@ -418,7 +422,7 @@ def require_admin() -> None:
 
 
 @api.post("/articles")
-def add_article():
+def add_article() -> ResponseReturnValue:
     require_admin()
     if request.mimetype == "multipart/form-data":
         raw = article_from_upload(request.files.get("file"))
@@ -435,7 +439,7 @@ def add_article():
 
 
 @api.post("/reindex")
-def reindex():
+def reindex() -> ResponseReturnValue:
     require_admin()
     svc = service()
     job = jobs().submit("reindex", lambda: svc.build(wait=True).to_dict())
@@ -443,17 +447,18 @@ def reindex():
 
 
 @api.get("/jobs/<job_id>")
-def get_job(job_id: str):
+def get_job(job_id: str) -> ResponseReturnValue:
     """Where an upload's or a reindex's build stands: queued, running, done, failed."""
     require_admin()
     return jsonify({"ok": True, "job": jobs().get(job_id).to_dict()})
 
 
 def jobs() -> Jobs:
-    return current_app.extensions["karabakh_qa_jobs"]
+    found: Jobs = current_app.extensions["karabakh_qa_jobs"]
+    return found
 
 
-def _accepted(body: dict, job: Job):
+def _accepted(body: dict[str, Any], job: Job) -> ResponseReturnValue:
     response = make_response(jsonify(body), 202)
     response.headers["Location"] = f"/api/jobs/{job.id}"
     return response
@@ -462,15 +467,15 @@ def _accepted(body: dict, job: Job):
 # --- errors and headers --------------------------------------------------------------
 
 
-def _error(status: int, message: str):
+def _error(status: int, message: str) -> Response:
     if request.path.startswith("/api/"):
-        body = jsonify({"ok": False, "error": message, "status": status})
+        body: Response | str = jsonify({"ok": False, "error": message, "status": status})
     else:
         body = render_template("error.html", status=status, message=message)
     return make_response(body, status)
 
 
-def handle_error(exc: Exception):
+def handle_error(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, KarabakhError):
         return _error(exc.status, exc.message)
     if isinstance(exc, HTTPException):
@@ -499,7 +504,7 @@ CACHEABLE = ("ask", "list_articles", "get_article", "get_passage", "cite_passage
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def start_request():
+def start_request() -> ResponseReturnValue | None:
     """Every request: an id (the caller's ``X-Request-Id`` when it is sane, else a new
     one) logged with it and echoed; a GET the client has for this index generation
     is a 304 before any work (the answer of a query changes only with the index)."""
@@ -527,7 +532,7 @@ def _etag() -> str:
     return f'W/"g{svc.index().generation}-{svc.settings.ranker}"'
 
 
-def finish_request(response):
+def finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     if request.method == "GET" and response.status_code == 200 and _cacheable():
         response.headers["ETag"] = _etag()
@@ -551,7 +556,7 @@ def finish_request(response):
     return security_headers(response)
 
 
-def security_headers(response):
+def security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -559,7 +564,7 @@ def security_headers(response):
     return response
 
 
-def server_options(settings: Settings, threads: int) -> dict:
+def server_options(settings: Settings, threads: int) -> dict[str, Any]:
     """waitress's settings for serving ``create_app(settings)`` (see Settings)."""
     return {
         "threads": threads,
@@ -591,7 +596,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
         DEBUG=False,
         JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not in JSONProvider's stub
     app.extensions["karabakh_qa"] = svc
     app.extensions["karabakh_qa_jobs"] = Jobs()
     app.register_blueprint(html)
