@@ -53,8 +53,8 @@ def test_a_figure_after_a_sentence_naming_the_place_counts_unless_it_names_its_o
 
     lede = "The missile attack on Ganja killed nine people."
     after = passage("As many as 34 others were wounded, it said.")
-    values = across("wounded or injured", [after], ["Ganja"], [lede])
+    values = across("wounded or injured", [after], ["Ganja"], lambda i: lede)
     assert [(v["value"], v["start"], v["end"]) for v in values] == [(34, 111, 113)]
-    assert across("wounded or injured", [after], ["Ganja"], [""]) == []  # nothing before
+    assert across("wounded or injured", [after], ["Ganja"], lambda i: "") == []  # nothing before
     elsewhere = passage("Later 12 were wounded in Tartar.")
-    assert across("wounded or injured", [elsewhere], ["Ganja"], [lede]) == []
+    assert across("wounded or injured", [elsewhere], ["Ganja"], lambda i: lede) == []

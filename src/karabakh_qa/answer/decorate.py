@@ -181,8 +181,9 @@ def figures_of(
     names = [k.surface for k in keys if not k.surface.isdigit()]
     rows = [int(cands.rows[j]) for _, j in results[:FIGURE_DEPTH]]
     passages = [index.passage(r) for r in rows]
-    before = [_paragraph_before(index, r, p) for r, p in zip(rows, passages, strict=True)]
-    values = across(measure, passages, names, before)
+    values = across(
+        measure, passages, names, lambda i: _paragraph_before(index, rows[i], passages[i])
+    )
     if len({v["value"] for v in values}) < 2:
         return None  # one figure everywhere: nothing differs
     values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))

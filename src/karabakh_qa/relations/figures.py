@@ -15,6 +15,7 @@ in a sentence is taken (later ones are usually parts of it: "including four wome
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,26 +143,31 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 
 def across(
-    measure: str, passages: list[Passage], names: list[str], before: list[str] | None = None
+    measure: str,
+    passages: list[Passage],
+    names: list[str],
+    before: Callable[[int], str] | None = None,
 ) -> list[dict[str, Any]]:
     """Each value of ``measure`` reported by ``passages`` (Passage objects, best
     first) in a sentence that names every one of ``names``, or that follows one
     naming them ("…Ganja… killing nine people. As many as 34 others … were
-    wounded"); ``before``: per passage, the last sentence of the paragraph before
-    it in its article. One entry per (value, file)."""
+    wounded"); ``before(i)``: the last sentence of the paragraph before passage
+    ``i`` in its article, read only for a first sentence that needs it. One entry
+    per (value, file)."""
     out, seen = [], set()
     for i, p in enumerate(passages):
-        previous = before[i] if before else ""
+        previous: str | None = None  # the sentence before; None: not read yet
         for s, e in sentences(p.text):
             sentence = p.text[s:e]
-            named = _names_all(sentence, names) or (
-                _names_all(previous, names) and not _names_other_place(sentence)
-            )
+            found = [f for f in figures(sentence) if f.measure == measure]
+            if found and not _names_all(sentence, names):
+                if previous is None:
+                    previous = before(i) if before else ""
+                if not _names_all(previous, names) or _names_other_place(sentence):
+                    found = []
             previous = sentence
-            if not named:
-                continue
-            for f in figures(sentence):
-                if f.measure != measure or (f.value, p.source) in seen:
+            for f in found:
+                if (f.value, p.source) in seen:
                     continue
                 seen.add((f.value, p.source))
                 out.append(

@@ -155,9 +155,11 @@ def update(
     be a version (their signatures say so) and is stored as corroborating without the
     exact comparison (sentence counts 0: not compared)."""
     kept = old[~naming(old, gone)]
+    fresh = {n for pair in pairs for n in pair}
+    known = kept[naming(kept, fresh)]  # only rows that could repeat a pair are decoded
     done = {
         (a.decode(), b.decode())
-        for a, b in zip(kept["a"].tolist(), kept["b"].tolist(), strict=True)
+        for a, b in zip(known["a"].tolist(), known["b"].tolist(), strict=True)
     }
     cache: dict[str, list[Sentence]] = {}
 
