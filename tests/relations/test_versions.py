@@ -68,3 +68,24 @@ def test_amounts_are_scaled_and_paired_in_order():
     assert (change["measure"], change["before"]["value"], change["after"]["value"]) == (
         "pounds", 9_400_000, 94_000_000,
     )  # fmt: skip
+
+
+def test_light_edits_with_nothing_added_or_removed_are_a_copy():
+    """Same sentences in the same order, two of them reworded by a word: a copy
+    although the shingle Jaccard is far below DUPLICATE_JACCARD; the same edits
+    plus one sentence added make an update."""
+    a = article("a.txt", BASE)
+    edited = [
+        *BASE[:3],
+        "Schools will remain closed until Thursday.",
+        "The mayor urged residents to stay indoors.",
+        BASE[5],
+    ]
+    light = compare(a, article("b.txt", edited))
+    assert light.jaccard < 0.93 and light.edited == 4 / 47
+    assert light.kind() == "duplicate"
+    longer = compare(a, article("c.txt", [*edited, "A second storm is expected on Friday."]))
+    assert longer.edited is None and longer.kind() == "version"
+    heavy = [s.replace(" the ", " a ").replace("were", "are") for s in edited]
+    reworded = compare(a, article("d.txt", heavy))  # every sentence edited: 11 of 47 words
+    assert reworded.edited == 11 / 47 and reworded.kind(linked=True) == "corroborates"

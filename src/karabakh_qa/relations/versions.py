@@ -5,7 +5,10 @@ a sentence added, or the story rewritten around a new lede. Two articles are
 compared on their words (5-word shingles, case and punctuation folded away):
 
 * ``duplicate``: word-shingle Jaccard >= ``DUPLICATE_JACCARD`` (a copy, maybe
-  with a word or a line changed);
+  with a word or a line changed), or the same sentences in the same order where
+  the differing ones are rewordings of each other that change at most
+  ``DUPLICATE_EDITS`` of the shorter article's words (a copy with a few light
+  edits: "BBC2" for "BBC Two", a trimmed clause; nothing added or removed);
 * ``version``: not a duplicate, and the containment of the shorter article's
   shingles in the longer's >= ``VERSION_CONTAINMENT`` (an update);
 * ``corroborates``: they share a sentence or a near-duplicate paragraph, no more
@@ -55,6 +58,7 @@ def may_be_version(agreement: int, words_a: int, words_b: int) -> bool:
 
 
 DUPLICATE_JACCARD = 0.93
+DUPLICATE_EDITS = 0.1  # words changed in reworded sentences, share of the shorter article
 VERSION_CONTAINMENT = 0.51
 SHINGLE = 5  # words
 REWORDED = 0.5  # a replaced sentence this similar (word Jaccard) is "changed", not new
@@ -112,11 +116,16 @@ class Comparison:
     changes: tuple[Change, ...]
     jaccard: float = 0.0  # of the two articles' word shingles
     containment: float = 0.0  # of the smaller shingle set in the other
+    # words changed when every differing sentence is a rewording of its counterpart
+    # (nothing added or removed), as a share of the shorter article; None otherwise
+    edited: float | None = None
 
     def kind(self, linked: bool = False) -> str | None:
         """duplicate, version, corroborates or None (nothing shared); ``linked``:
         they share a near-duplicate paragraph (the group overlay says so)."""
         if self.jaccard >= DUPLICATE_JACCARD:
+            return "duplicate"
+        if self.edited is not None and self.edited <= DUPLICATE_EDITS:
             return "duplicate"
         if self.containment >= VERSION_CONTAINMENT:
             return "version"
@@ -137,7 +146,8 @@ def compare(a: list[Sentence], b: list[Sentence], diff: bool = True) -> Comparis
     keys_a, keys_b = [s.key for s in a], [s.key for s in b]
     matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
     shared, changes = 0, []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    opcodes = matcher.get_opcodes()
+    for op, i1, i2, j1, j2 in opcodes:
         if op == "equal":
             shared += i2 - i1
         elif op == "delete":
@@ -150,7 +160,28 @@ def compare(a: list[Sentence], b: list[Sentence], diff: bool = True) -> Comparis
     common = len(sa & sb)
     jaccard = common / len(sa | sb) if sa or sb else 0.0
     containment = common / min(len(sa), len(sb)) if sa and sb else 0.0
-    return Comparison(shared, len(a), len(b), tuple(changes), jaccard, containment)
+    edited = _edited(a, b, opcodes)
+    return Comparison(shared, len(a), len(b), tuple(changes), jaccard, containment, edited)
+
+
+def _edited(a: list[Sentence], b: list[Sentence], opcodes: list[Any]) -> float | None:
+    """Words changed between a and b as a share of the shorter article's words, when
+    their sentences correspond one to one and each differing pair is a rewording
+    (word Jaccard >= REWORDED); None when a sentence is added, removed or rewritten."""
+    changed = 0
+    for op, i1, i2, j1, j2 in opcodes:
+        if op == "equal":
+            continue
+        if op != "replace" or i2 - i1 != j2 - j1:
+            return None
+        for s, t in zip(a[i1:i2], b[j1:j2], strict=True):
+            mine, theirs = s.words, t.words
+            union = len(mine | theirs)
+            if union and len(mine & theirs) / union < REWORDED:
+                return None
+            changed += len(mine ^ theirs)
+    words = min(sum(len(s.key.split()) for s in a), sum(len(s.key.split()) for s in b))
+    return changed / max(1, words)
 
 
 def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
