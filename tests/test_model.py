@@ -93,7 +93,7 @@ def test_onnx_questions_match_torch_and_a_damaged_export_falls_back(tmp_path, ca
     import numpy as np
 
     from karabakh_qa.embed import load_embedder
-    from karabakh_qa.onnx_query import OnnxQueryEncoder
+    from karabakh_qa.embed.backends import OnnxQueryEncoder
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
     fast = load_embedder(name, 1, "onnx", tmp_path)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 from scipy import sparse
 
-from .chunk import approx_tokens
-from .errors import IndexUnavailable
+from ..chunk import approx_tokens
+from ..errors import IndexUnavailable
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -107,7 +107,7 @@ class SentenceTransformerEmbedder:
         self._sha: str | None = None
         self._questions = None  # an OnnxQueryEncoder when query_runtime is "onnx" and it works
         if query_runtime == "onnx" and cache_dir is not None:
-            from .onnx_query import load_query_encoder
+            from .backends import load_query_encoder
 
             self._questions = load_query_encoder(
                 self.model, self.weights_sha256, cache_dir, threads, lambda t: self._one(t)[0]
@@ -217,7 +217,7 @@ def load_embedder(
     name: str, threads: int = 1, query_runtime: str = "torch", cache_dir: Path | None = None
 ) -> Embedder:
     """The embedder called ``name``: ``hash-bow-<dim>`` or a sentence-transformers model
-    (its questions through ONNX Runtime when ``query_runtime`` is "onnx": onnx_query.py)."""
+    (its questions through ONNX Runtime when ``query_runtime`` is "onnx": embed/backends.py)."""
     match = re.fullmatch(r"hash-bow-(\d+)", name)
     if match:
         return HashEmbedder(int(match.group(1)))
