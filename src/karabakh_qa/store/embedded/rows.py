@@ -85,36 +85,52 @@ def old_vectors(
     return passages, sentences
 
 
-def _codes(
+def embed_pending(
     texts: list[str],
     embedder: Embedder,
     known: dict[str, np.ndarray],
     settings: Settings,
-    codec: VectorCodec,
-    reuse: dict[str, np.ndarray] | None = None,
+    skip: Callable[[str], bool] = lambda key: False,
     progress: Callable[[float], None] | None = None,
-) -> tuple[np.ndarray, int]:
-    """Codes of ``texts``, embedding only those whose key is in neither ``reuse``
-    (decoded codes of this codec) nor ``known`` (float16 vectors; gains the new
-    ones). ``progress`` gets the share of the texts to embed that is done."""
-    reuse = reuse or {}
-    keys = [embed_key(embedder.name, t) for t in texts]
-    pending = {k: i for i, k in enumerate(keys) if k not in known and k not in reuse}
-    todo = sorted(pending.items(), key=lambda x: x[1])
-    batch = settings.embed_batch_size  # progress after every model batch, not every 8
-    for start in range(0, len(todo), batch):
-        chunk = todo[start : start + batch]
-        vecs = embedder.encode([texts[i] for _, i in chunk], batch_size=settings.embed_batch_size)
+) -> set[str]:
+    """Embed the distinct ``texts`` whose key is neither in ``known`` nor skipped,
+    into ``known`` (float16 vectors), longest first: a batch then holds texts of
+    about one length, so little of it is padding (batches of 32 in article order
+    ran at 34 passages/s here, sorted 60). ``progress`` gets the share done;
+    returns the keys embedded."""
+    pending: dict[str, str] = {}
+    for text in texts:
+        key = embed_key(embedder.name, text)
+        if key not in known and key not in pending and not skip(key):
+            pending[key] = text
+    todo = sorted(pending.items(), key=lambda kv: -len(kv[1]))
+    step = settings.embed_batch_size * 8  # the model sorts and batches inside a call too
+    for start in range(0, len(todo), step):
+        chunk = todo[start : start + step]
+        vecs = embedder.encode([t for _, t in chunk], batch_size=settings.embed_batch_size)
         for (key, _), vec in zip(chunk, vecs.astype(np.float16), strict=True):
             known[key] = vec
         if progress:
             progress((start + len(chunk)) / len(todo))
+    return set(pending)
+
+
+def _codes(
+    texts: list[str],
+    embedder: Embedder,
+    known: dict[str, np.ndarray],
+    codec: VectorCodec,
+    reuse: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Codes of ``texts`` from ``reuse`` (decoded codes of this codec) or ``known``
+    (float16 vectors, every text embedded by :func:`embed_pending`)."""
+    keys = [embed_key(embedder.name, t) for t in texts]
     out = np.empty((len(texts), embedder.dim), dtype=np.uint8)
     for lo in range(0, len(keys), 8192):  # bounded temporaries
         part = keys[lo : lo + 8192]
         vecs = np.stack([reuse[k] if k in reuse else known[k] for k in part])
         out[lo : lo + len(part)] = encode(vecs, codec)
-    return pack_codes(out, codec), len(todo)
+    return pack_codes(out, codec)
 
 
 @dataclass
@@ -236,23 +252,27 @@ def _embed_part(
     reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
     report: Callable[[float], None],
 ) -> tuple[int, int]:
-    """Fill in ``part``'s passage and sentence codes; (passages, sentences) embedded."""
+    """Fill in ``part``'s passage and sentence codes; (passages, sentences) embedded
+    (a sentence equal to a passage counts as a passage)."""
     p_texts = [embed_text(p, settings.embed_context) for p in part.passages]
     s_texts = [
         sentence_embed_text(p, span, settings.embed_context)
         for p, pspans in zip(part.passages, part.spans, strict=True)
         for span in pspans
     ]
-    share = len(p_texts) / max(1, len(p_texts) + len(s_texts))
-    codes, n = _codes(
-        p_texts, embedder, known, settings, DEFAULT_CODEC, reuse[0], lambda x: report(x * share)
-    )
-    s_codes, s_n = _codes(
-        s_texts, embedder, known, settings, SENTENCE_CODEC, reuse[1],
-        lambda x: report(share + x * (1 - share)),
-    )  # fmt: skip
-    part.codes, part.sent_codes = [codes], [s_codes]
-    return n, s_n
+    # Passages and sentences in one length-sorted stream: a sentence equal to a
+    # passage (a one-sentence paragraph) is embedded once.
+    p_reuse, s_reuse = reuse
+    p_keys = {embed_key(embedder.name, t) for t in p_texts}
+    s_keys = {embed_key(embedder.name, t) for t in s_texts}
+
+    def skip(key: str) -> bool:  # reused codes need no vector, unless the other kind lacks one
+        return (key not in p_keys or key in p_reuse) and (key not in s_keys or key in s_reuse)
+
+    done = embed_pending([*p_texts, *s_texts], embedder, known, settings, skip, report)
+    part.codes = [_codes(p_texts, embedder, known, DEFAULT_CODEC, p_reuse)]
+    part.sent_codes = [_codes(s_texts, embedder, known, SENTENCE_CODEC, s_reuse)]
+    return len(done & p_keys), len(done - p_keys)
 
 
 def columns(prep: Prepared, dim: int) -> SegmentColumns:
