@@ -30,6 +30,7 @@ sys.setswitchinterval(GIL_SWITCH_S)
 import click  # noqa: E402
 
 from .config import (  # noqa: E402
+    BACKENDS,
     DEFAULT_MODEL,
     DENSE_MODES,
     PROJECT_ROOT,
@@ -43,6 +44,7 @@ from .service import SearchResult, SearchService  # noqa: E402
 from .store.embedded.build import BuildReport  # noqa: E402
 
 if TYPE_CHECKING:
+    from .embed import Embedder
     from .evaluate import Collection
 
 path_option = click.Path(file_okay=False, path_type=Path)
@@ -135,6 +137,28 @@ query_runtime_option = settings_option(
     "cache folder; the default) or torch.",
 )
 
+backend_option = settings_option(
+    "backend",
+    BACKENDS,
+    "What runs the model over passages and questions: torch (fp32), onnx (ONNX Runtime, "
+    "dynamic int8) or openvino (static int8); both int8 graphs are built here once, in "
+    "the cache folder. Default: the index's backend (torch for a new index).",
+)
+
+
+def settings_embedder(settings: Settings, name: str = "") -> Embedder:
+    """The embedder ``settings`` ask for (model, threads, backend, device)."""
+    from .embed import load_embedder
+
+    return load_embedder(
+        name or settings.model_name or DEFAULT_MODEL,
+        settings.torch_threads,
+        settings.query_runtime,
+        settings.cache_dir,
+        settings.backend or "torch",
+        settings.device,
+    )
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
@@ -195,6 +219,12 @@ def yield_cores(priority: str) -> None:
 
 @main.command("index")
 @common
+@backend_option
+@click.option(
+    "--device",
+    default=None,
+    help="Where torch runs the model: cpu (the default) or cuda (a GPU, fp16).",
+)
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of refusing.")
 @click.option("--watch", is_flag=True, help="Keep watching the folder and rebuild on changes.")
@@ -230,6 +260,7 @@ def index_cmd(
     allow_empty: bool,
     threads: int | None,
     priority: str,
+    device: str | None,
     files: tuple[Path, ...],
 ) -> None:
     """Bring the index up to date with the articles folder (a new segment per change).
@@ -243,7 +274,9 @@ def index_cmd(
     # at 1M the switch stall was 22-23 ms at niceness 19, 15-19 ms at SCHED_IDLE.
     yield_cores(priority)
     only = sources_in(settings.articles_dir, list(files)) if files else None
-    settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
+    settings = settings.replace(
+        torch_threads=threads or os.cpu_count() or 1, device=device or settings.device
+    )
     service = SearchService(settings)
     with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
 
@@ -321,6 +354,7 @@ def print_result(result: SearchResult) -> None:
 @common
 @dense_option
 @query_runtime_option
+@backend_option
 @ranker_option
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
@@ -394,6 +428,7 @@ def _ask_lines(
 @common
 @dense_option
 @query_runtime_option
+@backend_option
 @ranker_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -511,7 +546,6 @@ def run_evaluation(
     run_out: Path | None,
     batches: int = 1,
 ) -> None:
-    from .embed import load_embedder
     from .evaluate import evaluate, table, variants, write_run
 
     systems = variants(settings)
@@ -521,7 +555,7 @@ def run_evaluation(
         f"embed_context={settings.embed_context} depth={settings.depth}",
         err=True,
     )
-    embedder = load_embedder(settings.model_name or DEFAULT_MODEL, settings.torch_threads)
+    embedder = settings_embedder(settings)
     metrics, runs = evaluate(collection, settings, embedder, systems, batches=batches)
     click.echo(table(metrics))
     if run_out:
@@ -532,6 +566,7 @@ def run_evaluation(
 
 @eval_group.command("beir")
 @model_only
+@backend_option
 @dense_option
 @eval_options
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -545,6 +580,7 @@ def eval_beir(settings: Settings, folder: Path, split: str) -> tuple[Collection,
 
 @eval_group.command("squad")
 @model_only
+@backend_option
 @dense_option
 @eval_options
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -564,6 +600,7 @@ def eval_squad(settings: Settings, file: Path, part: str) -> tuple[Collection, s
 
 @eval_group.command("news")
 @model_only
+@backend_option
 @dense_option
 @query_runtime_option
 @ranker_option
@@ -586,15 +623,11 @@ def eval_news(
 ) -> None:
     """Answer a dev set's questions over the news archive in FOLDER, as the API does:
     Hit@k of the passage that holds the answer, answer_found, abstention."""
-    from .embed import load_embedder
     from .evaluate_qa import archive_service, judge, load_dev, table
 
     questions = load_dev(dev)
     settings = settings.replace(torch_threads=threads or os.cpu_count() or 1)
-    name = settings.model_name or DEFAULT_MODEL
-    embedder = load_embedder(
-        name, settings.torch_threads, settings.query_runtime, settings.cache_dir
-    )
+    embedder = settings_embedder(settings)
     click.echo(
         f"{folder.name}: {len(questions.answerable)} questions, "
         f"{len(questions.unanswerable)} unanswerable ({dev.name})",

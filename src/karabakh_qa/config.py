@@ -13,6 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DENSE_MODES = ("exact", "ann", "auto")
 QUERY_RUNTIMES = ("onnx", "torch")
+BACKENDS = ("torch", "onnx", "openvino")  # embed/backends.py
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Settings:
     # cache_dir on first use; 2.5x faster for one short text) or "torch".
     query_runtime: str = "onnx"
     embed_batch_size: int = 32
+    # What runs the model over passages and questions: "torch" (fp32), "onnx" (ONNX
+    # Runtime, dynamic int8) or "openvino" (static int8); empty: the index's backend,
+    # torch for a new index. Recorded in the manifest: an index answers only through
+    # the graph that built it (README, "Indexing throughput").
+    backend: str = ""
+    device: str = "cpu"  # "cuda" for a GPU (fp16, torch backend)
     build_workers: int = 2  # processes that chunk and tokenise a large batch of articles
     # Text embedded for a passage: "passage" or "title+section+passage".
     embed_context: bool = True
@@ -111,6 +118,8 @@ class Settings:
             raise BadRequest(f"dense must be one of {', '.join(DENSE_MODES)}, not {self.dense!r}")
         if self.ranker not in ("fixed", "learned"):
             raise BadRequest(f"ranker must be fixed or learned, not {self.ranker!r}")
+        if self.backend and self.backend not in BACKENDS:
+            raise BadRequest(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.query_runtime not in QUERY_RUNTIMES:
             raise BadRequest(
                 f"query_runtime must be one of {', '.join(QUERY_RUNTIMES)}, "

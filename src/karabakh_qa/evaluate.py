@@ -117,6 +117,12 @@ class EmbeddingCache:
         self.path = folder / f"{slug}.f16.npz"
         self.codes = folder / f"{slug}.sq8.npz"  # an older cache of 8-bit codes
 
+    @classmethod
+    def of(cls, folder: Path, embedder: Embedder) -> EmbeddingCache:
+        """The cache of ``embedder``'s vectors: one per model and backend."""
+        backend = embedder.backend_id
+        return cls(folder, embedder.name if backend == "torch" else f"{embedder.name}@{backend}")
+
     def load(self) -> dict[str, np.ndarray]:
         path = self.path if self.path.exists() else self.codes
         if not path.exists():
@@ -182,7 +188,7 @@ def evaluate(
     ``batches`` > 1 builds the collection as that many segments, re-adding a
     few documents of the first batch in the last (so deletions are exercised)."""
     systems = systems or variants(settings)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings", embedder.name)
+    cache = EmbeddingCache.of(settings.cache_dir / "embeddings", embedder)
     known = cache.load()
     before = len(known)
     with tempfile.TemporaryDirectory(prefix="karabakh-eval-") as tmp:

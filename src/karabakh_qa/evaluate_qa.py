@@ -149,7 +149,7 @@ def archive_service(
     articles, _skipped = read_articles(folder)
     if not articles:
         raise BadRequest(f"no readable article in {folder}")
-    cache = EmbeddingCache(settings.cache_dir / "embeddings", embedder.name)
+    cache = EmbeddingCache.of(settings.cache_dir / "embeddings", embedder)
     known = cache.load()
     before = len(known)
     with tempfile.TemporaryDirectory(prefix="karabakh-eval-qa-") as tmp:

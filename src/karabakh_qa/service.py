@@ -44,7 +44,13 @@ from .store.embedded.ann import uses_ann
 from .store.embedded.build import BuildReport, build_index
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
-from .store.embedded.manifest import IndexCorrupt, IndexOutdated, current_name, read_manifest
+from .store.embedded.manifest import (
+    IndexCorrupt,
+    IndexOutdated,
+    ModelInfo,
+    current_name,
+    read_manifest,
+)
 from .store.embedded.rows import Progress
 from .store.embedded.search import SegmentCache, Snapshot
 from .store.embedded.vectors import set_dense_threads
@@ -157,7 +163,12 @@ class SearchService:
                     s = self.settings
                     name = s.query_model or self.model_name()
                     self._embedder = load_embedder(
-                        name, s.torch_threads, s.query_runtime, s.cache_dir
+                        name,
+                        s.torch_threads,
+                        s.query_runtime,
+                        s.cache_dir,
+                        self.backend(),
+                        s.device,
                     )
         return self._embedder
 
@@ -182,13 +193,25 @@ class SearchService:
         """The model to embed with: the settings', or else the one the index was built with."""
         if self.settings.model_name:
             return self.settings.model_name
+        built = self._built_model()
+        return built.name if built else DEFAULT_MODEL
+
+    def backend(self) -> str:
+        """What runs the model: the settings' backend, or else the index's (torch)."""
+        if self.settings.backend:
+            return self.settings.backend
+        built = self._built_model()
+        return built.backend.split(":")[0] if built else "torch"
+
+    def _built_model(self) -> ModelInfo | None:
+        """The model the current index was built with, None without a readable one."""
         name = current_name(self.settings.index_dir)
         if name is None:
-            return DEFAULT_MODEL
+            return None
         try:
-            return read_manifest(self.settings.index_dir, name).model.name
+            return read_manifest(self.settings.index_dir, name).model
         except (FileNotFoundError, IndexUnavailable):
-            return DEFAULT_MODEL
+            return None
 
     def index(self) -> Snapshot:
         """The newest generation; reopened when ``CURRENT`` names another manifest.
@@ -386,6 +409,9 @@ class SearchService:
                 f"index was built with model {built.name!r} but settings use {want!r}: "
                 "run `karabakh-qa index --full`"
             )
+        kind = built.backend.split(":")[0]
+        if self.settings.backend and self.settings.backend != kind:
+            raise self._other_backend(built.backend, self.settings.backend)
         if self._embedder is None:
             return
         if (built.name, built.weights_sha256) != (
@@ -397,6 +423,16 @@ class SearchService:
                 f"{built.weights_sha256[:12]}), the service runs {self._embedder.name!r} "
                 f"(weights {self._embedder.weights_sha256[:12]}): run `karabakh-qa index --full`"
             )
+        if built.backend != self._embedder.backend_id:
+            raise self._other_backend(built.backend, self._embedder.backend_id)
+
+    @staticmethod
+    def _other_backend(built: str, mine: str) -> IndexUnavailable:
+        return IndexUnavailable(
+            f"index was built through {built!r}, the service embeds through {mine!r}: "
+            "questions must go through the graph that embedded the passages; use that "
+            "backend or run `karabakh-qa index --full`"
+        )
 
     def build(
         self,

@@ -16,13 +16,16 @@ a damaged file, a mismatch) logs a warning and the questions stay on torch.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
+
+from ..errors import IndexUnavailable
 
 if TYPE_CHECKING:
     import torch
@@ -141,3 +144,208 @@ def load_query_encoder(
         path.unlink(missing_ok=True)
         return None
     return encoder
+
+
+# --- whole-archive backends: batches of texts through a quantised graph -------------
+#
+# Indexing spends its time in the model. Two int8 graphs of the same weights, both
+# built here from the fp32 export above (no hub, no optimum), each once into
+# ``<cache_dir>/onnx/`` under a name carrying the weights' and the recipe's hashes:
+#
+# * "onnx": ONNX Runtime with dynamic int8 weights and activations, per channel
+#   (onnxruntime.quantization.quantize_dynamic): no calibration;
+# * "openvino": OpenVINO with static int8 (NNCF post-training quantisation,
+#   calibrated on the seed articles' paragraphs and sentences shipped in the repo,
+#   so every machine builds the same graph), run at f32 precision for what is not
+#   int8 (bf16 would make vectors depend on the CPU).
+#
+# Passages and questions of one index go through the same graph: the manifest
+# records the backend and its graph's hash (``backend_id``), and a service refuses
+# an index built through another one.
+
+BACKENDS = ("torch", "onnx", "openvino")
+
+
+class BatchEncoder(Protocol):
+    backend_id: str
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+
+def _feeds(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """(positions, model inputs) per batch, longest texts first (little padding)."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    for lo in range(0, len(texts), batch_size):
+        at = order[lo : lo + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in at],
+            truncation=True,
+            max_length=max_tokens,
+            padding=True,
+            return_tensors="np",
+        )
+        yield at, {name: np.asarray(batch[name], np.int64) for name in INPUTS if name in batch}
+
+
+def _run_batches(
+    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_tokens: int,
+    batch_size: int,
+) -> np.ndarray:
+    out = np.zeros((len(texts), 0), np.float32)
+    for at, feed in _feeds(tokenizer, texts, max_tokens, batch_size):
+        vecs = run(feed)
+        if out.shape[1] == 0:
+            out = np.zeros((len(texts), vecs.shape[1]), np.float32)
+        out[at] = vecs
+    return out
+
+
+def _file_sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxInt8Encoder:
+    """Texts through ONNX Runtime, dynamic int8 (thread-safe)."""
+
+    def __init__(
+        self, path: Path, tokenizer: PreTrainedTokenizerBase, threads: int, max_tokens: int
+    ) -> None:
+        self.session = OnnxQueryEncoder(path, tokenizer, threads).session
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.backend_id = f"onnx:{_file_sha(path)[:16]}"
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+            return np.asarray(self.session.run(None, feed)[0], np.float32)
+
+        return _run_batches(run, self.tokenizer, texts, self.max_tokens, batch_size)
+
+
+class OpenVinoEncoder:
+    """Texts through OpenVINO, static int8 (an infer request per call: thread-safe)."""
+
+    def __init__(
+        self, xml: Path, tokenizer: PreTrainedTokenizerBase, threads: int, max_tokens: int
+    ) -> None:
+        import openvino as ov
+
+        config = {
+            "INFERENCE_NUM_THREADS": max(1, threads),
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.backend_id = f"openvino:{_file_sha(xml.with_suffix('.bin'))[:16]}"
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        request = self.compiled.create_infer_request()
+
+        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+            return np.array(request.infer(feed)[0], np.float32)
+
+        return _run_batches(run, self.tokenizer, texts, self.max_tokens, batch_size)
+
+
+def calibration_texts(seeds: Path, limit: int = 300) -> list[str]:
+    """Paragraphs and sentences of the seed articles (in the repository): what the
+    static int8 graph is calibrated on, the same on every machine."""
+    from ..chunk import sentences
+
+    texts: list[str] = []
+    for path in sorted(seeds.glob("*")):
+        if path.suffix not in (".txt", ".md"):
+            continue
+        for para in path.read_text("utf-8", errors="replace").split("\n\n"):
+            para = " ".join(para.split())
+            if len(para) < 40:
+                continue
+            texts.append(para)
+            texts += [para[s:e] for s, e in sentences(para) if e - s >= 20]
+    return texts[:limit]
+
+
+def _quantize_onnx(fp32: Path, out: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _quantize_openvino(
+    fp32: Path, out: Path, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int
+) -> None:
+    import nncf
+    import openvino as ov
+
+    def feed(text: str) -> dict[str, np.ndarray]:
+        return next(_feeds(tokenizer, [text], max_tokens, 1))[1]
+
+    model = ov.Core().read_model(str(fp32))
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(texts, feed),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(texts),
+    )
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.xml")
+    try:
+        ov.save_model(quantized, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(tmp, out)  # the xml last: its presence says the pair is complete
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def load_batch_encoder(
+    backend: str,
+    model: SentenceTransformer,
+    weights_sha256: str,
+    cache_dir: Path,
+    threads: int,
+    seeds: Path,
+) -> BatchEncoder:
+    """The int8 encoder of ``backend`` ("onnx" or "openvino"), built on first use."""
+    max_tokens = int(cast(int, model.max_seq_length))
+    fp32 = export_path(cache_dir, weights_sha256)
+    if not fp32.exists():
+        log.info("exporting the model to %s (once)", fp32)
+        _export(model, fp32)
+    if backend == "onnx":
+        path = fp32.with_name(fp32.stem + "-int8-dynamic.onnx")
+        if not path.exists():
+            log.info("quantising to %s (once)", path)
+            _quantize_onnx(fp32, path)
+        return OnnxInt8Encoder(path, model.tokenizer, threads, max_tokens)
+    if backend == "openvino":
+        texts = calibration_texts(seeds)
+        if not texts:
+            raise IndexUnavailable(f"no seed articles in {seeds} to calibrate the int8 model on")
+        recipe = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:12]
+        xml = fp32.with_name(f"{fp32.stem}-ov-int8-{recipe}.xml")
+        if not xml.exists():
+            log.info("quantising to %s on %d seed texts (once)", xml, len(texts))
+            _quantize_openvino(fp32, xml, model.tokenizer, texts, max_tokens)
+        return OpenVinoEncoder(xml, model.tokenizer, threads, max_tokens)
+    raise IndexUnavailable(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")

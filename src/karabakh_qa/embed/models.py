@@ -20,10 +20,12 @@ import numpy as np
 from scipy import sparse
 
 from ..chunk import approx_tokens
-from ..errors import IndexUnavailable
+from ..errors import BadRequest, IndexUnavailable
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+    from .backends import BatchEncoder
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 class Embedder(Protocol):
     name: str
     dim: int
+    # How vectors are computed: "torch", or an int8 graph and its hash
+    # ("onnx:<sha>", "openvino:<sha>"); recorded in the manifest (backends.py).
+    backend_id: str
 
     @property
     def weights_sha256(self) -> str: ...
@@ -91,6 +96,8 @@ class SentenceTransformerEmbedder:
         threads: int = 1,
         query_runtime: str = "torch",
         cache_dir: Path | None = None,
+        backend: str = "torch",
+        device: str = "cpu",
     ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -98,26 +105,47 @@ class SentenceTransformerEmbedder:
         torch.set_num_threads(max(1, threads))
         self.name = name
         self.path = model_path(name)
-        self.model = SentenceTransformer(str(self.path), device="cpu")
+        if device != "cpu" and backend != "torch":
+            raise BadRequest(f"device {device!r} needs the torch backend, not {backend!r}")
+        try:
+            self.model = SentenceTransformer(str(self.path), device=device)
+        except (RuntimeError, ValueError) as exc:  # e.g. "cuda" on a machine without one
+            raise BadRequest(f"device {device!r} is not usable here: {exc}") from exc
+        if device != "cpu":
+            self.model.half()  # fp16 on an accelerator: twice the throughput
         self.model.eval()
+        self.device = device
         # Both are typed ``int | None`` (None: no pooling layer / no length limit, never the
         # case for this model); cast() only informs the type checker, int() is as before.
         self.dim = int(cast(int, self.model.get_embedding_dimension()))
         self.max_tokens = int(cast(int, self.model.max_seq_length))
         self._sha: str | None = None
         self._questions = None  # an OnnxQueryEncoder when query_runtime is "onnx" and it works
-        if query_runtime == "onnx" and cache_dir is not None:
+        self._batches: BatchEncoder | None = None  # an int8 graph for every text
+        # fp16 on a GPU gives the fp32 vectors within their 8-bit codes: still "torch"
+        self.backend_id = "torch"
+        if backend != "torch":
+            from ..config import PROJECT_ROOT
+            from .backends import load_batch_encoder
+
+            where = cache_dir or PROJECT_ROOT / ".cache"
+            self._batches = load_batch_encoder(
+                backend, self.model, self.weights_sha256, where, threads, PROJECT_ROOT / "seeds"
+            )
+            self.backend_id = self._batches.backend_id
+        elif query_runtime == "onnx" and cache_dir is not None and device == "cpu":
             from .backends import load_query_encoder
 
             self._questions = load_query_encoder(
                 self.model, self.weights_sha256, cache_dir, threads, lambda t: self._one(t)[0]
             )
         log.info(
-            "loaded model %s (%d dims, %d threads, questions via %s)",
+            "loaded model %s (%d dims, %d threads, %s, questions via %s)",
             name,
             self.dim,
             threads,
-            "onnxruntime" if self._questions else "torch",
+            self.backend_id,
+            "onnxruntime" if self._questions else self.backend_id,
         )
 
     @property
@@ -130,6 +158,8 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._batches is not None:  # passages and questions through one graph
+            return np.ascontiguousarray(self._batches.encode(texts, batch_size), np.float32)
         if len(texts) == 1:  # the query path
             if self._questions is not None:
                 return self._questions.encode(texts[0], self.max_tokens)[None, :]
@@ -146,8 +176,8 @@ class SentenceTransformerEmbedder:
         with torch.inference_mode():
             prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
             out = self.model.forward(prepare([text]))["sentence_embedding"]
-            out = torch.nn.functional.normalize(out, dim=1)
-        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+            out = torch.nn.functional.normalize(out.float(), dim=1)
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
         return self.token_counter(text)
@@ -165,6 +195,7 @@ class HashEmbedder:
     """
 
     weights_sha256 = "hash-embedder"
+    backend_id = "torch"  # no network: the manifest's default
 
     def __init__(self, dim: int = 64) -> None:
         self.name = f"hash-bow-{dim}"
@@ -214,11 +245,17 @@ class HashEmbedder:
 
 
 def load_embedder(
-    name: str, threads: int = 1, query_runtime: str = "torch", cache_dir: Path | None = None
+    name: str,
+    threads: int = 1,
+    query_runtime: str = "torch",
+    cache_dir: Path | None = None,
+    backend: str = "torch",
+    device: str = "cpu",
 ) -> Embedder:
     """The embedder called ``name``: ``hash-bow-<dim>`` or a sentence-transformers model
-    (its questions through ONNX Runtime when ``query_runtime`` is "onnx": embed/backends.py)."""
+    run by ``backend`` (torch, or an int8 graph: backends.py) on ``device`` (questions
+    through ONNX Runtime when ``query_runtime`` is "onnx" and the backend is torch)."""
     match = re.fullmatch(r"hash-bow-(\d+)", name)
     if match:
         return HashEmbedder(int(match.group(1)))
-    return SentenceTransformerEmbedder(name, threads, query_runtime, cache_dir)
+    return SentenceTransformerEmbedder(name, threads, query_runtime, cache_dir, backend, device)

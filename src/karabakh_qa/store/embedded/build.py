@@ -117,6 +117,7 @@ def model_info(settings: Settings, embedder: Embedder) -> ModelInfo:
         int(embedder.dim),
         settings.model_max_tokens,
         settings.embed_context,
+        embedder.backend_id,
     )
 
 

@@ -37,6 +37,7 @@ class ModelInfo:
     dim: int
     max_tokens: int
     embed_context: bool
+    backend: str = "torch"  # Embedder.backend_id: "torch" or an int8 graph and its hash
 
 
 @dataclass(frozen=True)
