@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -278,11 +279,16 @@ def index_cmd(
         torch_threads=threads or os.cpu_count() or 1, device=device or settings.device
     )
     service = SearchService(settings)
-    with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
+    started = time.monotonic()
+    shown: Any = click.progressbar(  # articles, with the ETA and the passages/s so far
+        length=1, label="indexing articles", file=sys.stderr, item_show_func=lambda x: x
+    )
+    with shown as bar:
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, passages: int) -> None:
             bar.length = max(total, 1)
-            bar.update(done - bar.pos)
+            seconds = time.monotonic() - started
+            bar.update(done - bar.pos, f"{passages / seconds:.1f} passages/s" if seconds else "")
 
         report = service.build(
             full=full,

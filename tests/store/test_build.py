@@ -259,11 +259,11 @@ def test_a_large_build_writes_a_segment_per_flush_and_switches_once(
 def test_progress_counts_articles_across_flushes(seed_dir, tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(build, "FLUSH_ARTICLES", 2)
     seen = []
-    build_index(
-        make_settings(tmp_path, seed_dir), embedder, progress=lambda d, t: seen.append((d, t))
-    )
-    assert seen[-1] == (5, 5) and {t for _, t in seen} == {5}
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    settings = make_settings(tmp_path, seed_dir)
+    build_index(settings, embedder, progress=lambda *x: seen.append(x))
+    passages = sum(s.rows for s in SearchService(settings).index().segments)
+    assert seen[-1] == (5, 5, passages) and {t for _, t, _ in seen} == {5}
+    assert seen == sorted(seen)  # articles and passages only go up, across flushes
 
 
 def test_finding_an_article_by_name_scans_first_then_keeps_a_dict(seed_service):

@@ -275,13 +275,14 @@ def build_index(
         generation = max(next_number(index_dir, "gen"), snap.generation + 1 if snap else 1)
         reuse = old_vectors(snap, diff.changed, settings, embedder.name)
         so_far = snap  # the index with the parts written so far (not switched to)
-        embedded = embedded_sentences = 0
+        embedded = embedded_sentences = rows_done = 0
         for part, done in _flushes(diff):
             if done:  # a later part keeps what the earlier ones skipped
                 written = cast(Snapshot, so_far)  # an earlier part was written: not None
                 part = replace(part, skipped=list(written.manifest.skipped))
-            report_to = _offset(progress, done, len(diff.fresh))
+            report_to = _offset(progress, done, len(diff.fresh), rows_done)
             rows = new_rows(part.fresh, settings, embedder, {}, report_to, reuse)
+            rows_done += len(rows.columns.ids)
             embedded += rows.embedded
             embedded_sentences += rows.embedded_sentences
             manifest = _write_generation(index_dir, so_far, target, generation, part, rows, cache)
@@ -333,11 +334,12 @@ def _flushes(diff: Diff) -> Iterator[tuple[Diff, int]]:
             yield Diff(fresh=fresh[lo : lo + FLUSH_ARTICLES]), lo
 
 
-def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
-    """``progress`` for one part: ``done`` articles came before it, ``total`` in all."""
+def _offset(progress: Progress | None, done: int, total: int, rows: int) -> Progress | None:
+    """``progress`` for one part: ``done`` articles (``rows`` passages) came before it,
+    ``total`` articles in all."""
     if progress is None:
         return None
-    return lambda n, _: progress(done + n, total)
+    return lambda n, _, p: progress(done + n, total, rows + p)
 
 
 def _refuse_to_empty(index_dir: Path, snap: Snapshot | None, diff: Diff, folder: Path) -> None:

@@ -30,7 +30,8 @@ from .search import Snapshot
 from .segment import SegmentColumns, pack
 from .vectors import DEFAULT_CODEC, SENTENCE_CODEC, decode, encode, pack_codes, unpack_codes
 
-Progress = Callable[[int, int], None]
+# (articles done, articles in all, passages done): a bar's position and its rate
+Progress = Callable[[int, int, int], None]
 DEDUP_BANDS, DEDUP_ROWS = 16, 2
 PARALLEL_MIN_ARTICLES = 200  # below this, worker start-up costs more than it saves
 
@@ -226,15 +227,17 @@ def new_rows(
     reuse: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {}),
 ) -> NewRows:
     """Chunk, embed and tokenise the fresh articles into segment columns
-    (progress is counted in articles)."""
+    (progress is counted in articles, with the passages embedded so far)."""
     prep = Prepared()
     embedded = s_embedded = done = 0
     for count, part in prepared_parts(fresh, settings, embedder):
-        base = done
+        base, rows, size = done, len(prep.passages), len(part.passages)
 
-        def report(share: float, base: int = base, count: int = count) -> None:
+        def report(share: float, base: int = base, count: int = count, rows: int = rows,
+                   size: int = size) -> None:  # fmt: skip
             if progress:
-                progress(base + int(count * min(1.0, share)), len(fresh))
+                share = min(1.0, share)
+                progress(base + int(count * share), len(fresh), rows + int(size * share))
 
         n, s_n = _embed_part(part, settings, embedder, known, reuse, report)
         embedded, s_embedded, done = embedded + n, s_embedded + s_n, done + count
