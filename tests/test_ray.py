@@ -60,7 +60,7 @@ def test_an_actor_whose_model_differs_fails_with_one_clear_line(cluster):
 
     with RayEmbedder(Other(64), None) as remote, pytest.raises(IndexUnavailable) as caught:
         remote.encode(texts(10))
-    assert caught.value.message.endswith("has weights hash-embedde, not 0123456789ab")
+    assert caught.value.message.endswith("is 'hash-embedder torch', not '0123456789abcdef torch'")
 
 
 def test_bad_arguments_are_refused_before_any_cluster_starts():

@@ -28,15 +28,15 @@ class _EncodeActor:
     """One actor of the pool: the driver's embedder rebuilt here, then batches through it."""
 
     def __init__(
-        self, name: str, kwargs: dict[str, Simple], paths: list[str], sha: str, batch_size: int
+        self, name: str, kwargs: dict[str, Simple], paths: list[str], model_id: str, batch_size: int
     ) -> None:
         args: dict[str, Any] = {k: Path(str(v)) if k in paths else v for k, v in kwargs.items()}
         args["query_runtime"] = "torch"  # passages only: no ONNX question graph per actor
         self.embedder, self.batch_size = load_embedder(name, threads=1, **args), batch_size
-        if self.embedder.weights_sha256 != sha:  # another model on this node: other vectors
+        got = f"{self.embedder.weights_sha256} {self.embedder.backend_id}"
+        if got != model_id:  # another model or int8 graph on this node: other vectors
             raise IndexUnavailable(
-                f"model {name!r} on Ray node {socket.gethostname()} has "
-                f"weights {self.embedder.weights_sha256[:12]}, not {sha[:12]}"
+                f"model {name!r} on Ray node {socket.gethostname()} is {got!r}, not {model_id!r}"
             )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -77,7 +77,8 @@ class RayEmbedder:
                 raise BadRequest(f"loader argument {key}={value!r} cannot be sent to Ray actors")
         paths = sorted(k for k, v in kwargs.items() if isinstance(v, Path))
         simple = {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()}
-        self._spec = dict(name=base.name, kwargs=simple, paths=paths, sha=base.weights_sha256)
+        model_id = f"{base.weights_sha256} {base.backend_id}"  # what every actor must load
+        self._spec = dict(name=base.name, kwargs=simple, paths=paths, model_id=model_id)
         self.last_timing: dict[str, float] = {}  # of the last Ray encode(): first_batch_s, total_s
         self._connected = self._connect()
 
