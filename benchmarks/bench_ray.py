@@ -26,7 +26,7 @@ from common import emit  # noqa: E402
 from karabakh_qa.chunk import chunk_article  # noqa: E402
 from karabakh_qa.config import PROJECT_ROOT  # noqa: E402
 from karabakh_qa.embed import load_embedder  # noqa: E402
-from karabakh_qa.embed_ray import RayEmbedder  # noqa: E402
+from karabakh_qa.embed.distributed import RayEmbedder  # noqa: E402
 from karabakh_qa.ingest import parse_article  # noqa: E402
 
 BBC = PROJECT_ROOT.parent / "shared" / "benchmarks" / "bbc-news"

@@ -21,7 +21,8 @@ def real(tmp_path_factory):
     from .conftest import SEEDS
 
     tmp = tmp_path_factory.mktemp("real")
-    service = SearchService(Settings(articles_dir=SEEDS, index_dir=tmp / "index"))
+    settings = Settings(articles_dir=SEEDS, index_dir=tmp / "index", backend="torch")
+    service = SearchService(settings)  # the reference: fp32 torch
     service.build()
     return service
 
@@ -145,6 +146,8 @@ def test_int8_backend_is_recorded_answers_like_torch_and_binds_the_index(
     other = SearchService(Settings(articles_dir=SEEDS, index_dir=index_dir, backend="torch"))
     with pytest.raises(IndexUnavailable, match=f"built through '{backend}:.*through 'torch'"):
         other.search(question)
-    # Without a backend setting, a service takes the index's.
+    # Without a backend setting, a service takes the index's; a new index, openvino's.
     again = SearchService(Settings(articles_dir=SEEDS, index_dir=index_dir))
     assert again.search(question).hits[0].passage.id == want.passage.id
+    empty = tmp_path_factory.mktemp("empty") / "index"
+    assert SearchService(Settings(articles_dir=SEEDS, index_dir=empty)).backend() == "openvino"

@@ -11,7 +11,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from karabakh_qa.embed import HashEmbedder, load_embedder  # noqa: E402
-from karabakh_qa.embed_ray import RayEmbedder  # noqa: E402
+from karabakh_qa.embed.distributed import RayEmbedder  # noqa: E402
 from karabakh_qa.errors import BadRequest, IndexUnavailable  # noqa: E402
 
 WORDS = "ceasefire shelling village refugees talks border drone army road water".split()
@@ -90,3 +90,35 @@ def test_real_model_vectors_match_the_local_model(cluster):
         vectors = remote.encode(sample)
     assert vectors.shape == (50, 384)
     assert float(np.abs(vectors - local.encode(sample)).max()) <= 1e-5
+
+
+def test_index_with_ray_writes_the_same_index_as_the_local_path(cluster, tmp_path, monkeypatch):
+    """`karabakh-qa index --ray` (joining this module's local 2-CPU cluster) writes the
+    passages, sentences and codes a local build writes, and the same answers."""
+    from click.testing import CliRunner
+
+    from karabakh_qa.cli import main
+    from karabakh_qa.service import SearchService
+
+    from .conftest import SEEDS, make_settings
+
+    monkeypatch.setattr(os, "sched_setscheduler", lambda *a: None)  # pytest keeps its priority
+    indexes = {}
+    for how in ("local", "ray"):
+        settings = make_settings(tmp_path / how, SEEDS)
+        monkeypatch.setenv("KARABAKH_QA_ARTICLES", str(SEEDS))
+        monkeypatch.setenv("KARABAKH_QA_INDEX", str(settings.index_dir))
+        extra = ["--ray"] if how == "ray" else []
+        result = CliRunner().invoke(main, ["index", "--model", "hash-bow-64", *extra])
+        assert result.exit_code == 0, result.output
+        indexes[how] = SearchService(settings)
+    local, remote = (indexes[k].index() for k in ("local", "ray"))
+    for key in ("ids", "sent_spans", "sent_codes"):
+        a = np.concatenate([s.a[key] for s in local.segments])
+        b = np.concatenate([s.a[key] for s in remote.segments])
+        assert np.array_equal(a, b), key
+    codes = [np.concatenate([s.vectors.codes for s in x.segments]) for x in (local, remote)]
+    assert np.array_equal(*codes)  # the 8-bit passage codes
+    question = "How many houses have been destroyed?"
+    got = [h.passage.id for h in indexes["ray"].search(question).hits]
+    assert got == [h.passage.id for h in indexes["local"].search(question).hits]

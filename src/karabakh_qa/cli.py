@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ import click  # noqa: E402
 
 from .config import (  # noqa: E402
     BACKENDS,
+    DEFAULT_BACKEND,
     DEFAULT_MODEL,
     DENSE_MODES,
     PROJECT_ROOT,
@@ -46,6 +48,7 @@ from .store.embedded.build import BuildReport  # noqa: E402
 
 if TYPE_CHECKING:
     from .embed import Embedder
+    from .embed.distributed import RayEmbedder
     from .evaluate import Collection
 
 path_option = click.Path(file_okay=False, path_type=Path)
@@ -143,7 +146,7 @@ backend_option = settings_option(
     BACKENDS,
     "What runs the model over passages and questions: torch (fp32), onnx (ONNX Runtime, "
     "dynamic int8) or openvino (static int8); both int8 graphs are built here once, in "
-    "the cache folder. Default: the index's backend (torch for a new index).",
+    "the cache folder. Default: the index's backend (openvino for a new index).",
 )
 
 
@@ -156,7 +159,7 @@ def settings_embedder(settings: Settings, name: str = "") -> Embedder:
         settings.torch_threads,
         settings.query_runtime,
         settings.cache_dir,
-        settings.backend or "torch",
+        settings.backend or DEFAULT_BACKEND,
         settings.device,
     )
 
@@ -226,6 +229,23 @@ def yield_cores(priority: str) -> None:
     default=None,
     help="Where torch runs the model: cpu (the default) or cuda (a GPU, fp16).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Embed on a Ray cluster (Ray Data over an actor pool): at ADDRESS "
+    "(e.g. --ray=10.0.0.5:6379), or a local one when no address is given.",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(1, 4096),
+    default=2,
+    show_default=True,
+    help="Actors (one model copy and one CPU each) for --ray.",
+)
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of refusing.")
 @click.option("--watch", is_flag=True, help="Keep watching the folder and rebuild on changes.")
@@ -262,6 +282,8 @@ def index_cmd(
     threads: int | None,
     priority: str,
     device: str | None,
+    ray_address: str | None,
+    ray_actors: int,
     files: tuple[Path, ...],
 ) -> None:
     """Bring the index up to date with the articles folder (a new segment per change).
@@ -278,7 +300,41 @@ def index_cmd(
     settings = settings.replace(
         torch_threads=threads or os.cpu_count() or 1, device=device or settings.device
     )
-    service = SearchService(settings)
+    with ExitStack() as stack:
+        embedder = None
+        if ray_address is not None:
+            embedder = stack.enter_context(ray_embedder(settings, ray_address, ray_actors))
+        report = _build_with_bar(SearchService(settings, embedder), full, wait, only, optimize,
+                                 repair, allow_empty)  # fmt: skip
+    print_report(report)
+    if watch:
+        from .watch import watch_folder
+
+        click.echo(f"watching {settings.articles_dir} (Ctrl-C to stop)")
+        watch_folder(SearchService(settings), on_build=print_report)
+
+
+def ray_embedder(settings: Settings, address: str, actors: int) -> RayEmbedder:
+    """The settings' embedder run on Ray actors (address "local": a local cluster)."""
+    from .embed.distributed import RayEmbedder
+
+    service = SearchService(settings)  # the index's model and backend unless set
+    settings = settings.replace(backend=service.backend())
+    base = settings_embedder(settings, service.model_name())
+    loader: dict[str, str | Path] = {"cache_dir": settings.cache_dir, "backend": settings.backend}
+    return RayEmbedder(base, None if address == "local" else address, actors, loader)
+
+
+def _build_with_bar(
+    service: SearchService,
+    full: bool,
+    wait: bool,
+    only: list[str] | None,
+    optimize: bool,
+    repair: bool,
+    allow_empty: bool,
+) -> BuildReport:
+    """service.build() under a progress bar: articles, ETA and passages/s."""
     started = time.monotonic()
     shown: Any = click.progressbar(  # articles, with the ETA and the passages/s so far
         length=1, label="indexing articles", file=sys.stderr, item_show_func=lambda x: x
@@ -290,7 +346,7 @@ def index_cmd(
             seconds = time.monotonic() - started
             bar.update(done - bar.pos, f"{passages / seconds:.1f} passages/s" if seconds else "")
 
-        report = service.build(
+        return service.build(
             full=full,
             wait=wait,
             progress=progress,
@@ -299,12 +355,6 @@ def index_cmd(
             repair=repair,
             allow_empty=allow_empty,
         )
-    print_report(report)
-    if watch:
-        from .watch import watch_folder
-
-        click.echo(f"watching {settings.articles_dir} (Ctrl-C to stop)")
-        watch_folder(service, on_build=print_report)
 
 
 @main.command("journal")

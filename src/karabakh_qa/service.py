@@ -32,7 +32,7 @@ from .answer.rank import Ranker, reorder
 from .answer.retrieve import PARALLEL_MIN_ROWS, allowed_rows, retrieve
 from .answer.spans import answer_type
 from .cite import Quote
-from .config import DEFAULT_MODEL, Settings
+from .config import DEFAULT_BACKEND, DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
 from .errors import ArticleError, BadRequest, IndexUnavailable, NotFound
 from .ingest import decode_article
@@ -197,11 +197,12 @@ class SearchService:
         return built.name if built else DEFAULT_MODEL
 
     def backend(self) -> str:
-        """What runs the model: the settings' backend, or else the index's (torch)."""
+        """What runs the model: the settings' backend, or else the index's (for a new
+        index, DEFAULT_BACKEND)."""
         if self.settings.backend:
             return self.settings.backend
         built = self._built_model()
-        return built.backend.split(":")[0] if built else "torch"
+        return built.backend.split(":")[0] if built else DEFAULT_BACKEND
 
     def _built_model(self) -> ModelInfo | None:
         """The model the current index was built with, None without a readable one."""

@@ -105,7 +105,9 @@ def embed_pending(
         if key not in known and key not in pending and not skip(key):
             pending[key] = text
     todo = sorted(pending.items(), key=lambda kv: -len(kv[1]))
-    step = settings.embed_batch_size * 8  # the model sorts and batches inside a call too
+    # The model sorts and batches inside a call too; a remote pool (embed/distributed.py)
+    # wants every text in one call.
+    step = max(settings.embed_batch_size * 8, getattr(embedder, "texts_per_call", 0))
     for start in range(0, len(todo), step):
         chunk = todo[start : start + step]
         vecs = embedder.encode([t for _, t in chunk], batch_size=settings.embed_batch_size)
@@ -230,7 +232,13 @@ def new_rows(
     (progress is counted in articles, with the passages embedded so far)."""
     prep = Prepared()
     embedded = s_embedded = done = 0
-    for count, part in prepared_parts(fresh, settings, embedder):
+    stream = prepared_parts(fresh, settings, embedder)
+    if getattr(embedder, "texts_per_call", 0):  # a remote pool: one call for all the parts
+        whole = Prepared()
+        for _, part in stream:
+            whole.extend(part)
+        stream = iter([(len(fresh), whole)])
+    for count, part in stream:
         base, rows, size = done, len(prep.passages), len(part.passages)
 
         def report(share: float, base: int = base, count: int = count, rows: int = rows,

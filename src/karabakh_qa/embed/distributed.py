@@ -16,8 +16,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from .embed import Embedder, load_embedder
-from .errors import BadRequest, IndexUnavailable
+from ..errors import BadRequest, IndexUnavailable
+from .models import Embedder, load_embedder
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ def _probe(address: str) -> None:
 
 
 class RayEmbedder:
-    """An Embedder whose encode() of several texts runs on Ray actors. ``base``, the same
+    """An Embedder whose encode() of several texts runs on Ray actors.
+    ``texts_per_call`` tells a build to send a whole batch of articles' texts in one
+    call (each call starts a pool, one model load per actor). ``base``, the same
     model loaded here, gives name, dim, hashes, token counts and single-text vectors;
     each actor calls load_embedder(base.name, threads=1, **loader_kwargs) (Path values
     travel as str). ``address`` None starts a local cluster of ``actors`` CPUs."""
@@ -70,6 +72,7 @@ class RayEmbedder:
         if actors < 1:
             raise BadRequest(f"Ray actors must be at least 1, not {actors}")
         self.base, self.address, self.actors = base, address, actors
+        self.texts_per_call = 1 << 40  # everything at once: see the class docstring
         self.name, self.dim, self.backend_id = base.name, base.dim, base.backend_id
         kwargs = dict(loader_kwargs or {})
         for key, value in kwargs.items():
