@@ -31,6 +31,7 @@ from common import emit, percentiles, time_calls  # noqa: E402
 BBC = ROOT.parent / "shared" / "benchmarks" / "bbc-news"
 SECTIONS = ("business", "entertainment", "politics", "sport", "tech")
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT = "openvino"  # the default backend of a new index
 QUESTIONS = [
     "How many people were killed in the attack?",
     "Who won the best actor award at the ceremony?",
@@ -51,12 +52,23 @@ articles, index, backend = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 extra = {"backend": backend} if backend else {}
 settings = Settings(articles_dir=articles, index_dir=index, cache_dir=Path(sys.argv[4]),
                     torch_threads=2, **extra)
-service = SearchService(settings)
-service.embedder  # loaded (and exported) before the clock starts
 t = time.perf_counter()
+if len(sys.argv) > 6:  # through a local Ray cluster: its start and model loads are counted
+    from karabakh_qa.cli import ray_embedder
+    embedder = ray_embedder(settings, "local", int(sys.argv[6]))
+    service = SearchService(settings, embedder)
+else:
+    service = SearchService(settings)
+    service.embedder  # loaded (and exported) before the clock starts
+    t = time.perf_counter()
 report = service.build()
 seconds = time.perf_counter() - t
-passages = sum(s.rows for s in service.index().segments)
+snap = service.index()
+passages = sum(s.rows for s in snap.segments)
+import numpy as np
+np.savez(sys.argv[5], ids=np.concatenate([s.a["ids"] for s in snap.segments]),
+         codes=np.concatenate([s.vectors.codes for s in snap.segments]),
+         sent=np.concatenate([s.a["sent_codes"] for s in snap.segments]))
 print(json.dumps({"seconds": seconds, "passages": passages,
                   "embedded": report.embedded,
                   "embedded_sentences": getattr(report, "embedded_sentences", None)}))
@@ -72,18 +84,36 @@ def subset(folder: Path) -> Path:
     return folder
 
 
-def build(src: Path, articles: Path, backend: str, cache: Path) -> dict:
-    """One build from scratch in a fresh process running the code under ``src``."""
+def build(
+    src: Path, articles: Path, backend: str, cache: Path, columns: Path, ray: int = 0
+) -> dict:
+    """One build from scratch in a fresh process running the code under ``src``; its
+    ids and codes are saved in ``columns`` (.npz)."""
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        env = {**os.environ, "PYTHONPATH": str(src / "src"), "KARABAKH_QA_CACHE": str(cache)}
+        env = {**os.environ, "PYTHONPATH": str(src / "src"), "KARABAKH_QA_CACHE": str(cache),
+               "RAY_AUTH_MODE": "disabled"}  # fmt: skip
         out = subprocess.run(
             [sys.executable, "-c", BUILD, str(articles), str(Path(tmp) / "index"), backend,
-             str(cache)],
+             str(cache), str(columns), *([str(ray)] if ray else [])],
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         import json
 
         return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def same_index(a: Path, b: Path) -> dict:
+    """How far two builds' passage ids and codes are apart."""
+    import numpy as np
+
+    x, y = np.load(a), np.load(b)
+    return {
+        "same_ids": bool(np.array_equal(x["ids"], y["ids"])),
+        "passage_codes_differing": int((x["codes"] != y["codes"]).any(axis=1).sum()),
+        "max_code_step": int(np.abs(x["codes"].astype(int) - y["codes"].astype(int)).max()),
+        "sentence_codes_differing": int((x["sent"] != y["sent"]).any(axis=1).sum()),
+        "sentences": int(len(x["sent"])),
+    }
 
 
 def raw_throughput(articles: Path) -> dict:
@@ -128,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="d27bd73", help="commit before the issue")
     parser.add_argument("--backends", default="torch,onnx,openvino")
+    parser.add_argument("--ray", type=int, default=2, help="actors of a local Ray build (0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cache = ROOT / ".cache"
@@ -139,12 +170,21 @@ def main() -> None:
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
             check=True, capture_output=True,
         )  # fmt: skip
+        cols = Path(tmp)
         try:
-            runs = {f"baseline {args.baseline} (torch)": build(base, articles, "", cache)}
+            runs = {
+                f"baseline {args.baseline} (torch)": build(
+                    base, articles, "", cache, cols / "baseline.npz"
+                )
+            }
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)])
         for backend in args.backends.split(","):
-            runs[backend] = build(ROOT, articles, backend, cache)
+            runs[backend] = build(ROOT, articles, backend, cache, cols / f"{backend}.npz")
+        if args.ray:
+            name = f"{DEFAULT} --ray (local, {args.ray} actors, start and loads included)"
+            runs[name] = build(ROOT, articles, DEFAULT, cache, cols / "ray.npz", args.ray)
+            result["ray_vs_local"] = same_index(cols / f"{DEFAULT}.npz", cols / "ray.npz")
         result["raw_model_fp32"] = raw = raw_throughput(articles)
     first = next(iter(runs.values()))
     table = ["| build | seconds | passages/s | × baseline | × raw fp32 passages/s |"]
