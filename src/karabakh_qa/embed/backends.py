@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from ..errors import IndexUnavailable
+from .models import sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -205,14 +206,6 @@ def _run_batches(
     return out
 
 
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class OnnxInt8Encoder:
     """Texts through ONNX Runtime, dynamic int8 (thread-safe)."""
 
@@ -221,7 +214,7 @@ class OnnxInt8Encoder:
     ) -> None:
         self.session = OnnxQueryEncoder(path, tokenizer, threads).session
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
-        self.backend_id = f"onnx:{_file_sha(path)[:16]}"
+        self.backend_id = f"onnx:{sha256_file(path)[:16]}"
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         def run(feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -245,7 +238,7 @@ class OpenVinoEncoder:
         }
         self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
-        self.backend_id = f"openvino:{_file_sha(xml.with_suffix('.bin'))[:16]}"
+        self.backend_id = f"openvino:{sha256_file(xml.with_suffix('.bin'))[:16]}"
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         request = self.compiled.create_infer_request()
