@@ -138,6 +138,9 @@ def test_ask_json_errors_are_json(run):
         (("ask", "houses"), 1, "error: no index in"),
         (("ask",), 2, "Missing argument"),
         (("index", "--bogus"), 2, "No such option"),
+        (("index", "--backend", "tensorrt"), 2, "'tensorrt' is not one of 'torch', 'onnx'"),
+        (("index", "--ray-actors", "0"), 2, "0 is not in the range 1<=x<=4096"),
+        (("index", "--ray=127.0.0.1:1"), 1, "error: no Ray cluster answers at 127.0.0.1:1"),
         (("frobnicate",), 2, "No such command"),
     ],
 )

@@ -185,3 +185,12 @@ def test_warm_loads_the_question_model_before_the_first_question(seed_settings, 
     assert fresh._embedder is None
     fresh.warm()
     assert fresh._embedder is not None and fresh._embedder.name == "hash-bow-64"
+
+
+def test_an_unknown_backend_is_refused_with_the_choices(tmp_path):
+    from karabakh_qa.config import Settings
+
+    with pytest.raises(
+        BadRequest, match="^backend must be one of torch, onnx, openvino, not 'trt'$"
+    ):
+        Settings(index_dir=tmp_path, backend="trt")
