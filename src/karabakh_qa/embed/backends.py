@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -224,29 +224,60 @@ class OnnxInt8Encoder:
 
 
 class OpenVinoEncoder:
-    """Texts through OpenVINO, static int8 (an infer request per call: thread-safe)."""
+    """Texts through OpenVINO, static int8 (thread-safe: requests are made per call).
+
+    A question runs on one request with every thread (latency). A batch of texts
+    runs as one stream per thread, one thread each, fed batches of 16 through an
+    async queue: on the BBC subset 403 texts/s against 355 for batches of 32 on
+    one two-thread request (medians of 3, 2 cores; /tmp probe, README)."""
+
+    BATCH = 16
 
     def __init__(
         self, xml: Path, tokenizer: PreTrainedTokenizerBase, threads: int, max_tokens: int
     ) -> None:
         import openvino as ov
 
+        self.core, self.xml, self.threads = ov.Core(), xml, max(1, threads)
         config = {
-            "INFERENCE_NUM_THREADS": max(1, threads),
+            "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.compiled = self.core.compile_model(str(xml), "CPU", config)
+        self._streams: Any = None  # the throughput model, compiled on the first batch
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
         self.backend_id = f"openvino:{sha256_file(xml.with_suffix('.bin'))[:16]}"
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        request = self.compiled.create_infer_request()
+        if len(texts) <= 1 or self.threads == 1:
+            request = self.compiled.create_infer_request()
 
-        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-            return np.array(request.infer(feed)[0], np.float32)
+            def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+                return np.array(request.infer(feed)[0], np.float32)
 
-        return _run_batches(run, self.tokenizer, texts, self.max_tokens, batch_size)
+            return _run_batches(run, self.tokenizer, texts, self.max_tokens, batch_size)
+        import openvino as ov
+
+        if self._streams is None:
+            config = {
+                "INFERENCE_NUM_THREADS": self.threads,
+                "INFERENCE_PRECISION_HINT": "f32",
+                "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": self.threads,
+            }
+            self._streams = self.core.compile_model(str(self.xml), "CPU", config)
+        out = np.zeros((len(texts), self._streams.output(0).partial_shape[1].get_length()))
+        queue = ov.AsyncInferQueue(self._streams, self.threads)
+
+        def done(request: Any, at: np.ndarray) -> None:
+            out[at] = request.get_output_tensor(0).data
+
+        queue.set_callback(done)
+        for at, feed in _feeds(self.tokenizer, texts, self.max_tokens, self.BATCH):
+            queue.start_async(feed, at)
+        queue.wait_all()
+        return out.astype(np.float32)
 
 
 def calibration_texts(seeds: Path, limit: int = 300) -> list[str]:
