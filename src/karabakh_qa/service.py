@@ -161,13 +161,13 @@ class SearchService:
             with self._lock:
                 if self._embedder is None:
                     s = self.settings
-                    name = s.query_model or self.model_name()
+                    name, backend = self._choices()
                     self._embedder = load_embedder(
-                        name,
+                        s.query_model or name,
                         s.torch_threads,
                         s.query_runtime,
                         s.cache_dir,
-                        self.backend(),
+                        backend,
                         s.device,
                     )
         return self._embedder
@@ -191,18 +191,20 @@ class SearchService:
 
     def model_name(self) -> str:
         """The model to embed with: the settings', or else the one the index was built with."""
-        if self.settings.model_name:
-            return self.settings.model_name
-        built = self._built_model()
-        return built.name if built else DEFAULT_MODEL
+        return self._choices()[0]
 
     def backend(self) -> str:
         """What runs the model: the settings' backend, or else the index's (for a new
         index, DEFAULT_BACKEND)."""
-        if self.settings.backend:
-            return self.settings.backend
-        built = self._built_model()
-        return built.backend.split(":")[0] if built else DEFAULT_BACKEND
+        return self._choices()[1]
+
+    def _choices(self) -> tuple[str, str]:
+        """(model, backend): the settings', else the current index's (one manifest read)."""
+        s = self.settings
+        built = None if s.model_name and s.backend else self._built_model()
+        name = s.model_name or (built.name if built else DEFAULT_MODEL)
+        backend = s.backend or (built.backend.split(":")[0] if built else DEFAULT_BACKEND)
+        return name, backend
 
     def _built_model(self) -> ModelInfo | None:
         """The model the current index was built with, None without a readable one."""

@@ -176,12 +176,17 @@ def _edited(a: list[Sentence], b: list[Sentence], opcodes: list[Any]) -> float |
             return None
         for s, t in zip(a[i1:i2], b[j1:j2], strict=True):
             mine, theirs = s.words, t.words
-            union = len(mine | theirs)
-            if union and len(mine & theirs) / union < REWORDED:
+            if (mine or theirs) and _jaccard(mine, theirs) < REWORDED:
                 return None
             changed += len(mine ^ theirs)
     words = min(sum(len(s.key.split()) for s in a), sum(len(s.key.split()) for s in b))
     return changed / max(1, words)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """Word Jaccard of two sentences (0 for two empty ones)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
 
 
 def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
@@ -195,8 +200,7 @@ def _paired(before: list[Sentence], after: list[Sentence]) -> list[Change]:
         mine = s.words
         best, best_score = None, REWORDED
         for k in range(j, len(after)):
-            union = len(mine | words_after[k])
-            score = len(mine & words_after[k]) / union if union else 0.0
+            score = _jaccard(mine, words_after[k])
             if score >= best_score:
                 best, best_score = k, score
         if best is None:

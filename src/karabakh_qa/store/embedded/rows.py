@@ -87,22 +87,20 @@ def old_vectors(
 
 
 def embed_pending(
-    texts: list[str],
+    keyed: list[tuple[str, str]],
     embedder: Embedder,
     known: dict[str, np.ndarray],
     settings: Settings,
-    skip: Callable[[str], bool] = lambda key: False,
     progress: Callable[[float], None] | None = None,
 ) -> set[str]:
-    """Embed the distinct ``texts`` whose key is neither in ``known`` nor skipped,
-    into ``known`` (float16 vectors), longest first: a batch then holds texts of
-    about one length, so little of it is padding (batches of 32 in article order
-    ran at 34 passages/s here, sorted 60). ``progress`` gets the share done;
+    """Embed the distinct texts of ``keyed`` (embed key, text) whose key is not in
+    ``known``, into ``known`` (float16 vectors), longest first: a batch then holds
+    texts of about one length, so little of it is padding (batches of 32 in article
+    order ran at 34 passages/s here, sorted 60). ``progress`` gets the share done;
     returns the keys embedded."""
     pending: dict[str, str] = {}
-    for text in texts:
-        key = embed_key(embedder.name, text)
-        if key not in known and key not in pending and not skip(key):
+    for key, text in keyed:
+        if key not in known and key not in pending:
             pending[key] = text
     todo = sorted(pending.items(), key=lambda kv: -len(kv[1]))
     # The model sorts and batches inside a call too; a remote pool (embed/distributed.py)
@@ -119,16 +117,15 @@ def embed_pending(
 
 
 def _codes(
-    texts: list[str],
-    embedder: Embedder,
+    keys: list[str],
+    dim: int,
     known: dict[str, np.ndarray],
     codec: VectorCodec,
     reuse: dict[str, np.ndarray],
 ) -> np.ndarray:
-    """Codes of ``texts`` from ``reuse`` (decoded codes of this codec) or ``known``
-    (float16 vectors, every text embedded by :func:`embed_pending`)."""
-    keys = [embed_key(embedder.name, t) for t in texts]
-    out = np.empty((len(texts), embedder.dim), dtype=np.uint8)
+    """Codes of the texts with embed ``keys`` from ``reuse`` (decoded codes of this
+    codec) or ``known`` (float16 vectors, every text embedded by :func:`embed_pending`)."""
+    out = np.empty((len(keys), dim), dtype=np.uint8)
     for lo in range(0, len(keys), 8192):  # bounded temporaries
         part = keys[lo : lo + 8192]
         vecs = np.stack([reuse[k] if k in reuse else known[k] for k in part])
@@ -272,18 +269,20 @@ def _embed_part(
         for span in pspans
     ]
     # Passages and sentences in one length-sorted stream: a sentence equal to a
-    # passage (a one-sentence paragraph) is embedded once.
+    # passage (a one-sentence paragraph) is embedded once. Reused codes need no
+    # vector, unless the other kind of the same text lacks one.
     p_reuse, s_reuse = reuse
-    p_keys = {embed_key(embedder.name, t) for t in p_texts}
-    s_keys = {embed_key(embedder.name, t) for t in s_texts}
-
-    def skip(key: str) -> bool:  # reused codes need no vector, unless the other kind lacks one
-        return (key not in p_keys or key in p_reuse) and (key not in s_keys or key in s_reuse)
-
-    done = embed_pending([*p_texts, *s_texts], embedder, known, settings, skip, report)
-    part.codes = [_codes(p_texts, embedder, known, DEFAULT_CODEC, p_reuse)]
-    part.sent_codes = [_codes(s_texts, embedder, known, SENTENCE_CODEC, s_reuse)]
-    return len(done & p_keys), len(done - p_keys)
+    p_keys = [embed_key(embedder.name, t) for t in p_texts]
+    s_keys = [embed_key(embedder.name, t) for t in s_texts]
+    keyed = [
+        *((k, t) for k, t in zip(p_keys, p_texts, strict=True) if k not in p_reuse),
+        *((k, t) for k, t in zip(s_keys, s_texts, strict=True) if k not in s_reuse),
+    ]
+    done = embed_pending(keyed, embedder, known, settings, report)
+    part.codes = [_codes(p_keys, embedder.dim, known, DEFAULT_CODEC, p_reuse)]
+    part.sent_codes = [_codes(s_keys, embedder.dim, known, SENTENCE_CODEC, s_reuse)]
+    passages = done.intersection(p_keys)
+    return len(passages), len(done) - len(passages)
 
 
 def columns(prep: Prepared, dim: int) -> SegmentColumns:
