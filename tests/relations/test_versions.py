@@ -89,3 +89,23 @@ def test_light_edits_with_nothing_added_or_removed_are_a_copy():
     heavy = [s.replace(" the ", " a ").replace("were", "are") for s in edited]
     reworded = compare(a, article("d.txt", heavy))  # every sentence edited: 11 of 47 words
     assert reworded.edited == 11 / 47 and reworded.kind(linked=True) == "corroborates"
+
+
+def test_a_follow_up_that_repeats_the_background_under_a_new_headline_is_no_version():
+    a = article("a.txt", BASE)
+    follow_up = article(
+        "b.txt",
+        [
+            "Clean-up crews began clearing fallen trees from the roads on Wednesday.",
+            *BASE[1:5],
+            "Insurers expect claims to top five million pounds.",
+        ],
+    )
+    plain = compare(a, follow_up, diff=False)
+    assert 0.51 <= plain.containment < 0.65  # what containment alone calls a version
+    assert plain.continuity == 1.0 and plain.kind() == "version"
+    new_headline = compare(a, follow_up, False, ("Storm kills 12", "Clean-up after the storm"))
+    assert round(new_headline.continuity, 4) == 0.1429  # "storm": 1 of 7 headline words
+    assert new_headline.kind() == "corroborates"
+    same_headline = compare(a, follow_up, False, ("Storm kills 12", "Storm kills 12"))
+    assert same_headline.continuity == 1.0 and same_headline.kind() == "version"

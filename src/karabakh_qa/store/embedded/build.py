@@ -556,6 +556,10 @@ def _write_generation(
     def sentences_of(name: str) -> list[Sentence]:
         return relations.segment_sentences(*where(name))
 
+    def headline_of(name: str) -> str:
+        seg, i = where(name)
+        return str(seg.article_record(i).get("title") or "")
+
     new_number = new_part.number if new_part else None
     sharing = relations.partners(overlay, name_of, fresh, new_number) if fresh else set()
     pairs = set(sharing)
@@ -565,7 +569,7 @@ def _write_generation(
         pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
     old_rel = relations.read(index_dir, base.relations) if snap else relations.empty()
     if pairs or relations.naming(old_rel, gone).any():
-        rel = relations.update(old_rel, gone, pairs, sentences_of, sharing, plausible)
+        rel = relations.update(old_rel, gone, pairs, sentences_of, sharing, plausible, headline_of)
         linked = (
             relations.save(index_dir, f"relations-{generation:06d}.npy", rel) if len(rel) else None
         )

@@ -31,6 +31,7 @@ from ...relations.versions import (
     article_sentences,
     compare,
     figure_changes,
+    shingle_set,
 )
 from . import files
 from .groups import Node
@@ -147,13 +148,15 @@ def update(
     sentences_of: Callable[[str], list[Sentence]],
     linked: set[Pair] | None = None,
     plausible: Callable[[str, str], bool] | None = None,
+    headline_of: Callable[[str], str] | None = None,
 ) -> np.ndarray:
     """``old`` (stored) without rows naming a ``gone`` article, plus the relations of
     ``pairs`` (compared now; the sentences of each article read once); ``linked``:
     the pairs that share a near-duplicate paragraph (they corroborate each other at
     least; None: all of ``pairs`` do); ``plausible(a, b)`` False: a linked pair cannot
     be a version (their signatures say so) and is stored as corroborating without the
-    exact comparison (sentence counts 0: not compared)."""
+    exact comparison (sentence counts 0: not compared); ``headline_of``: an article's
+    headline, for how alike two open (relations.versions.Comparison.continuity)."""
     kept = old[~naming(old, gone)]
     fresh = {n for pair in pairs for n in pair}
     known = kept[naming(kept, fresh)]  # only rows that could repeat a pair are decoded
@@ -161,11 +164,13 @@ def update(
         (a.decode(), b.decode())
         for a, b in zip(known["a"].tolist(), known["b"].tolist(), strict=True)
     }
-    cache: dict[str, list[Sentence]] = {}
+    cache: dict[str, tuple[list[Sentence], set[int], str]] = {}
 
-    def sents(name: str) -> list[Sentence]:
+    def read(name: str) -> tuple[list[Sentence], set[int], str]:
+        """An article's sentences, shingles and headline, read once per update."""
         if name not in cache:
-            cache[name] = sentences_of(name)
+            found = sentences_of(name)
+            cache[name] = found, shingle_set(found), headline_of(name) if headline_of else ""
         return cache[name]
 
     added: list[Row] = []
@@ -174,13 +179,15 @@ def update(
         if is_linked and plausible is not None and not plausible(a, b):
             added.append(("corroborates", a, b, 0, 0, 0, 0))
             continue
-        cmp = compare(sents(a), sents(b), diff=False)
+        (sa, ha, ta), (sb, hb, tb) = read(a), read(b)
+        heads = (ta, tb) if headline_of else None
+        cmp = compare(sa, sb, diff=False, headlines=heads, shingles=(ha, hb))
         kind = cmp.kind(linked=is_linked)
         if kind is None:
             continue
         figs = 0
         if kind != "corroborates":
-            figs = len(figure_changes(compare(sents(a), sents(b))))
+            figs = len(figure_changes(compare(sa, sb, shingles=(ha, hb))))
         added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
