@@ -60,6 +60,8 @@ def test_an_article_is_added_changed_and_removed_by_file(seed_service, store):
     assert store.sync(seed_service.index())["added"] == 1
     (found,) = store.lexical("Zyxwv harbour", 1)
     assert found.passage.source == "new.txt" and verbatim(seed_service, found)
+    terms = ["zyxwv", "harbour", "ganja", "nosuchterm"]
+    assert store.df(terms).tolist() == seed_service.index().bm25.df(terms).tolist() == [1, 1, 14, 0]
     old_id = found.passage.id
     write(folder, "new.txt", "Zyxwv harbour stayed shut on Tuesday.\n\nShips queued for a week.\n")
     seed_service.build()
@@ -73,6 +75,8 @@ def test_an_article_is_added_changed_and_removed_by_file(seed_service, store):
     seed_service.build()
     assert store.sync(seed_service.index()) == {"added": 0, "changed": 0, "removed": 1, "rows": 0}
     assert not [h for h in store.lexical("Zyxwv harbour", 5) if h.passage.source == "new.txt"]
+    assert store.df(["zyxwv", "harbour"]).tolist() == [0, 0]
+    assert store.state().passages == seed_service.index().bm25.n
 
 
 def extras(store: MilvusStore) -> list:

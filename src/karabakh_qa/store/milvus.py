@@ -14,25 +14,30 @@ store's cosine), and its sentences (spans and 6-bit codes, packed) for the answe
 stage, which reads them for candidates only.
 
 Writes come from a build of the embedded index (which chunks, embeds and relates the
-articles): :meth:`MilvusStore.sync` applies its diff by article. Readers never see
-half an article or two versions of one: rows carry the generation that wrote them
-(``born``), and the collection's state row says which generation readers see and
-which files' older rows are being retired::
+articles): :meth:`MilvusStore.sync` applies its diff by article. Three collections:
+``<name>`` (passages), ``<name>_files`` (file -> sha256 of its rows) and
+``<name>_terms`` (document frequencies of our tokeniser's terms, which the answer
+rule and the term coverage read; Milvus's BM25 keeps its own). Readers never see
+half an article or two versions of one: passage and file rows carry the generation
+that wrote them (``born``), and the state row (in ``<name>_meta``) says which
+generation readers see and which files' older rows are being retired::
 
     1. state.pending = G+1              (rows of G+1 are invisible: born <= G)
-    2. insert the new and changed articles' rows with born = G+1
+    2. insert the new and changed articles' passage and file rows, born = G+1
     3. state = G+1, retiring = {changed and removed files}
                                          (readers skip their rows born < G+1)
-    4. delete the retiring files' rows born < G+1
+    4. delete the retiring files' rows born < G+1; update the touched terms' df
     5. state.retiring = {}
 
 A sync interrupted before 3 is rolled back by the next one (rows born > G are
-deleted); after 3, the next one finishes 4 and 5 first.
+deleted); after 3, the next one finishes 4 and 5 first. A diff of more than
+``SYNC_CHUNK`` articles is applied as several generations (each article whole).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -44,6 +49,9 @@ import numpy as np
 
 from ..errors import IndexUnavailable
 from ..records import Passage
+from ..sparse import tokenize
+from .embedded.bm25 import average_idf
+from .embedded.rows import embed_text
 from .embedded.search import Snapshot
 from .embedded.vectors import decode
 
@@ -52,6 +60,8 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "KARABAKH_QA_MILVUS_TOKEN"
 STATE_KEY = "state"
 INSERT_BATCH = 512
+SYNC_CHUNK = 400  # articles per generation (the retiring list lives in the state row)
+READ_BATCH = 4096
 TEXT_LIMIT = 65_535  # Milvus's VARCHAR limit, in bytes
 
 
@@ -74,12 +84,14 @@ class MilvusSettings:
 
 @dataclass(frozen=True)
 class State:
-    """The generation readers see, and the files whose older rows are retiring."""
+    """The generation readers see, the files whose older rows are retiring, and the
+    BM25 statistics of our tokeniser over the live passages (for the idf floor)."""
 
     generation: int = 0
     pending: int | None = None
     retiring: tuple[str, ...] = ()
-    files: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its rows
+    passages: int = 0  # live passages: BM25's N
+    idf_floor: float = 0.0  # rank-bm25's epsilon * average idf
 
     def reader_filter(self) -> str:
         """The filter that shows a reader exactly one version of each article."""
@@ -88,6 +100,15 @@ class State:
             names = json.dumps(list(self.retiring), ensure_ascii=False)
             expr += f" and not (file in {names} and born < {self.generation})"
         return expr
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        data = json.loads(text)
+        data["retiring"] = tuple(data.get("retiring", ()))
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,8 @@ class MilvusStore:
         self.client = _connect(settings)
         self.passages = settings.collection
         self.meta = f"{settings.collection}_meta"
+        self.files = f"{settings.collection}_files"
+        self.terms = f"{settings.collection}_terms"
         self._call(self._ensure_collections)
 
     # --- calls ---------------------------------------------------------------------
@@ -154,14 +177,27 @@ class MilvusStore:
         from pymilvus import DataType, Function, FunctionType
 
         c, t = self.client, self.settings.timeout
-        if not c.has_collection(self.meta, timeout=t):
+        small = {  # collection -> its fields (Milvus wants a vector field in each)
+            self.meta: [("key", DataType.VARCHAR, 64), ("value", DataType.VARCHAR, TEXT_LIMIT)],
+            self.files: [
+                ("key", DataType.VARCHAR, 1100),
+                ("file", DataType.VARCHAR, 1024),
+                ("sha256", DataType.VARCHAR, 64),
+                ("born", DataType.INT64, 0),
+            ],
+            self.terms: [("key", DataType.VARCHAR, 256), ("df", DataType.INT64, 0)],
+        }
+        for name, fields in small.items():
+            if c.has_collection(name, timeout=t):
+                continue
             schema = c.create_schema(auto_id=False)
-            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-            schema.add_field("value", DataType.VARCHAR, max_length=TEXT_LIMIT)
-            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants one
+            for i, (field_name, kind, length) in enumerate(fields):
+                extra = {"max_length": length} if kind == DataType.VARCHAR else {}
+                schema.add_field(field_name, kind, is_primary=i == 0, **extra)
+            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
             index = c.prepare_index_params()
             index.add_index("v", index_type="FLAT", metric_type="L2")
-            c.create_collection(self.meta, schema=schema, index_params=index, timeout=t)
+            c.create_collection(name, schema=schema, index_params=index, timeout=t)
         if c.has_collection(self.passages, timeout=t):
             return
         schema = c.create_schema(auto_id=False)
@@ -172,8 +208,10 @@ class MilvusStore:
             schema.add_field(name, DataType.INT64)
         for name in ("title", "section", "date", "date_source", "outlet", "url", "group"):
             schema.add_field(name, DataType.VARCHAR, max_length=2048)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_LIMIT)
+        # what BM25 reads: the title and section, then the text (as the embedded index)
         schema.add_field(
-            "text",
+            "lexical",
             DataType.VARCHAR,
             max_length=TEXT_LIMIT,
             enable_analyzer=True,
@@ -186,7 +224,7 @@ class MilvusStore:
             Function(
                 name="bm25",
                 function_type=FunctionType.BM25,
-                input_field_names=["text"],
+                input_field_names=["lexical"],
                 output_field_names=["sparse"],
             )
         )
@@ -215,90 +253,169 @@ class MilvusStore:
             output_fields=["value"],
             timeout=self.settings.timeout,
         )
-        if not rows:
-            return State()
-        data = json.loads(rows[0]["value"])
-        return State(
-            data["generation"],
-            data.get("pending"),
-            tuple(data.get("retiring", ())),
-            dict(data.get("files", {})),
-        )
+        return State.from_json(rows[0]["value"]) if rows else State()
 
     def _save_state(self, state: State) -> None:
-        value = json.dumps(
-            {
-                "generation": state.generation,
-                "pending": state.pending,
-                "retiring": list(state.retiring),
-                "files": state.files,
-            },
-            ensure_ascii=False,
-        )
-        if len(value.encode()) > TEXT_LIMIT:  # a large archive: the file list in chunks
-            raise StoreUnavailable("the Milvus state row is too large (more files than it holds)")
-        self._call(
-            self.client.upsert,
-            self.meta,
-            [{"key": STATE_KEY, "value": value, "v": [0.0, 0.0]}],
-            timeout=self.settings.timeout,
-        )
+        value = state.to_json()
+        if len(value.encode()) > TEXT_LIMIT:
+            raise StoreUnavailable("the Milvus state row is too large (retiring too many files)")
+        row = {"key": STATE_KEY, "value": value, "v": [0.0, 0.0]}
+        self._call(self.client.upsert, self.meta, [row], timeout=self.settings.timeout)
+
+    def _delete(self, expr: str) -> None:
+        """Delete the passage and file rows that ``expr`` selects."""
+        for name in (self.passages, self.files):
+            self._call(self.client.delete, name, filter=expr, timeout=self.settings.timeout)
 
     def _recover(self, state: State) -> State:
         """Finish or roll back a sync that stopped half-way (see the module's steps)."""
-        t = self.settings.timeout
         if state.pending is not None:
             log.warning("rolling back an interrupted sync of generation %d", state.pending)
-            self._call(
-                self.client.delete, self.passages, filter=f"born > {state.generation}", timeout=t
-            )
-            state = State(state.generation, None, state.retiring, state.files)
+            self._delete(f"born > {state.generation}")
+            state = dataclasses.replace(state, pending=None)
         if state.retiring:
             names = json.dumps(list(state.retiring), ensure_ascii=False)
-            self._call(
-                self.client.delete,
-                self.passages,
-                filter=f"file in {names} and born < {state.generation}",
-                timeout=t,
-            )
-            state = State(state.generation, None, (), state.files)
+            self._delete(f"file in {names} and born < {state.generation}")
+            state = dataclasses.replace(state, retiring=())
         self._save_state(state)
         return state
+
+    def stored_files(self, state: State | None = None) -> dict[str, str]:
+        """File -> sha256 of the articles readers see."""
+        state = state or self.state()
+        out: dict[str, str] = {}
+        it = self._call(
+            self.client.query_iterator,
+            self.files,
+            batch_size=READ_BATCH,
+            filter=state.reader_filter(),
+            output_fields=["file", "sha256"],
+            timeout=self.settings.timeout,
+        )
+        try:
+            while batch := self._call(it.next):
+                out.update((r["file"], r["sha256"]) for r in batch)
+        finally:
+            it.close()
+        return out
+
+    def df(self, terms: list[str]) -> np.ndarray:
+        """Live document frequency of each of our tokeniser's terms (0: unknown)."""
+        if not terms:
+            return np.zeros(0, np.int64)
+        rows = self._call(
+            self.client.get,
+            self.terms,
+            ids=list(dict.fromkeys(terms)),
+            output_fields=["df"],
+            timeout=self.settings.timeout,
+        )
+        found = {r["key"]: int(r["df"]) for r in rows}
+        return np.array([found.get(t, 0) for t in terms], np.int64)
 
     # --- writes ----------------------------------------------------------------------
 
     def sync(self, snapshot: Snapshot) -> dict[str, int]:
-        """Make the collection hold exactly ``snapshot``'s live articles: insert the
+        """Make the collections hold exactly ``snapshot``'s live articles: insert the
         new and changed ones, delete the changed and removed ones, readers switching
         at once (the module's steps). Returns counts of articles and rows."""
         state = self.state()
         if state.pending is not None or state.retiring:
             state = self._recover(state)
         live = {name: str(meta["sha256"]) for name, meta in snapshot.article_metas.items()}
-        fresh = sorted(n for n, sha in live.items() if state.files.get(n) != sha)
-        gone = sorted(n for n in state.files if n not in live)
-        changed = [n for n in fresh if n in state.files]
-        if not fresh and not gone:
-            return {"added": 0, "changed": 0, "removed": 0, "rows": 0}
+        stored = self.stored_files(state)
+        fresh = sorted(n for n, sha in live.items() if stored.get(n) != sha)
+        gone = sorted(n for n in stored if n not in live)
+        counts = {"added": 0, "changed": 0, "removed": 0, "rows": 0}
+        work = [(n, True) for n in fresh] + [(n, False) for n in gone]
+        for lo in range(0, len(work), SYNC_CHUNK):
+            chunk = work[lo : lo + SYNC_CHUNK]
+            state, rows = self._apply(snapshot, state, chunk, stored)
+            counts["rows"] += rows
+            for name, present in chunk:
+                kind = (
+                    "changed" if present and name in stored else "added" if present else "removed"
+                )
+                counts[kind] += 1
+        return counts
+
+    def _apply(
+        self,
+        snapshot: Snapshot,
+        state: State,
+        chunk: list[tuple[str, bool]],
+        stored: dict[str, str],
+    ) -> tuple[State, int]:
+        """One generation: the chunk's articles (present: new or changed, else removed)."""
+        t = self.settings.timeout
         new = state.generation + 1
-        self._save_state(State(state.generation, new, (), state.files))
-        rows = 0
-        for batch in _batches(self._rows(snapshot, fresh, new), INSERT_BATCH):
-            self._call(self.client.insert, self.passages, batch, timeout=self.settings.timeout)
+        self._save_state(dataclasses.replace(state, pending=new))
+        present = [n for n, here in chunk if here]
+        retiring = tuple(n for n, here in chunk if not here or n in stored)
+        old_terms = self._stored_terms(retiring, state)
+        rows, new_terms = 0, set()
+        for batch in _batches(self._rows(snapshot, present, new), INSERT_BATCH):
+            for row in batch:
+                new_terms.update(tokenize(row["lexical"]))
+            self._call(self.client.insert, self.passages, batch, timeout=t)
             rows += len(batch)
-        self._call(self.client.flush, self.passages, timeout=self.settings.timeout)
-        files = {n: live[n] for n in live}
-        self._save_state(State(new, None, tuple(changed + gone), files))
-        self._recover(State(new, None, tuple(changed + gone), files))
-        return {
-            "added": len(fresh) - len(changed),
-            "changed": len(changed),
-            "removed": len(gone),
-            "rows": rows,
-        }
+        metas = snapshot.article_metas
+        files = [
+            {"key": f"{new}:{n}", "file": n, "sha256": metas[n]["sha256"], "born": new,
+             "v": [0.0, 0.0]}
+            for n in present
+        ]  # fmt: skip
+        for batch in _batches(iter(files), INSERT_BATCH):
+            self._call(self.client.insert, self.files, batch, timeout=t)
+        for name in (self.passages, self.files):
+            self._call(self.client.flush, name, timeout=t)
+        bm25 = snapshot.bm25
+        floor = float(bm25.params.epsilon * average_idf(bm25.n, bm25.hist))
+        state = State(new, None, retiring, int(bm25.n), floor)
+        self._save_state(state)
+        self._update_terms(sorted(old_terms | new_terms), snapshot)
+        return self._recover(state), rows
+
+    def _stored_terms(self, files: tuple[str, ...], state: State) -> set[str]:
+        """Our tokeniser's terms of the stored passages of ``files``."""
+        if not files:
+            return set()
+        terms: set[str] = set()
+        it = self._call(
+            self.client.query_iterator,
+            self.passages,
+            batch_size=READ_BATCH,
+            filter=f"file in {json.dumps(list(files), ensure_ascii=False)} and "
+            f"({state.reader_filter()})",
+            output_fields=["lexical"],
+            timeout=self.settings.timeout,
+        )
+        try:
+            while batch := self._call(it.next):
+                for r in batch:
+                    terms.update(tokenize(r["lexical"]))
+        finally:
+            it.close()
+        return terms
+
+    def _update_terms(self, terms: list[str], snapshot: Snapshot) -> None:
+        """The touched terms' live document frequencies, as the snapshot counts them."""
+        t = self.settings.timeout
+        for lo in range(0, len(terms), READ_BATCH):
+            part = terms[lo : lo + READ_BATCH]
+            df = snapshot.bm25.df(part).tolist()
+            keep = [
+                {"key": w, "df": d, "v": [0.0, 0.0]} for w, d in zip(part, df, strict=True) if d > 0
+            ]
+            drop = [w for w, d in zip(part, df, strict=True) if d == 0]
+            if keep:
+                self._call(self.client.upsert, self.terms, keep, timeout=t)
+            if drop:
+                self._call(self.client.delete, self.terms, ids=drop, timeout=t)
 
     def _rows(self, snapshot: Snapshot, names: list[str], born: int) -> Iterator[dict[str, Any]]:
         """The Milvus rows of the named live articles of ``snapshot``."""
+        context = snapshot.manifest.model.embed_context
         for name in names:
             found = snapshot.locate_article(name)
             if found is None:
@@ -334,6 +451,7 @@ class MilvusStore:
                     "url": p.url or "",
                     "group": p.group,
                     "text": p.text,
+                    "lexical": embed_text(p, context),
                     "dense": dense[local - lo].tolist(),
                     "sentences": json.dumps(sentences),
                 }
