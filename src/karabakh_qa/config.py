@@ -54,6 +54,15 @@ class Settings:
     # the graph that built it (README, "Indexing throughput").
     backend: str = ""
     device: str = "cpu"  # "cuda" for a GPU (fp16, torch backend)
+    # Where passages are searched: "embedded" (the segmented index) or "milvus" (a
+    # Milvus server or cluster at milvus_uri, or Milvus Lite for a file path; a token
+    # from $KARABAKH_QA_MILVUS_TOKEN); empty: the index's store, else "embedded".
+    # Recorded in the manifest (README, "Running on a Milvus cluster").
+    store: str = ""
+    milvus_uri: str = ""
+    milvus_collection: str = "karabakh_qa"
+    milvus_dense_index: str = "FLAT"  # Lite: FLAT, IVF_FLAT or AUTOINDEX; HNSW on a cluster
+    milvus_timeout: float = 5.0  # seconds a Milvus call may take before it is a 503
     build_workers: int = 2  # processes that chunk and tokenise a large batch of articles
     # Text embedded for a passage: "passage" or "title+section+passage".
     embed_context: bool = True

@@ -41,7 +41,7 @@ from .records import Hit, Passage, outlet_of, safe_url
 from .sparse import tokenize
 from .store.embedded import files, kernels
 from .store.embedded.ann import uses_ann
-from .store.embedded.build import BuildReport, build_index
+from .store.embedded.build import BuildReport, build_index, store_record
 from .store.embedded.diff import stale_sources
 from .store.embedded.journal import sync as sync_journal
 from .store.embedded.manifest import (
@@ -54,6 +54,8 @@ from .store.embedded.manifest import (
 from .store.embedded.rows import Progress
 from .store.embedded.search import SegmentCache, Snapshot
 from .store.embedded.vectors import set_dense_threads
+from .store.milvus import MilvusSettings, MilvusStore
+from .store.milvus_view import Filters, MilvusView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,6 +154,7 @@ class SearchService:
         self.chores: deque[tuple[str, float, float]] = deque(maxlen=256)
         self._stop_refresher = threading.Event()
         self._pacer = Pacer()  # the refresher's chores give way to queries
+        self._milvus: dict[tuple[str, str], MilvusStore] = {}  # (uri, collection) -> client
 
     # --- resources -------------------------------------------------------------
 
@@ -459,8 +462,18 @@ class SearchService:
             journal = sync_journal(self.settings.articles_dir, self.settings.index_dir)
             if journal.names is not None and not (full or repair):
                 only, scope = journal.names, "journal"
+        record = self._store_record(None)
+        settings = self.settings
+        if record is not None and settings.store != "milvus":  # the index's own store
+            settings = replace(
+                settings,
+                store="milvus",
+                milvus_uri=record["uri"],
+                milvus_collection=record["collection"],
+                milvus_dense_index=record.get("dense_index", "FLAT"),
+            )
         report = build_index(
-            self.settings,
+            settings,
             self.embedder,
             full=full,
             wait=wait,
@@ -471,11 +484,59 @@ class SearchService:
             cache=self._segments,
             allow_empty=allow_empty,
         )
+        if record is not None:  # the passages move to Milvus, article by article
+            synced = self.milvus(record).sync(self._open(current_name(settings.index_dir)))
+            log.info("synced to Milvus: %s", synced)
         if journal is not None:
             journal.commit()
         if self._refresher is not None:  # an upload is searchable when its call returns
             self._reload()
         return replace(report, scope=scope)
+
+    # --- the store ---------------------------------------------------------------
+
+    def _store_record(self, index: Snapshot | None) -> dict[str, str] | None:
+        """Where passages are searched: None for the embedded index, else the Milvus
+        store's record (Settings.store, or what the index's manifest says)."""
+        kind = self.settings.store
+        if kind not in ("", "embedded", "milvus"):
+            raise BadRequest(f"unknown store {kind!r}: embedded or milvus")
+        if kind == "milvus":
+            if not self.settings.milvus_uri:
+                raise BadRequest("the Milvus store needs a URI: --milvus-uri (a file or http://…)")
+            return store_record(self.settings)
+        if kind == "embedded":
+            return None
+        if index is None:  # a build: the serving index says, if one opens
+            if current_name(self.settings.index_dir) is None:
+                return None
+            try:
+                index = self.index()
+            except IndexUnavailable:  # damaged or of an older layout: the build redoes it
+                return None
+        found = index.manifest.extra.get("store")
+        return dict(found) if isinstance(found, dict) and found.get("kind") == "milvus" else None
+
+    def milvus(self, record: dict[str, str]) -> MilvusStore:
+        """The Milvus store of ``record`` (one client per process and collection)."""
+        key = (record["uri"], record["collection"])
+        dim = self._dim()  # (reads the index: before the lock, which a reload takes)
+        with self._lock:
+            if key not in self._milvus:
+                settings = MilvusSettings(
+                    uri=record["uri"],
+                    collection=record["collection"],
+                    dense_index=record.get("dense_index", "FLAT"),
+                    timeout=self.settings.milvus_timeout,
+                )
+                self._milvus[key] = MilvusStore(settings, dim)
+            return self._milvus[key]
+
+    def _dim(self) -> int:
+        name = current_name(self.settings.index_dir)
+        if name is not None:
+            return int(self.index().manifest.model.dim)
+        return int(self.embedder.dim)
 
     def ensure_index(self) -> BuildReport | None:
         """Build the index if there is none, or rebuild one an older version wrote
@@ -578,6 +639,20 @@ class SearchService:
         decorate -> judge, each stage a module of ``answer/``."""
         s = self.settings
         kind = answer_type(q.question)
+        record = self._store_record(index)
+        if record is not None:  # the question's candidates, read from Milvus
+            index = cast(
+                Snapshot,
+                MilvusView(
+                    self.milvus(record),
+                    q.question,
+                    self.embedder.encode([q.question])[0],
+                    s.depth,
+                    Filters(q.sources, q.since, q.until),
+                    index.manifest.sentences,
+                    index.manifest.model.embed_context,
+                ),
+            )
         allowed = allowed_rows(index, q)
         if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return Ranked([], False, (), kind)
@@ -694,7 +769,18 @@ class SearchService:
         """The serving generation; ``status`` "degraded" with the ``reason`` when the
         newest one is damaged and an older intact one serves."""
         index = self.index()
-        state = {"status": "degraded", "reason": self.degraded} if self.degraded else {}
+        state: dict[str, Any] = (
+            {"status": "degraded", "reason": self.degraded} if self.degraded else {}
+        )
+        record = self._store_record(index)
+        if record is not None:
+            try:
+                store = self.milvus(record).health()
+            except IndexUnavailable as exc:  # could not even connect
+                store = {"status": "degraded", "store": "milvus", "reason": exc.message}
+            if store["status"] != "ok":
+                state = {"status": "degraded", "reason": store["reason"]}
+            state["store"] = store
         return {
             "ok": True,
             "status": "ok",

@@ -4,14 +4,22 @@ Lite database per test run, a collection per test."""
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from karabakh_qa.config import PROJECT_ROOT
+from karabakh_qa.embed import HashEmbedder
 from karabakh_qa.service import SearchService
-from karabakh_qa.store.milvus import MilvusSettings, MilvusStore, StoreUnavailable
+from karabakh_qa.store.milvus import Found, MilvusSettings, MilvusStore, StoreUnavailable
+from karabakh_qa.web import create_app
 
-from ..conftest import write
+from ..conftest import make_settings, write
+
+SEED_DEV = PROJECT_ROOT / "tests" / "data" / "seed_dev.json"
 
 _names = itertools.count()
 
@@ -137,3 +145,76 @@ def test_an_unreachable_store_is_one_clean_error(embedder):
     assert error["status"] == 503 and error["ok"] is False
     assert error["error"].startswith("cannot reach the Milvus store at http://127.0.0.1:9: ")
     assert "\n" not in error["error"]
+
+
+# --- the service on a Milvus store -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def milvus_service(tmp_path_factory, lite: str, seed_template) -> SearchService:
+    """The seeds, indexed once into a Milvus collection (hash embedder)."""
+    root = tmp_path_factory.mktemp("milvus-service")
+    shutil.copytree(seed_template.articles_dir, root / "articles")
+    settings = make_settings(root, store="milvus", milvus_uri=lite, milvus_collection="seeds")
+    service = SearchService(settings, HashEmbedder(64))
+    service.build()
+    return service
+
+
+def test_the_seed_questions_get_the_embedded_stores_first_file(milvus_service, seed_service):
+    questions = [q["q"] for q in json.loads(SEED_DEV.read_text("utf-8"))["questions"]]
+    same = 0
+    for question in questions:
+        mine, theirs = milvus_service.search(question, k=3), seed_service.search(question, k=3)
+        for hit in mine.hits:
+            assert verbatim(milvus_service, Found(hit.passage, 0.0))
+        same += mine.hits[0].passage.source == theirs.hits[0].passage.source
+    assert same == len(questions) == 32  # the target: at least 90 %
+    assert milvus_service.health()["store"]["passages"] == seed_service.index().bm25.n
+
+
+def test_figures_and_copies_come_through_the_milvus_store(milvus_service):
+    result = milvus_service.search("How many people were killed in the missile attack on Ganja?")
+    (figures,) = result.figures
+    assert [(v["value"], v["file"][:3]) for v in figures["values"]] == [
+        (9, "003"),
+        (13, "002"),
+        (5, "004"),
+    ]
+    top = result.hits[0]
+    assert top.passage.source.startswith("003") and top.also_in  # its copies in 000/001
+
+
+def test_a_milvus_view_implements_the_store_seam(milvus_service, embedder):
+    from karabakh_qa.store.milvus_view import Filters, MilvusView
+    from karabakh_qa.store.protocol import StoreView
+
+    index = milvus_service.index()
+    q = embedder.encode(["Ganja"])[0]
+    store = milvus_service.milvus(index.manifest.extra["store"])
+    view = MilvusView(store, "Ganja", q, 10, Filters(), index.manifest.sentences, True)
+    assert isinstance(view, StoreView) and view.total_rows >= 10
+
+
+def test_the_manifest_records_the_store_and_ask_follows_it(milvus_service, embedder):
+    settings = milvus_service.settings
+    plain = SearchService(replace(settings, store="", milvus_uri=""), embedder)
+    assert plain.index().manifest.extra["store"]["kind"] == "milvus"
+    assert plain.health()["store"]["status"] == "ok"
+
+
+def test_an_unreachable_milvus_is_a_503_and_a_degraded_health(tmp_path, seed_template, embedder):
+    shutil.copytree(seed_template.articles_dir, tmp_path / "articles")
+    shutil.copytree(seed_template.index_dir, tmp_path / "index")
+    settings = make_settings(
+        tmp_path, store="milvus", milvus_uri="http://127.0.0.1:9", milvus_timeout=0.5
+    )
+    client = create_app(settings, service=SearchService(settings, embedder)).test_client()
+    answer = client.get("/api/ask?q=Ganja")
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["ok"] is False and body["status"] == 503
+    assert body["error"].startswith("cannot reach the Milvus store at http://127.0.0.1:9")
+    health = client.get("/api/health").get_json()
+    assert health["status"] == "degraded" and health["store"]["store"] == "milvus"
+    assert "cannot reach the Milvus store" in health["reason"]

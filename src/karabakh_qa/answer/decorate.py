@@ -157,13 +157,11 @@ def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
 FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
 
 
-def _paragraph_before(index: Snapshot, row: int, p: Passage) -> str:
-    """The last sentence of the passage before ``p`` in its article (rows of an
-    article are consecutive), or "" for an article's first passage."""
-    if row == 0:
-        return ""
-    prior = index.passage(row - 1)
-    return last_sentence(prior.text) if prior.source == p.source else ""
+def _paragraph_before(index: Snapshot, row: int) -> str:
+    """The last sentence of the passage before ``row``'s in its article, or "" for an
+    article's first passage."""
+    prior = index.previous_passage(row)
+    return last_sentence(prior.text) if prior is not None else ""
 
 
 def figures_of(
@@ -181,9 +179,7 @@ def figures_of(
     names = [k.surface for k in keys if not k.surface.isdigit()]
     rows = [int(cands.rows[j]) for _, j in results[:FIGURE_DEPTH]]
     passages = [index.passage(r) for r in rows]
-    values = across(
-        measure, passages, names, lambda i: _paragraph_before(index, rows[i], passages[i])
-    )
+    values = across(measure, passages, names, lambda i: _paragraph_before(index, rows[i]))
     if len({v["value"] for v in values}) < 2:
         return None  # one figure everywhere: nothing differs
     values.sort(key=lambda v: (v["date"] or "9999", v["file"], v["start"]))

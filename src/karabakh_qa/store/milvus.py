@@ -62,6 +62,7 @@ STATE_KEY = "state"
 INSERT_BATCH = 512
 SYNC_CHUNK = 400  # articles per generation (the retiring list lives in the state row)
 READ_BATCH = 4096
+QUERY_LIMIT = 16_384  # Milvus's cap on the rows of one query
 TEXT_LIMIT = 65_535  # Milvus's VARCHAR limit, in bytes
 
 
@@ -476,43 +477,60 @@ class MilvusStore:
 
     def lexical(self, question: str, depth: int, state: State | None = None) -> list[Found]:
         """Milvus's BM25 top ``depth`` for the question's text."""
-        return self._search(question, "sparse", "BM25", depth, state)
+        expr = (state or self.state()).reader_filter()
+        hits = self.search(question, "sparse", "BM25", depth, expr, self.FIELDS)
+        return [Found(passage_of(h["entity"] | {"id": h["id"]}), h["distance"]) for h in hits]
 
     def dense(self, qvec: np.ndarray, depth: int, state: State | None = None) -> list[Found]:
         """The top ``depth`` passages by inner product with the question's vector."""
-        return self._search(np.asarray(qvec, np.float32).tolist(), "dense", "IP", depth, state)
+        expr = (state or self.state()).reader_filter()
+        data = np.asarray(qvec, np.float32).tolist()
+        hits = self.search(data, "dense", "IP", depth, expr, self.FIELDS)
+        return [Found(passage_of(h["entity"] | {"id": h["id"]}), h["distance"]) for h in hits]
 
-    def _search(
-        self, query: Any, field_name: str, metric: str, depth: int, state: State | None
-    ) -> list[Found]:
-        state = state or self.state()
+    def search(
+        self,
+        data: Any,
+        field_name: str,
+        metric: str,
+        depth: int,
+        expr: str,
+        output_fields: tuple[str, ...],
+    ) -> list[dict[str, Any]]:
+        """Milvus's hits (``id``, ``distance``, ``entity``) of one search of the
+        passages' ``field_name`` (sparse: BM25 of a text; dense: inner product)."""
         hits = self._call(
             self.client.search,
             self.passages,
-            data=[query],
+            data=[data],
             anns_field=field_name,
             limit=depth,
-            filter=state.reader_filter(),
-            output_fields=list(self.FIELDS),
+            filter=expr,
+            output_fields=list(output_fields),
             search_params={"metric_type": metric},
             timeout=self.settings.timeout,
         )
-        return [Found(_passage(h), float(h["distance"])) for h in hits[0]]
+        return [dict(h) for h in hits[0]]
 
-    def records(self, ids: list[str], state: State | None = None) -> dict[str, dict[str, Any]]:
-        """Stored rows by passage id (every field but the sparse one), as the reader's
-        generation shows them."""
-        state = state or self.state()
-        if not ids:
-            return {}
+    def query(self, expr: str, output_fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The passage rows ``expr`` selects (at most QUERY_LIMIT)."""
         rows = self._call(
             self.client.query,
             self.passages,
-            filter=f"id in {json.dumps(ids)} and ({state.reader_filter()})",
-            output_fields=[*self.FIELDS, "id", "dense", "sentences", "born"],
+            filter=expr,
+            output_fields=list(output_fields),
+            limit=QUERY_LIMIT,
             timeout=self.settings.timeout,
         )
-        return {r["id"]: dict(r) for r in rows}
+        return [dict(r) for r in rows]
+
+    def records(self, ids: list[str], state: State | None = None) -> dict[str, dict[str, Any]]:
+        """Stored rows by passage id, as the reader's generation shows them."""
+        if not ids:
+            return {}
+        expr = f"id in {json.dumps(ids)} and ({(state or self.state()).reader_filter()})"
+        rows = self.query(expr, (*self.FIELDS, "id", "dense", "sentences", "born"))
+        return {r["id"]: r for r in rows}
 
 
 def _connect(settings: MilvusSettings) -> Any:
@@ -535,23 +553,23 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def _passage(hit: dict[str, Any]) -> Passage:
-    e = hit.get("entity", hit)
+def passage_of(row: dict[str, Any]) -> Passage:
+    """The Passage of a stored row (empty strings back to None)."""
     return Passage(
-        id=str(hit.get("id", e.get("id"))),
-        source=e["file"],
-        paragraph=int(e["paragraph"]),
-        part=int(e["part"]),
-        section=e["section"] or None,
-        start=int(e["start"]),
-        end=int(e["end"]),
-        text=e["text"],
-        date=e["date"] or None,
-        date_source=e["date_source"] or None,
-        title=e["title"] or None,
-        group=e["group"],
-        outlet=e["outlet"] or None,
-        url=e["url"] or None,
+        id=str(row["id"]),
+        source=row["file"],
+        paragraph=int(row["paragraph"]),
+        part=int(row["part"]),
+        section=row["section"] or None,
+        start=int(row["start"]),
+        end=int(row["end"]),
+        text=row["text"],
+        date=row["date"] or None,
+        date_source=row["date_source"] or None,
+        title=row["title"] or None,
+        group=row["group"],
+        outlet=row["outlet"] or None,
+        url=row["url"] or None,
     )
 
 

@@ -1,13 +1,13 @@
 """The seam between the answer pipeline and a store (docs/scaling.md).
 
 The answer stages (retrieve, fuse, collapse, decorate, judge in ``service.py``
-and ``evaluate.py``) read an index only through the calls below. Today one
-implementation exists: :class:`store.embedded.search.Snapshot`, one open
-generation of the embedded segmented index. A store on a cluster (OpenSearch or
-Vespa for BM25 and vectors, or Milvus beside a BM25 engine) implements the same
-calls, and the service chooses one by configuration; nothing above the seam
-changes. The protocol is checked against ``Snapshot`` in the tests, so the seam
-cannot drift from what the pipeline really calls.
+and ``evaluate.py``) read an index only through the calls below. Two
+implementations: :class:`store.embedded.search.Snapshot`, one open generation of
+the embedded segmented index (every passage a row), and
+:class:`store.milvus_view.MilvusView`, one question's candidates in a Milvus store
+(README, "Running on a Milvus cluster"). The service chooses one by configuration;
+nothing above the seam changes. The protocol is checked against both in the
+tests, so the seam cannot drift from what the pipeline really calls.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 
 from ..records import Passage
 
-if TYPE_CHECKING:  # the shapes the one implementation returns; no import at run time
+if TYPE_CHECKING:  # the shapes the embedded store returns; no import at run time
+    from ..relations.versions import Sentence
     from .embedded.bm25 import Bm25Query
     from .embedded.search import SentenceFeatures
 
@@ -48,13 +49,17 @@ class StoreView(Protocol):
     bm25: Bm25Stats
     groups: Groups
 
-    def dense_top(
+    @property
+    def total_rows(self) -> int: ...
+
+    def dense_search(
         self,
         qvec: np.ndarray,
         depth: int,
         allowed: np.ndarray | None = None,
         mode: str = "exact",
-    ) -> np.ndarray: ...
+        threads: int = 1,
+    ) -> Any: ...  # .work() (threads may share it), then .result(): rows, best first
 
     def dense_scores(self, qvec: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
 
@@ -68,8 +73,22 @@ class StoreView(Protocol):
 
     def passage(self, row: int) -> Passage: ...
 
+    def previous_passage(self, row: int) -> Passage | None: ...
+
+    def dates_of(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def article_of(self, row: int) -> dict[str, Any]: ...
+
     def article(self, name: str) -> tuple[dict[str, Any], list[int]] | None: ...
 
+    def article_sentences(self, name: str) -> list[Sentence]: ...
+
+    def relations_of(self, name: str) -> list[dict[str, Any]]: ...
+
     def rows_where(
-        self, sources: tuple[str, ...], since: str | None, until: str | None
+        self,
+        sources: tuple[str, ...],
+        since: str | None,
+        until: str | None,
+        undated: bool = False,
     ) -> np.ndarray: ...

@@ -133,7 +133,18 @@ def empty_manifest(settings: Settings, embedder: Embedder, generation: int = 0) 
         dedup=DedupParams(settings.dup_shingle, settings.dup_jaccard, DEDUP_BANDS, DEDUP_ROWS),
         vectors=DEFAULT_CODEC,
         sentences=SENTENCE_CODEC,
+        extra={"store": store_record(settings)} if settings.store == "milvus" else {},
     )
+
+
+def store_record(settings: Settings) -> dict[str, str]:
+    """Where a Milvus-backed index keeps its passages (the manifest's ``extra.store``)."""
+    return {
+        "kind": "milvus",
+        "uri": settings.milvus_uri,
+        "collection": settings.milvus_collection,
+        "dense_index": settings.milvus_dense_index,
+    }
 
 
 def compatible(old: Manifest, new: Manifest) -> bool:

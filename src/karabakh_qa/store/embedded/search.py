@@ -27,7 +27,7 @@ from ...relations.versions import Sentence
 from . import files, kernels, relations, vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
-from .manifest import IndexCorrupt, Manifest
+from .manifest import IndexCorrupt, Manifest, VectorCodec
 from .segment import Segment
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,14 @@ class Snapshot:
             rseg, rlocal = self.locate(rep)
             p = replace(p, group=rseg.a["ids"][rlocal].decode())
         return p
+
+    def previous_passage(self, row: int) -> Passage | None:
+        """The passage before global ``row`` in its article (an article's rows are
+        consecutive in its segment), or None for an article's first."""
+        seg, local = self.locate(row)
+        if local == 0 or seg.a["owner"][local - 1] != seg.a["owner"][local]:
+            return None
+        return self.passage(row - 1)
 
     def by_segment(self, rows: np.ndarray) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
         """Global ``rows`` split by segment: (segment, positions in ``rows``, local rows)."""
@@ -380,24 +388,49 @@ def _segment_sentences(
     qidf: np.ndarray,
     total: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    codec = seg.sentence_codec
-    if codec.bits != 6:
-        raise IndexCorrupt(f"segment {seg.folder}: sentence codes of {codec.bits} bits")
-    q = np.ascontiguousarray(qvec, dtype=np.float32)
-    step = (codec.high - codec.low) / ((1 << codec.bits) - 1)
-    offset = (codec.low + 0.5 * step) * float(q.sum())
     ids, found = seg.term_range(terms)
-    keys = ids[found].astype(np.int64)
-    weights = np.asarray(qidf, np.float64)[found]
-    return kernels.sentence_best(
+    return best_sentences(
         seg.a["sent_bounds"],
         np.asarray(local, np.int64),
         seg.a["sent_codes"],
+        seg.sentence_codec,
+        qvec,
+        (seg.a["sent_term_ptr"], seg.a["sent_term_ids"]),
+        ids[found].astype(np.int64),
+        np.asarray(qidf, np.float64)[found],
+        total,
+    )
+
+
+def best_sentences(
+    bounds: np.ndarray,
+    rows: np.ndarray,
+    codes: np.ndarray,
+    codec: VectorCodec,
+    qvec: np.ndarray,
+    sentence_terms: tuple[np.ndarray, np.ndarray],
+    keys: np.ndarray,
+    weights: np.ndarray,
+    total: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per passage ``rows``: best sentence cosine, best idf coverage and the sentence
+    to mark (kernels.sentence_best), over packed 6-bit sentence ``codes`` whose
+    sentences hold the term ids ``sentence_terms`` (pointers, ids); ``keys``: the
+    question's term ids there, ``weights`` their idf."""
+    if codec.bits != 6:
+        raise IndexCorrupt(f"sentence codes of {codec.bits} bits")
+    q = np.ascontiguousarray(qvec, dtype=np.float32)
+    step = (codec.high - codec.low) / ((1 << codec.bits) - 1)
+    offset = (codec.low + 0.5 * step) * float(q.sum())
+    return kernels.sentence_best(
+        bounds,
+        rows,
+        codes,
         q,
         step,
         offset,
-        seg.a["sent_term_ptr"],
-        seg.a["sent_term_ids"],
+        sentence_terms[0],
+        sentence_terms[1],
         keys,
         weights,
         float(total) if len(keys) else 0.0,
