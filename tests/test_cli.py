@@ -141,6 +141,13 @@ def test_ask_json_errors_are_json(run):
         (("index", "--backend", "tensorrt"), 2, "'tensorrt' is not one of 'torch', 'onnx'"),
         (("index", "--ray-actors", "0"), 2, "0 is not in the range 1<=x<=4096"),
         (("index", "--ray=127.0.0.1:1"), 1, "error: no Ray cluster answers at 127.0.0.1:1"),
+        (("index", "--store", "elastic"), 2, "'elastic' is not one of 'embedded', 'milvus'"),
+        (("index", "--store", "milvus"), 1, "error: the Milvus store needs a URI: --milvus-uri"),
+        (
+            ("index", "--store", "milvus", "--milvus-uri", "http://127.0.0.1:9"),
+            1,
+            "error: cannot reach the Milvus store at http://127.0.0.1:9",
+        ),
         (("frobnicate",), 2, "No such command"),
     ],
 )

@@ -150,6 +150,36 @@ backend_option = settings_option(
 )
 
 
+def store_options(func: Command) -> Command:
+    """--store and --milvus-uri: where passages are searched (Settings.store)."""
+
+    @click.option(
+        "--store",
+        type=click.Choice(["embedded", "milvus"]),
+        default=None,
+        help="Where passages are searched: the embedded segmented index, or a Milvus "
+        "collection (default: what the index records, else embedded).",
+    )
+    @click.option(
+        "--milvus-uri",
+        default=None,
+        metavar="URI",
+        help="The Milvus store: a file path (Milvus Lite) or http://host:19530 (a token "
+        "from $KARABAKH_QA_MILVUS_TOKEN).",
+    )
+    @wraps(func)
+    def wrapper(
+        settings: Settings, store: str | None, milvus_uri: str | None, **kwargs: Any
+    ) -> Any:
+        if store:
+            settings = settings.replace(store=store)
+        if milvus_uri:
+            settings = settings.replace(milvus_uri=milvus_uri)
+        return func(settings, **kwargs)
+
+    return wrapper
+
+
 def settings_embedder(settings: Settings, name: str = "") -> Embedder:
     """The embedder ``settings`` ask for (model, threads, backend, device)."""
     from .embed import load_embedder
@@ -172,6 +202,8 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # pymilvus warns on every iterator over Milvus Lite (no server timestamp): noise
+    logging.getLogger("pymilvus").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def plural(n: int, word: str) -> str:
@@ -224,6 +256,7 @@ def yield_cores(priority: str) -> None:
 @main.command("index")
 @common
 @backend_option
+@store_options
 @click.option(
     "--device",
     default=None,
@@ -412,6 +445,7 @@ def print_result(result: SearchResult) -> None:
 @query_runtime_option
 @backend_option
 @ranker_option
+@store_options
 @click.argument("question")
 @click.option("-k", type=int, default=5, show_default=True, help="Number of passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
@@ -486,6 +520,7 @@ def _ask_lines(
 @query_runtime_option
 @backend_option
 @ranker_option
+@store_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
@@ -624,6 +659,7 @@ def run_evaluation(
 @model_only
 @backend_option
 @dense_option
+@store_options
 @eval_options
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--split", default="test", show_default=True)
@@ -638,6 +674,7 @@ def eval_beir(settings: Settings, folder: Path, split: str) -> tuple[Collection,
 @model_only
 @backend_option
 @dense_option
+@store_options
 @eval_options
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(

@@ -21,6 +21,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytrec_eval
@@ -36,6 +37,8 @@ from .sparse import tokenize
 from .store.embedded.build import build_from_articles
 from .store.embedded.rows import Progress
 from .store.embedded.search import Snapshot
+from .store.milvus import MilvusSettings, MilvusStore
+from .store.milvus_view import Filters, MilvusView
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,28 @@ def evaluate(
         )
         if len(known) > before:
             cache.save(known)
-        return _evaluate(collection, settings, embedder, systems, index)
+        if settings.store != "milvus":
+            return _evaluate(collection, settings, embedder, systems, index)
+        digest = hashlib.sha1("\n".join(d.source for d in collection.docs).encode()).hexdigest()
+        store = eval_store(settings, digest[:12], index)
+        try:
+            return _evaluate(collection, settings, embedder, systems, index, store)
+        finally:
+            store.close()
+
+
+def eval_store(settings: Settings, name: str, index: Snapshot) -> MilvusStore:
+    """A fresh Milvus collection holding ``index`` (Milvus Lite in the cache folder
+    unless ``settings.milvus_uri`` names a server)."""
+    uri = settings.milvus_uri or str(settings.cache_dir / "milvus-eval.db")
+    collection = "eval_" + "".join(c if c.isalnum() else "_" for c in name)
+    milvus = MilvusSettings(
+        uri=uri, collection=collection, bm25_k1=settings.bm25_k1, bm25_b=settings.bm25_b
+    )
+    store = MilvusStore(milvus, index.manifest.model.dim)
+    store.reset()
+    store.sync(index)
+    return store
 
 
 def _evaluate(
@@ -210,9 +234,11 @@ def _evaluate(
     settings: Settings,
     embedder: Embedder,
     systems: dict[str, tuple[str, tuple[float, ...]]],
-    index: Snapshot,
+    built: Snapshot,
+    store: MilvusStore | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
-    """Every query through :func:`retrieve` on ``index``; runs scored per system."""
+    """Every query through :func:`retrieve` on ``built`` (or on its copy in a Milvus
+    ``store``, through each question's view); runs scored per system."""
     sources: dict[int, str] = {}  # row -> document id, read as rows come up
     qids = sorted(collection.qrels)
     texts = [collection.queries[q] for q in qids]
@@ -224,6 +250,13 @@ def _evaluate(
     if ranker is not None:
         runs[LEARNED] = {}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
+        index = built
+        if store is not None:  # rows are the question's own: nothing carries over
+            m = built.manifest
+            view = MilvusView(
+                store, text, qvec, settings.depth, Filters(), m.sentences, m.model.embed_context
+            )
+            index, sources = cast(Snapshot, view), {}
         cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
         scored = {
             name: cands.fused(method, w, settings.rrf_k) for name, (method, w) in systems.items()

@@ -527,6 +527,8 @@ class SearchService:
                     uri=record["uri"],
                     collection=record["collection"],
                     dense_index=record.get("dense_index", "FLAT"),
+                    bm25_k1=self.settings.bm25_k1,
+                    bm25_b=self.settings.bm25_b,
                     timeout=self.settings.milvus_timeout,
                 )
                 self._milvus[key] = MilvusStore(settings, dim)

@@ -41,6 +41,7 @@ import dataclasses
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,6 +166,12 @@ class MilvusStore:
             }
         except StoreUnavailable as exc:
             return {"status": "degraded", "store": "milvus", "reason": exc.message}
+
+    def reset(self) -> None:
+        """Empty the store: its collections dropped and made again (an evaluation's)."""
+        for name in (self.passages, self.meta, self.files, self.terms):
+            self._call(self.client.drop_collection, name, timeout=self.settings.timeout)
+        self._call(self._ensure_collections)
 
     def close(self) -> None:
         try:
@@ -540,7 +547,9 @@ def _connect(settings: MilvusSettings) -> Any:
 
     token = os.environ.get(TOKEN_ENV, "")
     try:
-        return MilvusClient(uri=settings.uri, token=token, timeout=settings.timeout)
+        with warnings.catch_warnings():  # milvus-lite 2.5 imports pkg_resources
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            return MilvusClient(uri=settings.uri, token=token, timeout=settings.timeout)
     except Exception as exc:  # noqa: BLE001
         raise StoreUnavailable(
             f"cannot reach the Milvus store at {settings.uri}: {_reason(exc)} "

@@ -141,6 +141,9 @@ class MilvusView:
         self._add([h["entity"] | {"id": h["id"]} for h in dense])
         self.dense_rows = np.array([self.row_of[h["id"]] for h in dense], np.int64)
         self.lexical_rows = np.array([self.row_of[h["id"]] for h in lexical], np.int64)
+        # The representatives of the candidates' groups, numbered now: retrieve scores
+        # candidates and representatives alike, on the rows numbered before it starts.
+        self.fetch_ids([r["group"] for r in self.records])
         self.question = question
         self.bm25 = _Bm25(self)
         self.groups = _Groups(self)
