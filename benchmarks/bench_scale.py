@@ -1,7 +1,13 @@
 """Structural costs of the index at scale, on the synthetic corpus (issue 10).
 
 Run: .venv/bin/python benchmarks/bench_scale.py --passages 100000 [--json PATH]
-     [--workdir DIR] [--queries 200]
+     [--workdir DIR] [--queries 200] [--store milvus]
+
+``--store milvus`` puts the passages in Milvus Lite (a file beside the index; the
+C++ engine in a child process): every build syncs to it and every query reads
+it; the same JSON fields come out, with ``switch_stall_ms`` None (a Lite file
+takes one process at a time, and the switch probe needs a server beside a build)
+and ``milvus_disk_bytes`` added. Lite's latency says nothing of a cluster's.
 
 Builds go through the ``karabakh-qa index`` CLI as subprocesses with the hashing
 embedder ``hash-bow-384`` (no neural model); add/change/remove figures are the
@@ -56,6 +62,7 @@ SWITCH_REPS = 5  # switch probes per run: the stall is reported as their median 
 STARTUP_REPS = 5
 WARMUP = 10
 JOURNAL_SETTLE_S = 1.0
+STORE_ARGS: list[str] = []  # --store milvus --milvus-uri FILE for every build
 JOURNAL_REPS = 7  # these walls sit close to start-up: more samples for a steadier median
 JOURNAL_CHANGE = [10 + 3 * r for r in range(JOURNAL_REPS)]
 JOURNAL_REMOVE = [11 + 3 * r for r in range(JOURNAL_REPS)]
@@ -131,7 +138,8 @@ def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str, f
 
 def index_cmd() -> list[str]:
     """``karabakh-qa index`` through RUNNER (the venv's Python, like the entry point)."""
-    return [str(Path(cli_path()).parent / "python"), "-c", RUNNER, "index", "--model", MODEL]
+    python = str(Path(cli_path()).parent / "python")
+    return [python, "-c", RUNNER, "index", "--model", MODEL, *STORE_ARGS]
 
 
 def cli_index(env: dict[str, str]) -> tuple[float, float]:
@@ -615,13 +623,14 @@ def run(args: argparse.Namespace) -> dict:
         log(f"library add {lib['add_one_lib_ms']:.0f} ms via {lib['api']}")
 
         stalls = []
-        for _ in range(SWITCH_REPS):  # one stall is one sample of a noisy maximum
+        for _ in range(0 if STORE_ARGS else SWITCH_REPS):  # one stall: a sample of a max
             corpus.touch(corpus.next_new)
             switch = probe("switch", args, articles, index, new=corpus.next_new)
             corpus.next_new += 1
             stalls.append(switch["switch_stall_ms"])
             log(f"switch stall {switch['switch_stall_ms']} ms")
-        out.update(switch)  # the last run's details
+        if stalls:
+            out.update(switch)  # the last run's details
         seen = [x for x in stalls if x is not None]
         out["switch_stall_ms"] = statistics.median(seen) if seen else None
         out["switch_stall_max_ms"] = max(seen) if seen else None
@@ -635,6 +644,12 @@ def run(args: argparse.Namespace) -> dict:
         end = probe("health", args, articles, index)
         out.update(segments=end.get("segments"), passages_end=end["passages"])
         out["disk_bytes_end"] = disk_bytes(index)
+        if STORE_ARGS:
+            out["store"] = "milvus (Lite)"
+            out["milvus_disk_bytes"] = disk_bytes(Path(STORE_ARGS[-1]).parent)
+            out["milvus_disk_bytes_per_passage"] = out["milvus_disk_bytes"] / max(
+                1, end["passages"]
+            )
     finally:
         corpus.restore()
     out["bench_wall_s"] = time.perf_counter() - _T0
@@ -664,7 +679,14 @@ def main() -> None:
     parser.add_argument("--articles", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--probe-args", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--store", choices=["embedded", "milvus"], default="embedded")
     args = parser.parse_args()
+    if args.store == "milvus" and not args.probe:
+        base = args.workdir or ROOT / ".cache" / "bench_scale"
+        lite = base / f"milvus-{args.passages}" / "lite.db"
+        shutil.rmtree(lite.parent, ignore_errors=True)  # a full build starts it afresh
+        lite.parent.mkdir(parents=True)
+        STORE_ARGS.extend(["--store", "milvus", "--milvus-uri", str(lite)])
     if args.passages < 100:
         parser.error("--passages must be at least 100")
     if args.probe:

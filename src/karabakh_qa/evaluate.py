@@ -253,9 +253,7 @@ def _evaluate(
         index = built
         if store is not None:  # rows are the question's own: nothing carries over
             m = built.manifest
-            view = MilvusView(
-                store, text, qvec, settings.depth, Filters(), m.sentences, m.model.embed_context
-            )
+            view = MilvusView(store, text, qvec, settings.depth, Filters(), m.sentences)
             index, sources = cast(Snapshot, view), {}
         cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
         scored = {

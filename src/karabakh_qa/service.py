@@ -652,7 +652,6 @@ class SearchService:
                     s.depth,
                     Filters(q.sources, q.since, q.until),
                     index.manifest.sentences,
-                    index.manifest.model.embed_context,
                 ),
             )
         allowed = allowed_rows(index, q)

@@ -192,7 +192,7 @@ def test_a_milvus_view_implements_the_store_seam(milvus_service, embedder):
     index = milvus_service.index()
     q = embedder.encode(["Ganja"])[0]
     store = milvus_service.milvus(index.manifest.extra["store"])
-    view = MilvusView(store, "Ganja", q, 10, Filters(), index.manifest.sentences, True)
+    view = MilvusView(store, "Ganja", q, 10, Filters(), index.manifest.sentences)
     assert isinstance(view, StoreView) and view.total_rows >= 10
 
 

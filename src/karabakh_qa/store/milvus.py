@@ -433,12 +433,18 @@ class MilvusStore:
             lo, hi = (int(x) for x in seg.a["article_rows"][i : i + 2])
             base = int(snapshot.bases[pos])
             dense = decode(np.asarray(seg.vectors.codes[lo:hi]), seg.codec)
-            bounds = seg.a["sent_bounds"]
+            bounds, term_ptr = seg.a["sent_bounds"], seg.a["sent_term_ptr"]
+            vocab, term_ids = seg.a["terms"], seg.a["sent_term_ids"]
             for local in range(lo, hi):
                 p = snapshot.passage(base + local)
                 s_lo, s_hi = int(bounds[local]), int(bounds[local + 1])
                 sentences = {
                     "spans": np.asarray(seg.a["sent_spans"][s_lo:s_hi]).tolist(),
+                    # each sentence's distinct BM25 terms (the term coverage reads them)
+                    "terms": [
+                        [vocab[t].decode() for t in term_ids[term_ptr[i] : term_ptr[i + 1]]]
+                        for i in range(s_lo, s_hi)
+                    ],
                     "codes": base64.b64encode(
                         np.ascontiguousarray(seg.a["sent_codes"][s_lo:s_hi]).tobytes()
                     ).decode("ascii"),

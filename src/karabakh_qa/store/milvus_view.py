@@ -21,7 +21,7 @@ import base64
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,8 +29,7 @@ from ..records import Passage
 from ..relations.versions import Sentence, article_sentences
 from .embedded.bm25 import Bm25Query, idf_of
 from .embedded.manifest import VectorCodec
-from .embedded.rows import passage_terms
-from .embedded.search import best_sentences
+from .embedded.search import SentenceFeatures, best_sentences
 from .milvus import MilvusStore, passage_of
 
 RECORD_FIELDS = (*MilvusStore.FIELDS, "id", "dense", "sentences")
@@ -89,14 +88,18 @@ class _Groups:
         return int(self.reps_of(np.array([row], np.int64))[0])
 
     def reps_of(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's representative; a row whose stored representative is gone (or
+        outside the filters) stands for itself."""
         v = self.view
         v.fetch_ids([v.records[int(r)]["group"] for r in rows])
-        return np.array([v.row_of[v.records[int(r)]["group"]] for r in rows], np.int64)
+        return np.array([v.row_of.get(v.records[int(r)]["group"], int(r)) for r in rows], np.int64)
 
     def members(self, row: int) -> list[int]:
         v = self.view
         group = v.records[row]["group"]
-        v.fetch(f"group == {json.dumps(group)}")
+        if group not in v._members_known:
+            v.fetch(f"group == {json.dumps(group)}")
+            v._members_known.add(group)
         return sorted(i for i, r in enumerate(v.records) if r["group"] == group)
 
 
@@ -124,10 +127,9 @@ class MilvusView:
         depth: int,
         filters: Filters,
         sentence_codec: VectorCodec,
-        context: bool,
     ) -> None:
         self.store, self.state = store, store.state()
-        self.sentence_codec, self.context = sentence_codec, context
+        self.sentence_codec = sentence_codec
         self.where = " and ".join(x for x in (self.state.reader_filter(), filters.expr()) if x)
         self.records: list[dict[str, Any]] = []
         self.row_of: dict[str, int] = {}
@@ -141,9 +143,12 @@ class MilvusView:
         self._add([h["entity"] | {"id": h["id"]} for h in dense])
         self.dense_rows = np.array([self.row_of[h["id"]] for h in dense], np.int64)
         self.lexical_rows = np.array([self.row_of[h["id"]] for h in lexical], np.int64)
-        # The representatives of the candidates' groups, numbered now: retrieve scores
-        # candidates and representatives alike, on the rows numbered before it starts.
-        self.fetch_ids([r["group"] for r in self.records])
+        # The candidates' groups, numbered now, in one query: their representatives
+        # (retrieve scores candidates and representatives alike, on the rows numbered
+        # before it starts) and other members (decorate lists them as copies).
+        groups = sorted({r["group"] for r in self.records})
+        self.fetch(f"group in {json.dumps(groups)}")
+        self._members_known = set(groups)
         self.question = question
         self.bm25 = _Bm25(self)
         self.groups = _Groups(self)
@@ -249,45 +254,47 @@ class MilvusView:
         q = np.asarray(qvec, np.float32)
         return (vectors @ q).astype(np.float64) if len(rows) else np.zeros(0)
 
-    def _sentences(self, row: int) -> tuple[list[list[int]], np.ndarray]:
-        data = json.loads(self.records[row]["sentences"])
-        width = (self.sentence_codec.bits * len(self.records[row]["dense"]) + 7) // 8
-        codes = np.frombuffer(base64.b64decode(data["codes"]), np.uint8).reshape(-1, width)
-        return data["spans"], codes
+    def _sentences(self, row: int) -> dict[str, Any]:
+        """A row's sentences: spans, 6-bit codes (packed), each one's BM25 terms."""
+        record = self.records[row]
+        found = record.get("_sentences")
+        if found is None:
+            found = record["_sentences"] = json.loads(record["sentences"])
+            width = (self.sentence_codec.bits * len(record["dense"]) + 7) // 8
+            codes = np.frombuffer(base64.b64decode(found["codes"]), np.uint8)
+            found["codes"] = codes.reshape(-1, width)
+        return cast(dict[str, Any], found)
 
     def sentence_features(
         self, rows: np.ndarray, qvec: np.ndarray, terms: list[str], qidf: np.ndarray, total: float
-    ) -> Any:
-        from .embedded.search import SentenceFeatures
-
-        spans, codes, bounds = [], [], [0]
+    ) -> SentenceFeatures:
+        codes, bounds, ptr, flat = [], [0], [0], []
         for r in rows.tolist():
-            s, c = self._sentences(int(r))
-            spans.append([(int(a), int(b)) for a, b in s])
-            codes.append(c)
-            bounds.append(bounds[-1] + len(s))
-        passages = [self.passage(int(r)) for r in rows]
-        _, ptr, s_terms = passage_terms(passages, spans, self.context)
-        vocab = {t: i for i, t in enumerate(dict.fromkeys(s_terms))}
+            found = self._sentences(int(r))
+            codes.append(found["codes"])
+            bounds.append(bounds[-1] + len(found["spans"]))
+            for words in found["terms"]:
+                flat.extend(words)
+                ptr.append(len(flat))
+        vocab = {t: i for i, t in enumerate(dict.fromkeys(flat))}
         keys = np.array([vocab.get(t, -1) for t in terms], np.int64)
-        found = keys >= 0
-        width = codes[0].shape[1] if codes else 1
+        known = keys >= 0
+        width = (self.sentence_codec.bits * len(qvec) + 7) // 8
         best = best_sentences(
             np.array(bounds, np.int64),
             np.arange(len(rows), dtype=np.int64),
             np.concatenate(codes) if codes else np.zeros((0, width), np.uint8),
             self.sentence_codec,
             qvec,
-            (np.array(ptr, np.int64), np.array([vocab[t] for t in s_terms], np.int32)),
-            keys[found],
-            np.asarray(qidf, np.float64)[found],
+            (np.array(ptr, np.int64), np.array([vocab[t] for t in flat], np.int32)),
+            keys[known],
+            np.asarray(qidf, np.float64)[known],
             total,
         )
         return SentenceFeatures(*best)
 
     def sentence_span(self, row: int, which: int) -> list[int]:
-        spans, _ = self._sentences(row)
-        return [int(x) for x in spans[which]]
+        return [int(x) for x in self._sentences(row)["spans"][which]]
 
     # --- articles --------------------------------------------------------------------
 
