@@ -499,7 +499,36 @@ def _chore_costs(svc, samples: list[tuple[float, float, int | None]]) -> dict:
     return out
 
 
+def probe_lib_edits(settings, n_queries: int, extra: dict) -> dict:
+    """Milliseconds of ``build(only=[name])`` in a warm service after changing, then
+    after removing, an existing article (each undone, unmeasured, before the next)."""
+    from karabakh_qa.service import SearchService
+
+    svc = SearchService(settings)
+    svc.health()  # the index, and a Milvus store, opened and loaded
+    out: dict[str, list[float]] = {"change": [], "remove": []}
+    for kind, which in (("change", extra["change"]), ("remove", extra["remove"])):
+        for i in which:
+            path = settings.articles_dir / file_name(i)
+            if kind == "change":
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write("\n" + extra_paragraph(i) + "\n")
+            else:
+                path.unlink()
+            t = time.perf_counter()
+            svc.build(only=[file_name(i)])
+            out[kind].append((time.perf_counter() - t) * 1000)
+            path.write_text(article_text(i), encoding="utf-8")
+            svc.build(only=[file_name(i)])
+    return {
+        "change_one_lib_ms": statistics.median(out["change"]),
+        "remove_one_lib_ms": statistics.median(out["remove"]),
+        "edit_one_lib_samples_ms": out,
+    }
+
+
 PROBES = {
+    "lib_edits": probe_lib_edits,
     "health": probe_health,
     "queries": probe_queries,
     "rss": probe_rss,
@@ -621,6 +650,15 @@ def run(args: argparse.Namespace) -> dict:
         if lib["api"] != "build(only=...)":
             out["add_one_lib_api"] = lib["api"]
         log(f"library add {lib['add_one_lib_ms']:.0f} ms via {lib['api']}")
+
+        if STORE_ARGS:  # a warm service's edits: what the server's upload path costs
+            edits = {"change": [40, 4040, 8040], "remove": [41, 4041, 8041]}
+            for i in [*edits["change"], *edits["remove"]]:
+                corpus.touch(i)
+            lib = probe("lib_edits", args, articles, index, **edits)
+            out.update(lib)
+            ms = (lib["change_one_lib_ms"], lib["remove_one_lib_ms"])
+            log(f"library change {ms[0]:.0f} ms, remove {ms[1]:.0f} ms")
 
         stalls = []
         for _ in range(0 if STORE_ARGS else SWITCH_REPS):  # one stall: a sample of a max

@@ -87,6 +87,26 @@ def test_an_article_is_added_changed_and_removed_by_file(seed_service, store):
     assert store.state().passages == seed_service.index().bm25.n
 
 
+def test_groups_get_their_new_representative_when_it_leaves(seed_service, store):
+    snap = seed_service.index()
+    store.sync(snap)
+    stored = {r["id"]: r["group"] for r in store.query("born >= 0", ("group",))}
+    reps = {group for pid, group in stored.items() if group != pid}
+    rep_files = {r["file"] for r in store.query(f"id in {json.dumps(sorted(reps))}", ("file",))}
+    assert rep_files  # the seeds have copies: 000 and 001 repeat 003
+    gone = sorted(rep_files)[0]
+    (seed_service.settings.articles_dir / gone).unlink()
+    seed_service.build()
+    snap = seed_service.index()
+    assert store.sync(snap)["removed"] == 1
+    now = {r["id"]: r["group"] for r in store.query("born >= 0", ("group",))}
+    want = {}
+    for name in snap.article_names():
+        for row in snap.article(name)[1]:
+            want[snap.passage(row).id] = snap.passage(row).group
+    assert now == want  # every row names a live representative, as the embedded index
+
+
 def extras(store: MilvusStore) -> list:
     return [h for h in store.lexical("Qwerty report", 10) if h.passage.source.startswith("extra")]
 
@@ -183,6 +203,15 @@ def test_figures_and_copies_come_through_the_milvus_store(milvus_service):
     ]
     top = result.hits[0]
     assert top.passage.source.startswith("003") and top.also_in  # its copies in 000/001
+
+
+def test_filters_apply_in_milvus_as_in_the_embedded_store(milvus_service, seed_service):
+    dated = "003_10ac5b029c183a1d.txt"  # the one article with a date line (2020-10-11)
+    for since, until in (("2020-10-11", "2020-10-11"), ("2030-01-01", None)):
+        mine = milvus_service.search("Ganja", sources=[dated], since=since, until=until)
+        theirs = seed_service.search("Ganja", sources=[dated], since=since, until=until)
+        assert [h.passage.id for h in mine.hits] == [h.passage.id for h in theirs.hits]
+    assert not mine.hits  # nothing matches: no "in []" reaches Milvus
 
 
 def test_a_milvus_view_implements_the_store_seam(milvus_service, embedder):

@@ -81,7 +81,8 @@ class MilvusSettings:
     dense_params: dict[str, Any] = field(default_factory=dict)
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
-    timeout: float = 5.0  # seconds per call
+    timeout: float = 5.0  # seconds per call of a question
+    write_timeout: float = 300.0  # seconds per call of a sync (bulk inserts, deletes, flushes)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class MilvusStore:
         self.files = f"{settings.collection}_files"
         self.terms = f"{settings.collection}_terms"
         self._call(self._ensure_collections)
+        # Loaded now, not on the first question (Milvus Lite reads 100k rows in ~9 s).
+        for name in (self.passages, self.meta, self.files, self.terms):
+            self._call(self.client.load_collection, name, timeout=settings.write_timeout)
 
     # --- calls ---------------------------------------------------------------------
 
@@ -253,13 +257,14 @@ class MilvusStore:
 
     # --- state -----------------------------------------------------------------------
 
-    def state(self) -> State:
+    def state(self, timeout: float | None = None) -> State:
+        """The state row (``timeout``: a sync's, else a question's)."""
         rows = self._call(
             self.client.get,
             self.meta,
             ids=[STATE_KEY],
             output_fields=["value"],
-            timeout=self.settings.timeout,
+            timeout=timeout or self.settings.timeout,
         )
         return State.from_json(rows[0]["value"]) if rows else State()
 
@@ -273,7 +278,8 @@ class MilvusStore:
     def _delete(self, expr: str) -> None:
         """Delete the passage and file rows that ``expr`` selects."""
         for name in (self.passages, self.files):
-            self._call(self.client.delete, name, filter=expr, timeout=self.settings.timeout)
+            t = self.settings.write_timeout
+            self._call(self.client.delete, name, filter=expr, timeout=t)
 
     def _recover(self, state: State) -> State:
         """Finish or roll back a sync that stopped half-way (see the module's steps)."""
@@ -289,8 +295,9 @@ class MilvusStore:
         return state
 
     def stored_files(self, state: State | None = None) -> dict[str, str]:
-        """File -> sha256 of the articles readers see."""
+        """File -> sha256 of the articles readers see (a sync's read)."""
         state = state or self.state()
+        t = self.settings.write_timeout
         out: dict[str, str] = {}
         it = self._call(
             self.client.query_iterator,
@@ -298,7 +305,7 @@ class MilvusStore:
             batch_size=READ_BATCH,
             filter=state.reader_filter(),
             output_fields=["file", "sha256"],
-            timeout=self.settings.timeout,
+            timeout=t,
         )
         try:
             while batch := self._call(it.next):
@@ -327,7 +334,7 @@ class MilvusStore:
         """Make the collections hold exactly ``snapshot``'s live articles: insert the
         new and changed ones, delete the changed and removed ones, readers switching
         at once (the module's steps). Returns counts of articles and rows."""
-        state = self.state()
+        state = self.state(self.settings.write_timeout)  # Lite loads the collection first
         if state.pending is not None or state.retiring:
             state = self._recover(state)
         live = {name: str(meta["sha256"]) for name, meta in snapshot.article_metas.items()}
@@ -355,12 +362,12 @@ class MilvusStore:
         stored: dict[str, str],
     ) -> tuple[State, int]:
         """One generation: the chunk's articles (present: new or changed, else removed)."""
-        t = self.settings.timeout
+        t = self.settings.write_timeout
         new = state.generation + 1
         self._save_state(dataclasses.replace(state, pending=new))
         present = [n for n, here in chunk if here]
         retiring = tuple(n for n, here in chunk if not here or n in stored)
-        old_terms = self._stored_terms(retiring, state)
+        old_terms, old_ids = self._stored_terms(retiring, state)
         rows, new_terms = 0, set()
         for batch in _batches(self._rows(snapshot, present, new), INSERT_BATCH):
             for row in batch:
@@ -382,13 +389,47 @@ class MilvusStore:
         state = State(new, None, retiring, int(bm25.n), floor)
         self._save_state(state)
         self._update_terms(sorted(old_terms | new_terms), snapshot)
-        return self._recover(state), rows
+        state = self._recover(state)
+        self._regroup(snapshot, state, present, old_ids)
+        return state, rows
 
-    def _stored_terms(self, files: tuple[str, ...], state: State) -> set[str]:
-        """Our tokeniser's terms of the stored passages of ``files``."""
-        if not files:
-            return set()
+    def _regroup(
+        self, snapshot: Snapshot, state: State, present: list[str], old_ids: set[str]
+    ) -> None:
+        """Rows of other articles whose near-duplicate group got another representative
+        with this generation (it left with ``old_ids``, or a copy in a ``present``
+        article represents the group now): their articles' rows are written again
+        with the representative the snapshot gives, their generation unchanged."""
+        files: set[str] = set()
+        for name in present:
+            found = snapshot.article(name)
+            for row in found[1] if found else []:
+                members = snapshot.groups.members(row)
+                files.update(str(snapshot.article_of(m)["source"]) for m in members)
+        others = sorted(files - set(present))
+        expr = [f"file in {json.dumps(others, ensure_ascii=False)}"] if others else []
+        if old_ids:
+            expr.append(f"group in {json.dumps(sorted(old_ids))}")
+        if not expr:  # (an empty "in" list trips Milvus Lite's query engine)
+            return
+        reader = state.reader_filter()
+        t = self.settings.write_timeout
+        found_rows = self.query(f"({' or '.join(expr)}) and ({reader})", ("file",), t)
+        for name in sorted({r["file"] for r in found_rows} - set(present)):
+            expr_file = f"file == {json.dumps(name)} and ({reader})"
+            stored = self.query(expr_file, ("group", "born"), t)
+            if not stored:
+                continue
+            rows = list(self._rows(snapshot, [name], int(stored[0]["born"])))
+            if {r["id"]: r["group"] for r in stored} != {r["id"]: r["group"] for r in rows}:
+                self._call(self.client.upsert, self.passages, rows, timeout=t)
+
+    def _stored_terms(self, files: tuple[str, ...], state: State) -> tuple[set[str], set[str]]:
+        """Our tokeniser's terms, and the passage ids, of the stored rows of ``files``."""
         terms: set[str] = set()
+        ids: set[str] = set()
+        if not files:
+            return terms, ids
         it = self._call(
             self.client.query_iterator,
             self.passages,
@@ -396,19 +437,20 @@ class MilvusStore:
             filter=f"file in {json.dumps(list(files), ensure_ascii=False)} and "
             f"({state.reader_filter()})",
             output_fields=["lexical"],
-            timeout=self.settings.timeout,
+            timeout=self.settings.write_timeout,
         )
         try:
             while batch := self._call(it.next):
                 for r in batch:
                     terms.update(tokenize(r["lexical"]))
+                    ids.add(r["id"])
         finally:
             it.close()
-        return terms
+        return terms, ids
 
     def _update_terms(self, terms: list[str], snapshot: Snapshot) -> None:
         """The touched terms' live document frequencies, as the snapshot counts them."""
-        t = self.settings.timeout
+        t = self.settings.write_timeout
         for lo in range(0, len(terms), READ_BATCH):
             part = terms[lo : lo + READ_BATCH]
             df = snapshot.bm25.df(part).tolist()
@@ -525,7 +567,9 @@ class MilvusStore:
         )
         return [dict(h) for h in hits[0]]
 
-    def query(self, expr: str, output_fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    def query(
+        self, expr: str, output_fields: tuple[str, ...], timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """The passage rows ``expr`` selects (at most QUERY_LIMIT)."""
         rows = self._call(
             self.client.query,
@@ -533,7 +577,7 @@ class MilvusStore:
             filter=expr,
             output_fields=list(output_fields),
             limit=QUERY_LIMIT,
-            timeout=self.settings.timeout,
+            timeout=timeout or self.settings.timeout,
         )
         return [dict(r) for r in rows]
 

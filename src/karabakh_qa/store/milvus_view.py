@@ -147,7 +147,8 @@ class MilvusView:
         # (retrieve scores candidates and representatives alike, on the rows numbered
         # before it starts) and other members (decorate lists them as copies).
         groups = sorted({r["group"] for r in self.records})
-        self.fetch(f"group in {json.dumps(groups)}")
+        if groups:  # (an empty "in" list trips Milvus Lite's query engine)
+            self.fetch(f"group in {json.dumps(groups)}")
         self._members_known = set(groups)
         self.question = question
         self.bm25 = _Bm25(self)
