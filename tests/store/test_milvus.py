@@ -107,6 +107,21 @@ def test_groups_get_their_new_representative_when_it_leaves(seed_service, store)
     assert now == want  # every row names a live representative, as the embedded index
 
 
+def test_relations_follow_an_article_that_is_removed(seed_service, store):
+    snap = seed_service.index()
+    store.sync(snap)
+    names = snap.article_names()
+    assert {n: store.relations_of(n) for n in names} == {n: snap.relations_of(n) for n in names}
+    linked = next(n for n in names if snap.relations_of(n))
+    (seed_service.settings.articles_dir / linked).unlink()
+    seed_service.build()
+    snap = seed_service.index()
+    store.sync(snap)
+    after = snap.article_names()
+    assert {n: store.relations_of(n) for n in after} == {n: snap.relations_of(n) for n in after}
+    assert store.relations_of(linked) == []
+
+
 def extras(store: MilvusStore) -> list:
     return [h for h in store.lexical("Qwerty report", 10) if h.passage.source.startswith("extra")]
 
@@ -183,13 +198,20 @@ def milvus_service(tmp_path_factory, lite: str, seed_template) -> SearchService:
 
 def test_the_seed_questions_get_the_embedded_stores_first_file(milvus_service, seed_service):
     questions = [q["q"] for q in json.loads(SEED_DEV.read_text("utf-8"))["questions"]]
-    same = 0
+    same = with_versions = 0
     for question in questions:
         mine, theirs = milvus_service.search(question, k=3), seed_service.search(question, k=3)
         for hit in mine.hits:
             assert verbatim(milvus_service, Found(hit.passage, 0.0))
         same += mine.hits[0].passage.source == theirs.hits[0].passage.source
+        # what a hit says across sources is the same from either store
+        for mine_hit, their_hit in zip(mine.hits, theirs.hits, strict=False):
+            if mine_hit.passage.id == their_hit.passage.id:
+                with_versions += bool(mine_hit.versions)
+                assert mine_hit.versions == their_hit.versions
+                assert mine_hit.corroboration == their_hit.corroboration
     assert same == len(questions) == 32  # the target: at least 90 %
+    assert with_versions > 0  # the seeds' copies and versions were compared
     assert milvus_service.health()["store"]["passages"] == seed_service.index().bm25.n
 
 

@@ -196,6 +196,7 @@ class MilvusStore:
                 ("file", DataType.VARCHAR, 1024),
                 ("sha256", DataType.VARCHAR, 64),
                 ("born", DataType.INT64, 0),
+                ("relations", DataType.VARCHAR, TEXT_LIMIT),  # JSON: relations_of(file)
             ],
             self.terms: [("key", DataType.VARCHAR, 256), ("df", DataType.INT64, 0)],
         }
@@ -368,18 +369,14 @@ class MilvusStore:
         present = [n for n, here in chunk if here]
         retiring = tuple(n for n, here in chunk if not here or n in stored)
         old_terms, old_ids = self._stored_terms(retiring, state)
+        partners = {r["file"] for n in retiring for r in self.relations_of(n, state)}
         rows, new_terms = 0, set()
         for batch in _batches(self._rows(snapshot, present, new), INSERT_BATCH):
             for row in batch:
                 new_terms.update(tokenize(row["lexical"]))
             self._call(self.client.insert, self.passages, batch, timeout=t)
             rows += len(batch)
-        metas = snapshot.article_metas
-        files = [
-            {"key": f"{new}:{n}", "file": n, "sha256": metas[n]["sha256"], "born": new,
-             "v": [0.0, 0.0]}
-            for n in present
-        ]  # fmt: skip
+        files = [self._file_row(snapshot, n, new) for n in present]
         for batch in _batches(iter(files), INSERT_BATCH):
             self._call(self.client.insert, self.files, batch, timeout=t)
         for name in (self.passages, self.files):
@@ -391,6 +388,8 @@ class MilvusStore:
         self._update_terms(sorted(old_terms | new_terms), snapshot)
         state = self._recover(state)
         self._regroup(snapshot, state, present, old_ids)
+        partners |= {r["file"] for n in present for r in snapshot.relations_of(n)}
+        self._relink(snapshot, state, partners - set(present))
         return state, rows
 
     def _regroup(
@@ -423,6 +422,58 @@ class MilvusStore:
             rows = list(self._rows(snapshot, [name], int(stored[0]["born"])))
             if {r["id"]: r["group"] for r in stored} != {r["id"]: r["group"] for r in rows}:
                 self._call(self.client.upsert, self.passages, rows, timeout=t)
+
+    def _file_row(self, snapshot: Snapshot, name: str, born: int) -> dict[str, Any]:
+        """An article's file row: its sha256 and its relations to other articles."""
+        relations = json.dumps(snapshot.relations_of(name), ensure_ascii=False)
+        if len(relations.encode()) > TEXT_LIMIT:  # a story copied hundreds of times
+            relations = "[]"
+            log.warning("%s: too many relations to keep in Milvus; none kept", name)
+        return {
+            "key": f"{born}:{name}",
+            "file": name,
+            "sha256": snapshot.article_metas[name]["sha256"],
+            "born": born,
+            "relations": relations,
+            "v": [0.0, 0.0],
+        }
+
+    def _relink(self, snapshot: Snapshot, state: State, names: set[str]) -> None:
+        """The file rows of ``names`` (live, not written by this generation) with the
+        relations the snapshot gives them now: a new, changed or removed article
+        changes its partners' relations too."""
+        if not names:
+            return
+        t = self.settings.write_timeout
+        rows = self._call(
+            self.client.query,
+            self.files,
+            filter=f"file in {json.dumps(sorted(names), ensure_ascii=False)} and "
+            f"({state.reader_filter()})",
+            output_fields=["file", "born", "relations"],
+            limit=QUERY_LIMIT,
+            timeout=t,
+        )
+        fresh = []
+        for r in rows:
+            row = self._file_row(snapshot, r["file"], int(r["born"]))
+            if row["relations"] != r["relations"]:
+                fresh.append(row)
+        if fresh:
+            self._call(self.client.upsert, self.files, fresh, timeout=t)
+
+    def relations_of(self, name: str, state: State | None = None) -> list[dict[str, Any]]:
+        """Article ``name``'s relations (versions, copies, corroboration), as stored."""
+        state = state or self.state()
+        rows = self._call(
+            self.client.query,
+            self.files,
+            filter=f"file == {json.dumps(name, ensure_ascii=False)} and ({state.reader_filter()})",
+            output_fields=["relations"],
+            limit=2,
+            timeout=self.settings.timeout,
+        )
+        return list(json.loads(rows[0]["relations"])) if rows else []
 
     def _stored_terms(self, files: tuple[str, ...], state: State) -> tuple[set[str], set[str]]:
         """Our tokeniser's terms, and the passage ids, of the stored rows of ``files``."""

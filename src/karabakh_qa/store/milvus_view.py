@@ -311,5 +311,5 @@ class MilvusView:
         return article_sentences([self.passage(r) for r in found[1]]) if found else []
 
     def relations_of(self, name: str) -> list[dict[str, Any]]:
-        """Versions and copies across articles are not kept in Milvus yet."""
-        return []
+        """Article ``name``'s relations to other articles (kept in its file row)."""
+        return self.store.relations_of(name, self.state)
