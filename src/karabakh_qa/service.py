@@ -472,6 +472,7 @@ class SearchService:
                 milvus_collection=record["collection"],
                 milvus_dense_index=record.get("dense_index", "FLAT"),
             )
+        before = current_name(settings.index_dir)
         report = build_index(
             settings,
             self.embedder,
@@ -485,7 +486,9 @@ class SearchService:
             allow_empty=allow_empty,
         )
         if record is not None:  # the passages move to Milvus, article by article
-            synced = self.milvus(record).sync(self._open(current_name(settings.index_dir)))
+            snap = self._open(current_name(settings.index_dir))
+            diff = [*report.added, *report.changed, *report.removed]
+            synced = self.milvus(record).sync(snap, before, None if full or repair else diff)
             log.info("synced to Milvus: %s", synced)
         if journal is not None:
             journal.commit()

@@ -269,3 +269,33 @@ def test_an_unreachable_milvus_is_a_503_and_a_degraded_health(tmp_path, seed_tem
     health = client.get("/api/health").get_json()
     assert health["status"] == "degraded" and health["store"]["store"] == "milvus"
     assert "cannot reach the Milvus store" in health["reason"]
+
+
+def test_a_build_syncs_its_diff_and_catches_up_after_a_failed_sync(
+    tmp_path, seed_template, lite, embedder, monkeypatch
+):
+    shutil.copytree(seed_template.articles_dir, tmp_path / "articles")
+    settings = make_settings(tmp_path, store="milvus", milvus_uri=lite, milvus_collection="diffs")
+    service = SearchService(settings, embedder)
+    service.build()
+    compared = []
+    real = MilvusStore.stored_files
+
+    def spy(self, state=None, names=None):
+        compared.append(names)
+        return real(self, state, names)
+
+    monkeypatch.setattr(MilvusStore, "stored_files", spy)
+    write(settings.articles_dir, "a.txt", "Zyxwv harbour reopened on Tuesday.\n")
+    service.build()
+    assert compared[-1] == ["a.txt"]  # only the build's diff was compared
+    with monkeypatch.context() as m:  # Milvus fails during the next build's sync
+        m.setattr(MilvusStore, "_apply", lambda *a: (_ for _ in ()).throw(StoreUnavailable("x")))
+        write(settings.articles_dir, "b.txt", "Qwerty harbour shut on Wednesday.\n")
+        with pytest.raises(StoreUnavailable):
+            service.build()
+    write(settings.articles_dir, "c.txt", "Asdfg harbour opened on Thursday.\n")
+    service.build()
+    assert compared[-1] is None  # a generation behind: every file compared
+    found = {h.passage.source for h in service.search("harbour", k=10).hits}
+    assert {"a.txt", "b.txt", "c.txt"} <= found

@@ -95,6 +95,7 @@ class State:
     retiring: tuple[str, ...] = ()
     passages: int = 0  # live passages: BM25's N
     idf_floor: float = 0.0  # rank-bm25's epsilon * average idf
+    synced: str = ""  # the embedded generation (manifest name) the store holds
 
     def reader_filter(self) -> str:
         """The filter that shows a reader exactly one version of each article."""
@@ -295,16 +296,21 @@ class MilvusStore:
         self._save_state(state)
         return state
 
-    def stored_files(self, state: State | None = None) -> dict[str, str]:
-        """File -> sha256 of the articles readers see (a sync's read)."""
+    def stored_files(
+        self, state: State | None = None, names: list[str] | None = None
+    ) -> dict[str, str]:
+        """File -> sha256 of the articles readers see, or of those of ``names``."""
         state = state or self.state()
         t = self.settings.write_timeout
+        if names is not None and not names:
+            return {}
+        only = f"file in {json.dumps(sorted(names), ensure_ascii=False)} and " if names else ""
         out: dict[str, str] = {}
         it = self._call(
             self.client.query_iterator,
             self.files,
             batch_size=READ_BATCH,
-            filter=state.reader_filter(),
+            filter=f"{only}({state.reader_filter()})",
             output_fields=["file", "sha256"],
             timeout=t,
         )
@@ -331,15 +337,23 @@ class MilvusStore:
 
     # --- writes ----------------------------------------------------------------------
 
-    def sync(self, snapshot: Snapshot) -> dict[str, int]:
+    def sync(
+        self, snapshot: Snapshot, since: str | None = None, names: list[str] | None = None
+    ) -> dict[str, int]:
         """Make the collections hold exactly ``snapshot``'s live articles: insert the
         new and changed ones, delete the changed and removed ones, readers switching
-        at once (the module's steps). Returns counts of articles and rows."""
+        at once (the module's steps). With ``names`` (a build's diff) and ``since``
+        (the generation it was built on), only those articles are compared, if the
+        store holds ``since``; otherwise every file is. Returns counts."""
         state = self.state(self.settings.write_timeout)  # Lite loads the collection first
         if state.pending is not None or state.retiring:
             state = self._recover(state)
-        live = {name: str(meta["sha256"]) for name, meta in snapshot.article_metas.items()}
-        stored = self.stored_files(state)
+        if names is not None and since is not None and state.synced == since:
+            live = {n: sha for n in names if (sha := _sha256(snapshot, n)) is not None}
+            stored = self.stored_files(state, names)
+        else:
+            live = {n: str(meta["sha256"]) for n, meta in snapshot.article_metas.items()}
+            stored = self.stored_files(state)
         fresh = sorted(n for n, sha in live.items() if stored.get(n) != sha)
         gone = sorted(n for n in stored if n not in live)
         counts = {"added": 0, "changed": 0, "removed": 0, "rows": 0}
@@ -353,6 +367,7 @@ class MilvusStore:
                     "changed" if present and name in stored else "added" if present else "removed"
                 )
                 counts[kind] += 1
+        self._save_state(dataclasses.replace(state, synced=snapshot.manifest.file_name))
         return counts
 
     def _apply(
@@ -432,7 +447,7 @@ class MilvusStore:
         return {
             "key": f"{born}:{name}",
             "file": name,
-            "sha256": snapshot.article_metas[name]["sha256"],
+            "sha256": _sha256(snapshot, name),
             "born": born,
             "relations": relations,
             "v": [0.0, 0.0],
@@ -656,6 +671,14 @@ def _connect(settings: MilvusSettings) -> Any:
             f"cannot reach the Milvus store at {settings.uri}: {_reason(exc)} "
             "(start Milvus, or check --milvus-uri and $" + TOKEN_ENV + ")"
         ) from None
+
+
+def _sha256(snapshot: Snapshot, name: str) -> str | None:
+    """A live article's sha256 (None: not live), without decoding every article."""
+    found = snapshot.locate_article(name)
+    if found is None:
+        return None
+    return str(snapshot.segments[found[0]].article_record(found[1])["sha256"])
 
 
 def _reason(exc: BaseException) -> str:
