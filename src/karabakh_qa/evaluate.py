@@ -21,7 +21,6 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import pytrec_eval
@@ -39,6 +38,7 @@ from .store.embedded.rows import Progress
 from .store.embedded.search import Snapshot
 from .store.milvus import MilvusSettings, MilvusStore
 from .store.milvus_view import Filters, MilvusView
+from .store.protocol import StoreView
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +250,11 @@ def _evaluate(
     if ranker is not None:
         runs[LEARNED] = {}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
-        index = built
+        index: StoreView = built
         if store is not None:  # rows are the question's own: nothing carries over
             m = built.manifest
-            view = MilvusView(store, text, qvec, settings.depth, Filters(), m.sentences)
-            index, sources = cast(Snapshot, view), {}
+            index = MilvusView(store, text, qvec, settings.depth, Filters(), m.sentences)
+            sources = {}
         cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
         scored = {
             name: cands.fused(method, w, settings.rrf_k) for name, (method, w) in systems.items()
@@ -290,7 +290,7 @@ def _evaluate(
 
 
 def _span_f1(
-    index: Snapshot,
+    index: StoreView,
     cands: Candidates,
     fused: np.ndarray,
     question: str,

@@ -56,6 +56,7 @@ from .store.embedded.search import SegmentCache, Snapshot
 from .store.embedded.vectors import set_dense_threads
 from .store.milvus import MilvusSettings, MilvusStore
 from .store.milvus_view import Filters, MilvusView
+from .store.protocol import StoreView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -645,57 +646,53 @@ class SearchService:
         s = self.settings
         kind = answer_type(q.question)
         record = self._store_record(index)
+        view: StoreView = index
         if record is not None:  # the question's candidates, read from Milvus
-            index = cast(
-                Snapshot,
-                MilvusView(
-                    self.milvus(record),
-                    q.question,
-                    self.embedder.encode([q.question])[0],
-                    s.depth,
-                    Filters(q.sources, q.since, q.until),
-                    index.manifest.sentences,
-                ),
+            view = MilvusView(
+                self.milvus(record),
+                q.question,
+                self.embedder.encode([q.question])[0],
+                s.depth,
+                Filters(q.sources, q.since, q.until),
+                index.manifest.sentences,
             )
-        allowed = allowed_rows(index, q)
-        if index.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
+        allowed = allowed_rows(view, q)
+        if view.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return Ranked([], False, (), kind)
         terms = tokenize(q.question)
-        bq = index.bm25.query(terms)  # its document frequencies serve the key terms too
+        bq = view.bm25.query(terms)  # its document frequencies serve the key terms too
         df_of_term = dict(zip(bq.terms, bq.df.tolist(), strict=True))
 
         def df_of(wanted: list[str]) -> np.ndarray:
             return np.array([df_of_term[t] for t in wanted], np.int64)
 
-        keys = key_terms(q.question, df_of, index.bm25.n)
+        keys = key_terms(q.question, df_of, view.bm25.n)
         embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
 
         def qvec() -> np.ndarray:
             vector: np.ndarray = embedder.encode([q.question])[0]
             return vector
 
-        helpers = self._helpers() if index.total_rows >= PARALLEL_MIN_ROWS else None
-        cands = retrieve(
-            index, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads, bq
-        )
+        helpers = self._helpers() if view.total_rows >= PARALLEL_MIN_ROWS else None
+        cands = retrieve(view, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads, bq)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
         ranker = self._ranker()
         ordered, spans = (
-            reorder(index, cands, fused, q.question, ranker) if ranker else (cands.order(fused), {})
+            reorder(view, cands, fused, q.question, ranker) if ranker else (cands.order(fused), {})
         )
-        dates = index.dates_of(cands.rows)
+        dates = view.dates_of(cands.rows)
         results, hidden = collapse(cands, ordered, allowed, dates, q)
-        decorate = Decorator(index, cands, fused, spans, kind, set(terms))
-        rule, n = AnswerRule.of(s), index.bm25.n
+        decorate = Decorator(view, cands, fused, spans, kind, set(terms))
+        rule, n = AnswerRule.of(s), view.bm25.n
         absent = tuple(missing(keys))
         found = rule.found(decorate.many(results[:3]), keys, n) and not absent
-        view = in_order(results, q.sort, dates, index, cands)
+        listed = in_order(results, q.sort, dates, view, cands)
         hits = [  # only a hit that passes the answer rule on its own is marked as one
             replace(h, answers=found and rule.answers(h, keys, n))
-            for h in decorate.many(view[q.offset : q.offset + q.k], first_rank=q.offset + 1)
+            for h in decorate.many(listed[q.offset : q.offset + q.k], first_rank=q.offset + 1)
         ]
-        counts = facets(index, cands, results, dates) if q.facets else None
-        figures = figures_of(index, cands, results, q.question, keys)
+        counts = facets(view, cands, results, dates) if q.facets else None
+        figures = figures_of(view, cands, results, q.question, keys)
         return Ranked(hits, found, absent, kind, len(results), hidden, counts, figures)
 
     # --- articles and health -------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..records import outlet_of
-from ..store.embedded.search import Snapshot
+from ..store.protocol import StoreView
 from .query import Query
 from .retrieve import Candidates
 
@@ -50,7 +50,7 @@ def collapse(
 
 
 def in_order(
-    results: list[Result], sort: str, dates: np.ndarray, index: Snapshot, cands: Candidates
+    results: list[Result], sort: str, dates: np.ndarray, index: StoreView, cands: Candidates
 ) -> list[Result]:
     """``results`` in the asked order: relevance as ranked; date, newest first; or
     first_seen, by the earliest dated copy of each result's group (the story's first
@@ -68,7 +68,7 @@ def in_order(
 
 
 def facets(
-    index: Snapshot, cands: Candidates, results: list[Result], dates: np.ndarray
+    index: StoreView, cands: Candidates, results: list[Result], dates: np.ndarray
 ) -> dict[str, list[dict[str, Any]]]:
     """Counts of the results by outlet, year and month (most first; "unknown" last)."""
     outlet: Counter[str] = Counter()

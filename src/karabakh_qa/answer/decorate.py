@@ -21,14 +21,14 @@ from ..relations.corroboration import corroboration
 from ..relations.figures import across, asked_measure, last_sentence
 from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
-from ..store.embedded.search import Snapshot
+from ..store.protocol import StoreView
 from .collapse import Result
 from .judge import KeyTerm
 from .retrieve import Candidates
 from .spans import Span, best_span
 
 
-def copies_of(index: Snapshot, shown: int, passage: Passage) -> tuple[dict[str, Any], ...]:
+def copies_of(index: StoreView, shown: int, passage: Passage) -> tuple[dict[str, Any], ...]:
     """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
     key = normalise(passage.text)
     out = []
@@ -59,7 +59,7 @@ class Decorator:
 
     def __init__(
         self,
-        index: Snapshot,
+        index: StoreView,
         cands: Candidates,
         fused: np.ndarray,
         spans: dict[int, Span | None],
@@ -113,7 +113,7 @@ VERSION_KINDS = ("version", "duplicate")
 MAX_CHANGES = 40  # sentence changes listed per version (the counts cover them all)
 
 
-def versions_of(index: Snapshot, name: str) -> tuple[dict[str, Any], ...]:
+def versions_of(index: StoreView, name: str) -> tuple[dict[str, Any], ...]:
     """The other versions (and copies) of article ``name``, as the relation table
     links them, each with what changed from ``name`` to it, sentence by sentence
     (``before``: in ``name``, ``after``: in the other), and which figures differ."""
@@ -157,7 +157,7 @@ def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
 FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
 
 
-def _paragraph_before(index: Snapshot, row: int) -> str:
+def _paragraph_before(index: StoreView, row: int) -> str:
     """The last sentence of the passage before ``row``'s in its article, or "" for an
     article's first passage."""
     prior = index.previous_passage(row)
@@ -165,7 +165,7 @@ def _paragraph_before(index: Snapshot, row: int) -> str:
 
 
 def figures_of(
-    index: Snapshot,
+    index: StoreView,
     cands: Candidates,
     results: list[Result],
     question: str,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import IndexUnavailable
 from ..sparse import tokenize
-from ..store.embedded.search import Snapshot
+from ..store.protocol import StoreView
 from .retrieve import Candidates
 from .spans import Span, answer_type, best_span, matches
 
@@ -79,7 +79,7 @@ class Ranker:
 
 
 def phase_two(
-    index: Snapshot, cands: Candidates, fused: np.ndarray, question: str, top: int = TOP
+    index: StoreView, cands: Candidates, fused: np.ndarray, question: str, top: int = TOP
 ) -> tuple[np.ndarray, np.ndarray, dict[int, Span | None]]:
     """(positions of the first phase's ``top`` candidates, best first; their features
     as a (top, len(FEATURES)) array; the answer span found for each, by position)."""
@@ -110,7 +110,7 @@ def phase_two(
 
 
 def reorder(
-    index: Snapshot, cands: Candidates, fused: np.ndarray, question: str, ranker: Ranker
+    index: StoreView, cands: Candidates, fused: np.ndarray, question: str, ranker: Ranker
 ) -> tuple[np.ndarray, dict[int, Span | None]]:
     """Every candidate position, best first (the top by ``ranker``, then the rest), and
     the answer spans the second phase found, by position (the hits reuse them)."""

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..store.embedded.bm25 import Bm25Query
-from ..store.embedded.search import DenseSearch, Snapshot, best_positive
+from ..store.embedded.search import DenseSearch, best_positive
+from ..store.protocol import StoreView
 from .fuse import fuse, ranks_of
 from .query import Query
 from .spans import Span
@@ -26,7 +27,7 @@ from .spans import Span
 PARALLEL_MIN_ROWS = 50_000  # from here a query runs dense search beside BM25
 
 
-def allowed_rows(index: Snapshot, q: Query) -> np.ndarray | None:
+def allowed_rows(index: StoreView, q: Query) -> np.ndarray | None:
     """Rows the filters allow (None: every row); with a date filter, undated rows
     too (collapse counts them as hidden, or shows them with ``include_undated``)."""
     if not (q.sources or q.since or q.until):
@@ -79,7 +80,7 @@ class Candidates:
 
 
 def retrieve(
-    index: Snapshot,
+    index: StoreView,
     terms: list[str],
     qvec: np.ndarray | Callable[[], np.ndarray],
     depth: int,

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # the shapes the embedded store returns; no import at run tim
 class Bm25Stats(Protocol):
     """BM25 over the live passages: rank-bm25 ``BM25Okapi`` scores."""
 
-    n: int  # live passages
+    @property
+    def n(self) -> int: ...  # live passages
 
     def query(self, terms: list[str]) -> Bm25Query: ...  # distinct terms with idf and df
 
@@ -46,8 +47,11 @@ class Groups(Protocol):
 class StoreView(Protocol):
     """One consistent, read-only view of an index (a generation)."""
 
-    bm25: Bm25Stats
-    groups: Groups
+    @property
+    def bm25(self) -> Bm25Stats: ...
+
+    @property
+    def groups(self) -> Groups: ...
 
     @property
     def total_rows(self) -> int: ...
