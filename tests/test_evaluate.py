@@ -29,10 +29,15 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
+@pytest.mark.parametrize("store", ["embedded", "milvus"])
+def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache, store):
+    """The same figures when the questions go through a Milvus Lite collection: its
+    BM25 (Lucene's) orders these three questions as rank-bm25 does."""
     run = tmp_path / "tiny.run"
+    where = ["--store", store, "--milvus-uri", str(tmp_path / "eval.db")]
     result = CliRunner().invoke(
-        main, ["eval", "beir", str(TINY), "--model", "hash-bow-64", "--run-out", str(run)]
+        main,
+        ["eval", "beir", str(TINY), "--model", "hash-bow-64", "--run-out", str(run), *where],
     )
     assert result.exit_code == 0, result.output
     rows = {}
@@ -63,6 +68,7 @@ def test_eval_beir_prints_hand_computed_metrics(tmp_path, cache):
     assert [int(line[3]) for line in lines if line[0] == "q2"] == [1, 2, 3, 4, 5, 6]
     assert len({(line[0], line[2]) for line in lines}) == len(lines)  # each doc once
     assert EmbeddingCache(cache / "embeddings", "hash-bow-64").path.exists()
+    assert (tmp_path / "eval.db").exists() == (store == "milvus")  # the questions went there
 
 
 def test_beir_loader_reads_crlf_qrels_and_drops_unjudged_queries():
