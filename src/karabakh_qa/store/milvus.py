@@ -301,25 +301,44 @@ class MilvusStore:
     ) -> dict[str, str]:
         """File -> sha256 of the articles readers see, or of those of ``names``."""
         state = state or self.state()
-        t = self.settings.write_timeout
         if names is not None and not names:
             return {}
-        only = f"file in {json.dumps(sorted(names), ensure_ascii=False)} and " if names else ""
-        out: dict[str, str] = {}
+        only = f"{files_in(names)} and " if names else ""
+        rows = self._scan(self.files, f"{only}({state.reader_filter()})", ["file", "sha256"])
+        return {r["file"]: r["sha256"] for r in rows}
+
+    def _scan(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """Every row of ``collection`` that ``expr`` selects, in batches (a sync's read)."""
         it = self._call(
             self.client.query_iterator,
-            self.files,
+            collection,
             batch_size=READ_BATCH,
-            filter=f"{only}({state.reader_filter()})",
-            output_fields=["file", "sha256"],
-            timeout=t,
+            filter=expr,
+            output_fields=fields,
+            timeout=self.settings.write_timeout,
         )
         try:
             while batch := self._call(it.next):
-                out.update((r["file"], r["sha256"]) for r in batch)
+                yield from batch
         finally:
             it.close()
-        return out
+
+    def _file_rows(
+        self, names: list[str], state: State, fields: list[str], timeout: float
+    ) -> list[dict[str, Any]]:
+        """The file rows of ``names`` that readers of ``state`` see."""
+        if not names:
+            return []
+        expr = f"{files_in(names)} and ({state.reader_filter()})"
+        rows = self._call(
+            self.client.query,
+            self.files,
+            filter=expr,
+            output_fields=fields,
+            limit=QUERY_LIMIT,
+            timeout=timeout,
+        )
+        return [dict(r) for r in rows]
 
     def df(self, terms: list[str]) -> np.ndarray:
         """Live document frequency of each of our tokeniser's terms (0: unknown)."""
@@ -384,7 +403,8 @@ class MilvusStore:
         present = [n for n, here in chunk if here]
         retiring = tuple(n for n, here in chunk if not here or n in stored)
         old_terms, old_ids = self._stored_terms(retiring, state)
-        partners = {r["file"] for n in retiring for r in self.relations_of(n, state)}
+        old_rows = self._file_rows(list(retiring), state, ["relations"], t)
+        partners = {r["file"] for row in old_rows for r in json.loads(row["relations"])}
         rows, new_terms = 0, set()
         for batch in _batches(self._rows(snapshot, present, new), INSERT_BATCH):
             for row in batch:
@@ -421,7 +441,7 @@ class MilvusStore:
                 members = snapshot.groups.members(row)
                 files.update(str(snapshot.article_of(m)["source"]) for m in members)
         others = sorted(files - set(present))
-        expr = [f"file in {json.dumps(others, ensure_ascii=False)}"] if others else []
+        expr = [files_in(others)] if others else []
         if old_ids:
             expr.append(f"group in {json.dumps(sorted(old_ids))}")
         if not expr:  # (an empty "in" list trips Milvus Lite's query engine)
@@ -457,18 +477,8 @@ class MilvusStore:
         """The file rows of ``names`` (live, not written by this generation) with the
         relations the snapshot gives them now: a new, changed or removed article
         changes its partners' relations too."""
-        if not names:
-            return
         t = self.settings.write_timeout
-        rows = self._call(
-            self.client.query,
-            self.files,
-            filter=f"file in {json.dumps(sorted(names), ensure_ascii=False)} and "
-            f"({state.reader_filter()})",
-            output_fields=["file", "born", "relations"],
-            limit=QUERY_LIMIT,
-            timeout=t,
-        )
+        rows = self._file_rows(sorted(names), state, ["file", "born", "relations"], t)
         fresh = []
         for r in rows:
             row = self._file_row(snapshot, r["file"], int(r["born"]))
@@ -479,15 +489,7 @@ class MilvusStore:
 
     def relations_of(self, name: str, state: State | None = None) -> list[dict[str, Any]]:
         """Article ``name``'s relations (versions, copies, corroboration), as stored."""
-        state = state or self.state()
-        rows = self._call(
-            self.client.query,
-            self.files,
-            filter=f"file == {json.dumps(name, ensure_ascii=False)} and ({state.reader_filter()})",
-            output_fields=["relations"],
-            limit=2,
-            timeout=self.settings.timeout,
-        )
+        rows = self._file_rows([name], state or self.state(), ["relations"], self.settings.timeout)
         return list(json.loads(rows[0]["relations"])) if rows else []
 
     def _stored_terms(self, files: tuple[str, ...], state: State) -> tuple[set[str], set[str]]:
@@ -496,22 +498,10 @@ class MilvusStore:
         ids: set[str] = set()
         if not files:
             return terms, ids
-        it = self._call(
-            self.client.query_iterator,
-            self.passages,
-            batch_size=READ_BATCH,
-            filter=f"file in {json.dumps(list(files), ensure_ascii=False)} and "
-            f"({state.reader_filter()})",
-            output_fields=["lexical"],
-            timeout=self.settings.write_timeout,
-        )
-        try:
-            while batch := self._call(it.next):
-                for r in batch:
-                    terms.update(tokenize(r["lexical"]))
-                    ids.add(r["id"])
-        finally:
-            it.close()
+        expr = f"{files_in(list(files))} and ({state.reader_filter()})"
+        for r in self._scan(self.passages, expr, ["lexical"]):
+            terms.update(tokenize(r["lexical"]))
+            ids.add(r["id"])
         return terms, ids
 
     def _update_terms(self, terms: list[str], snapshot: Snapshot) -> None:
@@ -671,6 +661,11 @@ def _connect(settings: MilvusSettings) -> Any:
             f"cannot reach the Milvus store at {settings.uri}: {_reason(exc)} "
             "(start Milvus, or check --milvus-uri and $" + TOKEN_ENV + ")"
         ) from None
+
+
+def files_in(names: list[str]) -> str:
+    """The filter ``file in [...]`` (never with an empty list: it trips Milvus Lite)."""
+    return f"file in {json.dumps(sorted(names), ensure_ascii=False)}"
 
 
 def _sha256(snapshot: Snapshot, name: str) -> str | None:

@@ -30,7 +30,7 @@ from ..relations.versions import Sentence, article_sentences
 from .embedded.bm25 import Bm25Query, idf_of
 from .embedded.manifest import VectorCodec
 from .embedded.search import SentenceFeatures, best_sentences
-from .milvus import MilvusStore, passage_of
+from .milvus import MilvusStore, files_in, passage_of
 
 RECORD_FIELDS = (*MilvusStore.FIELDS, "id", "dense", "sentences")
 
@@ -46,7 +46,7 @@ class Filters:
     def expr(self) -> str:
         parts = []
         if self.sources:
-            parts.append(f"file in {json.dumps(list(self.sources), ensure_ascii=False)}")
+            parts.append(files_in(list(self.sources)))
         dated = []
         if self.since:
             dated.append(f'date >= "{self.since}"')
@@ -83,9 +83,6 @@ class _Groups:
 
     def __init__(self, view: MilvusView) -> None:
         self.view = view
-
-    def rep_of(self, row: int) -> int:
-        return int(self.reps_of(np.array([row], np.int64))[0])
 
     def reps_of(self, rows: np.ndarray) -> np.ndarray:
         """Each row's representative; a row whose stored representative is gone (or
@@ -142,7 +139,6 @@ class MilvusView:
         )
         self._add([h["entity"] | {"id": h["id"]} for h in dense])
         self.dense_rows = np.array([self.row_of[h["id"]] for h in dense], np.int64)
-        self.lexical_rows = np.array([self.row_of[h["id"]] for h in lexical], np.int64)
         # The candidates' groups, numbered now, in one query: their representatives
         # (retrieve scores candidates and representatives alike, on the rows numbered
         # before it starts) and other members (decorate lists them as copies).
