@@ -20,6 +20,7 @@ import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +37,9 @@ from .sparse import tokenize
 from .store.embedded.build import build_from_articles
 from .store.embedded.rows import Progress
 from .store.embedded.search import Snapshot
+from .store.embedded.store import EmbeddedStore
 from .store.milvus import MilvusSettings, MilvusStore
-from .store.milvus_view import Filters, MilvusView
-from .store.protocol import StoreView
+from .store.protocol import Filters, Store, StoreView
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +207,13 @@ def evaluate(
         if len(known) > before:
             cache.save(known)
         if settings.store != "milvus":
-            return _evaluate(collection, settings, embedder, systems, index)
+            return _evaluate(collection, settings, embedder, systems, EmbeddedStore(index))
         digest = hashlib.sha1("\n".join(d.source for d in collection.docs).encode()).hexdigest()
-        store = eval_store(settings, digest[:12], index)
+        milvus = eval_store(settings, digest[:12], index)
         try:
-            return _evaluate(collection, settings, embedder, systems, index, store)
+            return _evaluate(collection, settings, embedder, systems, milvus)
         finally:
-            store.close()
+            milvus.close()
 
 
 def eval_store(settings: Settings, name: str, index: Snapshot) -> MilvusStore:
@@ -234,12 +235,12 @@ def _evaluate(
     settings: Settings,
     embedder: Embedder,
     systems: dict[str, tuple[str, tuple[float, ...]]],
-    built: Snapshot,
-    store: MilvusStore | None = None,
+    store: Store,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
-    """Every query through :func:`retrieve` on ``built`` (or on its copy in a Milvus
-    ``store``, through each question's view); runs scored per system."""
+    """Every query through :func:`retrieve` on the ``store``'s view of it; runs
+    scored per system."""
     sources: dict[int, str] = {}  # row -> document id, read as rows come up
+    previous: StoreView | None = None
     qids = sorted(collection.qrels)
     texts = [collection.queries[q] for q in qids]
     qvecs = embedder.encode(texts, batch_size=64)
@@ -250,11 +251,9 @@ def _evaluate(
     if ranker is not None:
         runs[LEARNED] = {}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
-        index: StoreView = built
-        if store is not None:  # rows are the question's own: nothing carries over
-            m = built.manifest
-            index = MilvusView(store, text, qvec, settings.depth, Filters(), m.sentences)
-            sources = {}
+        index: StoreView = store.view(text, partial(np.asarray, qvec), settings.depth, Filters())
+        if index is not previous:  # rows are the question's own: nothing carries over
+            sources, previous = {}, index
         cands = retrieve(index, tokenize(text), qvec, settings.depth, dense=settings.dense)
         scored = {
             name: cands.fused(method, w, settings.rrf_k) for name, (method, w) in systems.items()

@@ -53,10 +53,10 @@ from .store.embedded.manifest import (
 )
 from .store.embedded.rows import Progress
 from .store.embedded.search import SegmentCache, Snapshot
+from .store.embedded.store import EmbeddedStore
 from .store.embedded.vectors import set_dense_threads
 from .store.milvus import MilvusSettings, MilvusStore
-from .store.milvus_view import Filters, MilvusView
-from .store.protocol import StoreView
+from .store.protocol import Filters, Store, StoreView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -383,6 +383,8 @@ class SearchService:
                 name = current_name(index_dir)
                 continue
             self._check_model(snap)
+            if self._store_record(snap) is not None:  # passages are read from Milvus
+                return snap
             snap.inherit(self._index)
             if ready and self._index is not None:  # the refresher, before a switch
                 snap.bm25.warm(self._index.bm25, self._pacer.pause)
@@ -489,7 +491,7 @@ class SearchService:
         if record is not None:  # the passages move to Milvus, article by article
             snap = self._open(current_name(settings.index_dir))
             diff = [*report.added, *report.changed, *report.removed]
-            synced = self.milvus(record).sync(snap, before, None if full or repair else diff)
+            synced = self.store(snap).apply(snap, before, None if full or repair else diff)
             log.info("synced to Milvus: %s", synced)
         if journal is not None:
             journal.commit()
@@ -498,6 +500,14 @@ class SearchService:
         return replace(report, scope=scope)
 
     # --- the store ---------------------------------------------------------------
+
+    def store(self, index: Snapshot | None = None) -> Store:
+        """Where the passages are kept and read (store/protocol.py): the serving
+        generation of the embedded index, or the Milvus store that the settings or
+        the generation's manifest name."""
+        index = index or self.index()
+        record = self._store_record(index)
+        return EmbeddedStore(index) if record is None else self.milvus(record)
 
     def _store_record(self, index: Snapshot | None) -> dict[str, str] | None:
         """Where passages are searched: None for the embedded index, else the Milvus
@@ -593,14 +603,14 @@ class SearchService:
         sources: object = None,
         since: object = None,
         until: object = None,
-        index: Snapshot | None = None,
+        store: Store | None = None,
         blank_is_absent: bool = True,
         **options: object,
     ) -> Query:
-        """Check every parameter against the serving generation (answer/query.py)."""
-        snap = index or self.index()
+        """Check every parameter against the serving store's articles (answer/query.py)."""
+        archive = store or self.store()
         return parse_query(
-            self.settings, snap, question, k, sources, since, until, blank_is_absent, **options
+            self.settings, archive, question, k, sources, since, until, blank_is_absent, **options
         )
 
     # --- search ------------------------------------------------------------------
@@ -623,8 +633,9 @@ class SearchService:
         started = time.perf_counter()
         with self._pacer.query():
             index = self.index()
-            q = self.validate(question, k, sources, since, until, index, blank_is_absent, **options)
-            ranked = self._rank(index, q)
+            store = self.store(index)
+            q = self.validate(question, k, sources, since, until, store, blank_is_absent, **options)
+            ranked = self._rank(store, q)
         took = (time.perf_counter() - started) * 1000
         return SearchResult(
             q,
@@ -640,22 +651,20 @@ class SearchService:
             ranked.figures,
         )
 
-    def _rank(self, index: Snapshot, q: Query) -> Ranked:
+    def _rank(self, store: Store, q: Query) -> Ranked:
         """The pipeline: retrieve -> fuse (and the second phase) -> collapse ->
-        decorate -> judge, each stage a module of ``answer/``."""
+        decorate -> judge, each stage a module of ``answer/``, over the rows of the
+        store's view for this question."""
         s = self.settings
         kind = answer_type(q.question)
-        record = self._store_record(index)
-        view: StoreView = index
-        if record is not None:  # the question's candidates, read from Milvus
-            view = MilvusView(
-                self.milvus(record),
-                q.question,
-                self.embedder.encode([q.question])[0],
-                s.depth,
-                Filters(q.sources, q.since, q.until),
-                index.manifest.sentences,
-            )
+        embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
+
+        def qvec() -> np.ndarray:
+            vector: np.ndarray = embedder.encode([q.question])[0]
+            return vector
+
+        filters = Filters(q.sources, q.since, q.until)
+        view: StoreView = store.view(q.question, qvec, s.depth, filters)
         allowed = allowed_rows(view, q)
         if view.bm25.n == 0 or (allowed is not None and len(allowed) == 0):
             return Ranked([], False, (), kind)
@@ -667,12 +676,6 @@ class SearchService:
             return np.array([df_of_term[t] for t in wanted], np.int64)
 
         keys = key_terms(q.question, df_of, view.bm25.n)
-        embedder = self.embedder  # loaded here: a failure to load is this thread's to raise
-
-        def qvec() -> np.ndarray:
-            vector: np.ndarray = embedder.encode([q.question])[0]
-            return vector
-
         helpers = self._helpers() if view.total_rows >= PARALLEL_MIN_ROWS else None
         cands = retrieve(view, terms, qvec, s.depth, allowed, s.dense, helpers, s.torch_threads, bq)
         fused = cands.fused(s.fusion, s.fusion_weights, s.rrf_k)
@@ -699,22 +702,17 @@ class SearchService:
 
     def article(self, source: str) -> tuple[dict[str, Any], list[Passage]]:
         """An indexed article's metadata and cleaned passages, or NotFound."""
-        index = self.index()
-        found = index.article(source)
+        found = self.store().article(source)
         if found is None:
             raise NotFound(f"no indexed article called {source!r}")
-        meta, rows = found
-        return meta, [index.passage(r) for r in rows]
+        return found
 
     def passage(self, pid: object) -> tuple[Passage, dict[str, Any]]:
         """A live passage by its id, with its article's metadata, or NotFound."""
-        index = self.index()
-        row = index.row_of_id(pid) if isinstance(pid, str) and len(pid) <= 16 else None
-        if row is None:
-            raise NotFound(f"no passage with id {pid!r} in the serving index")
-        p = index.passage(row)
-        found = index.article(p.source)
-        if found is None:  # a live passage's article is live
+        store = self.store()
+        p = store.passage(pid) if isinstance(pid, str) and len(pid) <= 16 else None
+        found = store.article(p.source) if p is not None else None
+        if p is None or found is None:  # (a live passage's article is live)
             raise NotFound(f"no passage with id {pid!r} in the serving index")
         return p, found[0]
 
@@ -764,7 +762,7 @@ class SearchService:
 
     def articles(self) -> dict[str, dict[str, Any]]:
         """Every live article's metadata by file name (read once per generation)."""
-        return self.index().article_metas
+        return self.store().articles()
 
     def health(self) -> dict[str, Any]:
         """The serving generation; ``status`` "degraded" with the ``reason`` when the
@@ -773,15 +771,14 @@ class SearchService:
         state: dict[str, Any] = (
             {"status": "degraded", "reason": self.degraded} if self.degraded else {}
         )
-        record = self._store_record(index)
-        if record is not None:
-            try:
-                store = self.milvus(record).health()
-            except IndexUnavailable as exc:  # could not even connect
-                store = {"status": "degraded", "store": "milvus", "reason": exc.message}
-            if store["status"] != "ok":
-                state = {"status": "degraded", "reason": store["reason"]}
-            state["store"] = store
+        try:
+            store = self.store(index).health()
+        except IndexUnavailable as exc:  # a remote store that could not even be reached
+            kind = (self._store_record(index) or {}).get("kind", "embedded")
+            store = {"status": "degraded", "store": kind, "reason": exc.message}
+        if store["status"] != "ok":
+            state = {"status": "degraded", "reason": store["reason"]}
+        state["store"] = store
         return {
             "ok": True,
             "status": "ok",

@@ -13,6 +13,7 @@ import pytest
 
 from karabakh_qa.config import PROJECT_ROOT
 from karabakh_qa.embed import HashEmbedder
+from karabakh_qa.errors import NotFound
 from karabakh_qa.service import SearchService
 from karabakh_qa.store.milvus import Found, MilvusSettings, MilvusStore, StoreUnavailable
 from karabakh_qa.web import create_app
@@ -182,6 +183,23 @@ def test_an_unreachable_store_is_one_clean_error(embedder):
     assert "\n" not in error["error"]
 
 
+def test_a_store_of_an_older_layout_is_refused_to_readers_and_rewritten_by_a_sync(
+    seed_service, store
+):
+    snap = seed_service.index()
+    store.sync(snap)
+    old = json.loads(store.state().to_json())
+    del old["layout"]  # as written before the layout was recorded
+    row = {"key": "state", "value": json.dumps(old), "v": [0.0, 0.0]}
+    store.client.upsert(store.meta, [row])
+    with pytest.raises(
+        StoreUnavailable, match=r"layout 1, this one reads 2\): run `karabakh-qa index --full`"
+    ):
+        store.articles()
+    counts = store.sync(snap)
+    assert counts["added"] == 5 and store.stats()["articles"] == 5
+
+
 # --- the service on a Milvus store -------------------------------------------------
 
 
@@ -236,15 +254,56 @@ def test_filters_apply_in_milvus_as_in_the_embedded_store(milvus_service, seed_s
     assert not mine.hits  # nothing matches: no "in []" reaches Milvus
 
 
-def test_a_milvus_view_implements_the_store_seam(milvus_service, embedder):
-    from karabakh_qa.store.milvus_view import Filters, MilvusView
-    from karabakh_qa.store.protocol import StoreView
+def test_both_stores_implement_the_store_seam_and_their_views_the_view_seam(
+    milvus_service, seed_service, embedder
+):
+    from karabakh_qa.store.embedded.store import EmbeddedStore
+    from karabakh_qa.store.milvus import MilvusStore
+    from karabakh_qa.store.protocol import Filters, Store, StoreView
 
-    index = milvus_service.index()
     q = embedder.encode(["Ganja"])[0]
-    store = milvus_service.milvus(index.manifest.extra["store"])
-    view = MilvusView(store, "Ganja", q, 10, Filters(), index.manifest.sentences)
-    assert isinstance(view, StoreView) and view.total_rows >= 10
+    stores = (milvus_service.store(), seed_service.store())
+    assert [type(s) for s in stores] == [MilvusStore, EmbeddedStore]
+    for store in stores:
+        view = store.view("Ganja", lambda: q, 10, Filters())
+        assert isinstance(store, Store) and isinstance(view, StoreView)
+        assert view.total_rows >= 10
+
+
+def test_articles_passages_and_statistics_read_from_milvus_equal_the_embedded_ones(
+    milvus_service, seed_service
+):
+    mine, theirs = milvus_service.store(), seed_service.store()
+    assert mine.articles() == theirs.articles()  # metadata: title, date, sha256, passages
+    assert mine.article_names() == theirs.article_names()
+    for name in theirs.article_names():
+        assert mine.article(name) == theirs.article(name)  # the passages, in text order
+    meta, passages = theirs.article("003_10ac5b029c183a1d.txt")
+    assert mine.passage(passages[2].id) == passages[2]
+    assert mine.passage("0000000000000000") is None and mine.article("nope.txt") is None
+    assert {k: v for k, v in mine.stats().items() if k != "generation"} == {
+        "articles": 5,
+        "passages": theirs.stats()["passages"],
+    }
+
+
+def test_the_article_and_passage_pages_read_the_milvus_store(milvus_service, seed_service):
+    store = milvus_service.store()
+    meta, passages = milvus_service.article("003_10ac5b029c183a1d.txt")
+    assert meta["date"] == "2020-10-11" and passages == store.article(meta["source"])[1]
+    p, found = milvus_service.passage(passages[0].id)
+    assert (p, found) == (passages[0], meta)
+    with pytest.raises(NotFound):
+        milvus_service.passage("not-an-id")
+    client = create_app(milvus_service.settings, service=milvus_service).test_client()
+    page = client.get(f"/api/articles/{meta['source']}").get_json()
+    assert [x["id"] for x in page["passages"]] == [x.id for x in passages]
+    assert client.get(f"/api/passages/{p.id}").get_json()["passage"]["text"] == p.text
+    listed = client.get("/api/articles?since=2020-10-11").get_json()["articles"]
+    assert meta["source"] in [a["file"] for a in listed]
+    theirs = seed_service.article_list(since="2020-10-11")
+    assert [a["file"] for a in listed] == [a["file"] for a in theirs]
+    assert "Ganja" in client.get(f"/articles/{meta['source']}").get_data(as_text=True)
 
 
 def test_the_manifest_records_the_store_and_ask_follows_it(milvus_service, embedder):

@@ -15,7 +15,7 @@ stage, which reads them for candidates only.
 
 Writes come from a build of the embedded index (which chunks, embeds and relates the
 articles): :meth:`MilvusStore.sync` applies its diff by article. Three collections:
-``<name>`` (passages), ``<name>_files`` (file -> sha256 of its rows) and
+``<name>`` (passages), ``<name>_files`` (file -> its sha256, metadata and relations) and
 ``<name>_terms`` (document frequencies of our tokeniser's terms, which the answer
 rule and the term coverage read; Milvus's BM25 keeps its own). Readers never see
 half an article or two versions of one: passage and file rows carry the generation
@@ -42,9 +42,9 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,6 +55,10 @@ from .embedded.bm25 import average_idf
 from .embedded.rows import embed_text
 from .embedded.search import Snapshot
 from .embedded.vectors import decode
+from .protocol import Filters
+
+if TYPE_CHECKING:
+    from .milvus_view import MilvusView
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ SYNC_CHUNK = 400  # articles per generation (the retiring list lives in the stat
 READ_BATCH = 4096
 QUERY_LIMIT = 16_384  # Milvus's cap on the rows of one query
 TEXT_LIMIT = 65_535  # Milvus's VARCHAR limit, in bytes
+LAYOUT = 2  # the collections' layout; a store of another is rebuilt by the next sync
 
 
 class StoreUnavailable(IndexUnavailable):
@@ -96,6 +101,9 @@ class State:
     passages: int = 0  # live passages: BM25's N
     idf_floor: float = 0.0  # rank-bm25's epsilon * average idf
     synced: str = ""  # the embedded generation (manifest name) the store holds
+    articles: int = 0  # live articles
+    sentences: dict[str, Any] | None = None  # the sentence codes' VectorCodec
+    layout: int = LAYOUT
 
     def reader_filter(self) -> str:
         """The filter that shows a reader exactly one version of each article."""
@@ -112,6 +120,7 @@ class State:
     def from_json(cls, text: str) -> State:
         data = json.loads(text)
         data["retiring"] = tuple(data.get("retiring", ()))
+        data.setdefault("layout", 1)  # written before the layout was recorded
         return cls(**data)
 
 
@@ -124,7 +133,10 @@ class Found:
 
 
 class MilvusStore:
-    """One collection of passages in Milvus (or Milvus Lite)."""
+    """One collection of passages in Milvus (or Milvus Lite): a
+    :class:`~karabakh_qa.store.protocol.Store`."""
+
+    kind = "milvus"
 
     def __init__(self, settings: MilvusSettings, dim: int) -> None:
         self.settings, self.dim = settings, dim
@@ -133,6 +145,7 @@ class MilvusStore:
         self.meta = f"{settings.collection}_meta"
         self.files = f"{settings.collection}_files"
         self.terms = f"{settings.collection}_terms"
+        self._articles: tuple[State, dict[str, dict[str, Any]]] | None = None
         self._call(self._ensure_collections)
         # Loaded now, not on the first question (Milvus Lite reads 100k rows in ~9 s).
         for name in (self.passages, self.meta, self.files, self.terms):
@@ -198,6 +211,7 @@ class MilvusStore:
                 ("sha256", DataType.VARCHAR, 64),
                 ("born", DataType.INT64, 0),
                 ("relations", DataType.VARCHAR, TEXT_LIMIT),  # JSON: relations_of(file)
+                ("meta", DataType.VARCHAR, TEXT_LIMIT),  # JSON: the article's metadata
             ],
             self.terms: [("key", DataType.VARCHAR, 256), ("df", DataType.INT64, 0)],
         }
@@ -269,6 +283,17 @@ class MilvusStore:
             timeout=timeout or self.settings.timeout,
         )
         return State.from_json(rows[0]["value"]) if rows else State()
+
+    def _reader(self) -> State:
+        """The state a read sees; a store of another layout cannot be read."""
+        state = self.state()
+        if state.layout != LAYOUT:
+            raise StoreUnavailable(
+                f"the Milvus store at {self.settings.uri} was written by another version "
+                f"(layout {state.layout}, this one reads {LAYOUT}): run `karabakh-qa index "
+                "--full` to rewrite it"
+            )
+        return state
 
     def _save_state(self, state: State) -> None:
         value = state.to_json()
@@ -365,10 +390,16 @@ class MilvusStore:
         (the generation it was built on), only those articles are compared, if the
         store holds ``since``; otherwise every file is. Returns counts."""
         state = self.state(self.settings.write_timeout)  # Lite loads the collection first
+        if state.layout != LAYOUT:
+            log.warning(
+                "the Milvus store has layout %d, not %d: rewriting it", state.layout, LAYOUT
+            )
+            self.reset()
+            state = State()
         if state.pending is not None or state.retiring:
             state = self._recover(state)
         if names is not None and since is not None and state.synced == since:
-            live = {n: sha for n in names if (sha := _sha256(snapshot, n)) is not None}
+            live = {n: str(meta["sha256"]) for n in names if (meta := _meta(snapshot, n))}
             stored = self.stored_files(state, names)
         else:
             live = {n: str(meta["sha256"]) for n, meta in snapshot.article_metas.items()}
@@ -386,7 +417,15 @@ class MilvusStore:
                     "changed" if present and name in stored else "added" if present else "removed"
                 )
                 counts[kind] += 1
-        self._save_state(dataclasses.replace(state, synced=snapshot.manifest.file_name))
+        m = snapshot.manifest
+        self._save_state(
+            dataclasses.replace(
+                state,
+                synced=m.file_name,
+                articles=m.live_articles,
+                sentences=dataclasses.asdict(m.sentences),
+            )
+        )
         return counts
 
     def _apply(
@@ -418,7 +457,9 @@ class MilvusStore:
             self._call(self.client.flush, name, timeout=t)
         bm25 = snapshot.bm25
         floor = float(bm25.params.epsilon * average_idf(bm25.n, bm25.hist))
-        state = State(new, None, retiring, int(bm25.n), floor)
+        m = snapshot.manifest
+        sentences = dataclasses.asdict(m.sentences)
+        state = State(new, None, retiring, int(bm25.n), floor, "", m.live_articles, sentences)
         self._save_state(state)
         self._update_terms(sorted(old_terms | new_terms), snapshot)
         state = self._recover(state)
@@ -460,6 +501,7 @@ class MilvusStore:
 
     def _file_row(self, snapshot: Snapshot, name: str, born: int) -> dict[str, Any]:
         """An article's file row: its sha256 and its relations to other articles."""
+        meta = _meta(snapshot, name)
         relations = json.dumps(snapshot.relations_of(name), ensure_ascii=False)
         if len(relations.encode()) > TEXT_LIMIT:  # a story copied hundreds of times
             relations = "[]"
@@ -467,9 +509,10 @@ class MilvusStore:
         return {
             "key": f"{born}:{name}",
             "file": name,
-            "sha256": _sha256(snapshot, name),
+            "sha256": meta["sha256"] if meta else None,
             "born": born,
             "relations": relations,
+            "meta": json.dumps(meta, ensure_ascii=False),
             "v": [0.0, 0.0],
         }
 
@@ -567,6 +610,58 @@ class MilvusStore:
                     "dense": dense[local - lo].tolist(),
                     "sentences": json.dumps(sentences),
                 }
+
+    # --- the Store protocol's reads ---------------------------------------------------
+
+    def view(
+        self, question: str, qvec: Callable[[], np.ndarray], depth: int, filters: Filters
+    ) -> MilvusView:
+        """One question's candidates (store/milvus_view.py)."""
+        from .milvus_view import MilvusView
+
+        return MilvusView(self, self._reader(), question, qvec(), depth, filters)
+
+    def articles(self) -> dict[str, dict[str, Any]]:
+        """Every live article's metadata by file, in name order (read once per state)."""
+        state = self._reader()
+        if self._articles is None or self._articles[0] != state:
+            rows = self._scan(self.files, state.reader_filter(), ["file", "meta"])
+            metas = {r["file"]: json.loads(r["meta"]) for r in rows}
+            self._articles = state, dict(sorted(metas.items()))
+        return self._articles[1]
+
+    def article_names(self) -> list[str]:
+        return list(self.articles())
+
+    def article(self, name: str) -> tuple[dict[str, Any], list[Passage]] | None:
+        """A live article's metadata and passages, in text order."""
+        state = self._reader()
+        t = self.settings.timeout
+        found = self._file_rows([name], state, ["meta"], t)
+        if not found:
+            return None
+        expr = f"file == {json.dumps(name, ensure_ascii=False)} and ({state.reader_filter()})"
+        rows = sorted(self.query(expr, ("id", *self.FIELDS)), key=lambda r: int(r["start"]))
+        return json.loads(found[0]["meta"]), [passage_of(r) for r in rows]
+
+    def passage(self, pid: str) -> Passage | None:
+        """A live passage by its id."""
+        found = self.records([pid], self._reader())
+        return passage_of(found[pid]) if pid in found else None
+
+    def apply(
+        self, snapshot: Snapshot, since: str | None, names: list[str] | None
+    ) -> dict[str, int]:
+        """A build's diff: :meth:`sync`."""
+        return self.sync(snapshot, since, names)
+
+    def stats(self) -> dict[str, Any]:
+        state = self._reader()
+        return {
+            "generation": state.generation,
+            "articles": state.articles,
+            "passages": state.passages,
+        }
 
     # --- reads -----------------------------------------------------------------------
 
@@ -668,12 +763,10 @@ def files_in(names: list[str]) -> str:
     return f"file in {json.dumps(sorted(names), ensure_ascii=False)}"
 
 
-def _sha256(snapshot: Snapshot, name: str) -> str | None:
-    """A live article's sha256 (None: not live), without decoding every article."""
+def _meta(snapshot: Snapshot, name: str) -> dict[str, Any] | None:
+    """A live article's metadata (None: not live), without decoding every article."""
     found = snapshot.locate_article(name)
-    if found is None:
-        return None
-    return str(snapshot.segments[found[0]].article_record(found[1])["sha256"])
+    return None if found is None else snapshot.segments[found[0]].article_record(found[1])
 
 
 def _reason(exc: BaseException) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -30,31 +29,25 @@ from ..relations.versions import Sentence, article_sentences
 from .embedded.bm25 import Bm25Query, idf_of
 from .embedded.manifest import VectorCodec
 from .embedded.search import SentenceFeatures, best_sentences
-from .milvus import MilvusStore, files_in, passage_of
+from .milvus import MilvusStore, State, StoreUnavailable, files_in, passage_of
+from .protocol import Filters
 
 RECORD_FIELDS = (*MilvusStore.FIELDS, "id", "dense", "sentences")
 
 
-@dataclass(frozen=True)
-class Filters:
-    """A question's filters, as Milvus expressions on the passage rows."""
-
-    sources: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-
-    def expr(self) -> str:
-        parts = []
-        if self.sources:
-            parts.append(files_in(list(self.sources)))
-        dated = []
-        if self.since:
-            dated.append(f'date >= "{self.since}"')
-        if self.until:
-            dated.append(f'date <= "{self.until}"')
-        if dated:  # undated rows stay: collapse counts them as hidden (or shows them)
-            parts.append(f'(date == "" or ({" and ".join(dated)}))')
-        return " and ".join(parts)
+def filter_expr(filters: Filters) -> str:
+    """A question's filters as a Milvus expression on the passage rows."""
+    parts = []
+    if filters.sources:
+        parts.append(files_in(list(filters.sources)))
+    dated = []
+    if filters.since:
+        dated.append(f'date >= "{filters.since}"')
+    if filters.until:
+        dated.append(f'date <= "{filters.until}"')
+    if dated:  # undated rows stay: collapse counts them as hidden (or shows them)
+        parts.append(f'(date == "" or ({" and ".join(dated)}))')
+    return " and ".join(parts)
 
 
 class _Bm25:
@@ -114,20 +107,20 @@ class _Ready:
 
 
 class MilvusView:
-    """The candidates of one question in a Milvus store, numbered as rows."""
+    """The candidates of one question in a Milvus store, numbered as rows
+    (made by :meth:`MilvusStore.view`, with the state the question reads)."""
 
     def __init__(
         self,
         store: MilvusStore,
+        state: State,
         question: str,
         qvec: np.ndarray,
         depth: int,
         filters: Filters,
-        sentence_codec: VectorCodec,
     ) -> None:
-        self.store, self.state = store, store.state()
-        self.sentence_codec = sentence_codec
-        self.where = " and ".join(x for x in (self.state.reader_filter(), filters.expr()) if x)
+        self.store, self.state = store, state
+        self.where = " and ".join(x for x in (state.reader_filter(), filter_expr(filters)) if x)
         self.records: list[dict[str, Any]] = []
         self.row_of: dict[str, int] = {}
         self.lexical_scores: dict[str, float] = {}
@@ -166,6 +159,13 @@ class MilvusView:
         wanted = sorted({i for i in ids if i not in self.row_of})
         if wanted:
             self.fetch(f"id in {json.dumps(wanted)}")
+
+    @property
+    def sentence_codec(self) -> VectorCodec:
+        """How the sentence codes are packed (the sync that wrote them recorded it)."""
+        if self.state.sentences is None:
+            raise StoreUnavailable("the Milvus store's state names no sentence codec")
+        return VectorCodec(**self.state.sentences)
 
     @property
     def total_rows(self) -> int:

@@ -1,4 +1,11 @@
-"""The seam between the answer pipeline and a store (docs/scaling.md).
+"""The seam between the service and a store (docs/scaling.md).
+
+Two protocols. :class:`Store` is where the passages are kept: a build applies its
+article diff to it, the service reads articles, passages, statistics and health
+from it, and asks it for one :class:`StoreView` per question. The embedded
+segmented index (:class:`store.embedded.store.EmbeddedStore`, the default) and a
+Milvus collection (:class:`store.milvus.MilvusStore`) implement it; the service
+picks one by configuration and never branches on which.
 
 The answer stages (retrieve, fuse, collapse, decorate, judge in ``service.py``
 and ``evaluate.py``) read an index only through the calls below. Two
@@ -12,6 +19,8 @@ tests, so the seam cannot drift from what the pipeline really calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,7 +30,7 @@ from ..records import Passage
 if TYPE_CHECKING:  # the shapes the embedded store returns; no import at run time
     from ..relations.versions import Sentence
     from .embedded.bm25 import Bm25Query
-    from .embedded.search import SentenceFeatures
+    from .embedded.search import SentenceFeatures, Snapshot
 
 
 class Bm25Stats(Protocol):
@@ -96,3 +105,40 @@ class StoreView(Protocol):
         until: str | None,
         undated: bool = False,
     ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A question's filters: the article files, and the date range (ISO dates)."""
+
+    sources: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where the passages of the archive are kept and searched."""
+
+    @property
+    def kind(self) -> str: ...  # "embedded" or "milvus"
+
+    def view(
+        self, question: str, qvec: Callable[[], np.ndarray], depth: int, filters: Filters
+    ) -> StoreView: ...  # what one question reads: lexical and dense candidates, records
+
+    def articles(self) -> dict[str, dict[str, Any]]: ...  # live articles' metadata by file
+
+    def article_names(self) -> list[str]: ...
+
+    def article(self, name: str) -> tuple[dict[str, Any], list[Passage]] | None: ...
+
+    def passage(self, pid: str) -> Passage | None: ...  # a live passage by its id
+
+    def apply(
+        self, snapshot: Snapshot, since: str | None, names: list[str] | None
+    ) -> dict[str, int]: ...  # a build's article diff (None: compare every article)
+
+    def stats(self) -> dict[str, Any]: ...  # generation, articles, passages
+
+    def health(self) -> dict[str, Any]: ...  # {"status": "ok" | "degraded", "store": kind, ...}
