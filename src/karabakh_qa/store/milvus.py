@@ -741,10 +741,22 @@ class MilvusStore:
         return {r["id"]: r for r in rows}
 
 
+class _NoMvccNotice(logging.Filter):
+    """Milvus Lite keeps no MVCC timestamps, and pymilvus's query iterator warns of
+    it on every scan (a sync's): the scan is right all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
 def _connect(settings: MilvusSettings) -> Any:
     """A client for ``settings.uri``: Milvus Lite for a file path (started here), a
     server for http(s); an unreachable one is a :class:`StoreUnavailable`."""
     from pymilvus import MilvusClient
+
+    iterator_log = logging.getLogger("pymilvus.orm.iterator")
+    if not any(isinstance(f, _NoMvccNotice) for f in iterator_log.filters):
+        iterator_log.addFilter(_NoMvccNotice())
 
     token = os.environ.get(TOKEN_ENV, "")
     try:
