@@ -91,7 +91,7 @@ class Catalog:
         """(size, mtime_ns, sha256) of entry ``j``."""
         pos, i = self.where[j]
         snap = cast(Snapshot, self.snap)  # a catalog has entries only when it has a snapshot
-        sha = snap.segments[pos].a["article_sha"][i].decode()
+        sha = str(snap.segments[pos].article_record(i)["sha256"])
         return int(self.size[j]), int(self.mtime[j]), sha
 
 

@@ -71,7 +71,7 @@ def plan_merges(snap: Snapshot) -> list[list[int]]:
 def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict[int, np.ndarray]]:
     """Live rows of the planned segments as one segment's columns, and the row map:
     per merged segment number, each old row's row in the merged one (-1: dropped)."""
-    names, sha, size, mtime, art_rows, art_blobs = [], [], [], [], [0], []
+    names, size, mtime, art_rows, art_blobs = [], [], [], [0], []
     art_bands: list[np.ndarray] = []
     art_minhash: list[np.ndarray] = []
     blobs: list[bytes] = []
@@ -95,7 +95,6 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
             if hi == lo or not keep[lo]:
                 continue
             names.append(str(a["article_names"][i]))
-            sha.append(a["article_sha"][i])
             size.append(int(a["article_size"][i]))
             mtime.append(int(a["article_mtime"][i]))
             art_bands.append(seg.article_bands[i])
@@ -137,7 +136,6 @@ def merge_columns(snap: Snapshot, plan: list[int]) -> tuple[SegmentColumns, dict
     np.cumsum([len(x) for x in s_term_lists], out=s_ptr[1:])
     cols = SegmentColumns(
         article_names=np.array(names, dtype=str),
-        article_sha=np.array(sha, dtype="S64"),
         article_size=np.array(size, np.int64),
         article_mtime=np.array(mtime, np.int64),
         article_rows=np.array(art_rows, np.int64),

@@ -300,7 +300,6 @@ def columns(prep: Prepared, dim: int) -> SegmentColumns:
     np.cumsum([len(s) for s in spans], out=s_bounds[1:])
     return SegmentColumns(
         article_names=np.array([a.source for a in articles], dtype=str),
-        article_sha=np.array([a.sha256 for a in articles], dtype="S64"),
         article_size=np.array([st[0] for st in prep.stats], dtype=np.int64),
         article_mtime=np.array([st[1] for st in prep.stats], dtype=np.int64),
         article_rows=bounds,

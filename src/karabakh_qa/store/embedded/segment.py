@@ -47,14 +47,14 @@ from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 8  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
-# shingle signatures as a band index
+SEGMENT_SCHEMA = 9  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
+# shingle signatures as a band index; 9: no sha256 column (the article record has
+# it), 32-bit record offsets where they fit
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
 ARRAYS = (
     "article_names",
-    "article_sha",
     "article_size",
     "article_mtime",
     "article_rows",
@@ -88,7 +88,6 @@ class SegmentColumns:
     """Everything a segment holds, in memory, ready to be written."""
 
     article_names: np.ndarray  # (a,) str
-    article_sha: np.ndarray  # (a,) S64
     article_size: np.ndarray  # (a,) int64
     article_mtime: np.ndarray  # (a,) int64 ns
     article_rows: np.ndarray  # (a+1,) int64: article i owns rows [i], [i+1]
@@ -126,9 +125,12 @@ def unpack(blob: bytes) -> dict[str, Any]:
 
 
 def _blobs(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Variable-length records as (offsets, one uint8 array of them all)."""
+    """Variable-length records as (offsets, one uint8 array of them all); the offsets
+    are 32-bit while the records fit in 4 GiB (a merge of 10M passages would not)."""
     offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    if offsets[-1] < 2**32:
+        offsets = offsets.astype(np.uint32)
     return offsets, np.frombuffer(b"".join(blobs), dtype=np.uint8)
 
 
@@ -201,7 +203,6 @@ def write_segment(folder: Path, name: str, cols: SegmentColumns, codec: VectorCo
     article_values, article_rows = band_index(cols.article_bands)
     arrays = {
         "article_names": cols.article_names.astype(str),
-        "article_sha": cols.article_sha.astype("S64"),
         "article_size": cols.article_size.astype(np.int64),
         "article_mtime": cols.article_mtime.astype(np.int64),
         "article_rows": cols.article_rows.astype(np.int64),
