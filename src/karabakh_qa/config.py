@@ -83,6 +83,9 @@ class Settings:
     # model at ranker_path (trained on SQuAD tune + SciFact train), "fixed" does not.
     ranker: str = "learned"
     ranker_path: Path | None = Path(__file__).resolve().parent / "answer" / "ranker.json"
+    # the answer span a hit shows: the learned choice of answer/extract.py (trained on
+    # the SQuAD tuning part), or with None the rules of answer/spans.py alone
+    span_model_path: Path | None = Path(__file__).resolve().parent / "answer" / "spans.json"
     depth: int = 100
     # Dense search: "exact" everywhere, "ann" (sign bits + exact rescoring) everywhere,
     # or "auto": the ANN for segments of ANN_MIN_ROWS rows or more (README, "Approximate
@@ -141,7 +144,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (paths are coerced to Path)."""
-        for key in ("articles_dir", "index_dir", "web_dir", "cache_dir", "ranker_path"):
+        for key in (
+            "articles_dir",
+            "index_dir",
+            "web_dir",
+            "cache_dir",
+            "ranker_path",
+            "span_model_path",
+        ):
             if key in changes and changes[key] is not None:
                 changes[key] = Path(changes[key])  # type: ignore[arg-type]
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
+from .answer.extract import FEATURES as SPAN_FEATURES
+from .answer.extract import extract
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
-from .answer.spans import answer_type, best_span
+from .answer.spans import Span, answer_type, best_span
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
@@ -246,8 +248,11 @@ def _evaluate(
     qvecs = embedder.encode(texts, batch_size=64)
     runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name in systems}
     default = next(name for name in systems if name.startswith("default"))
-    spans: list[float | None] = []
+    spans: list[tuple[float, float] | None] = []
     ranker = load_ranker(settings)
+    span_model = (
+        Ranker.load(settings.span_model_path, SPAN_FEATURES) if settings.span_model_path else None
+    )
     if ranker is not None:
         runs[LEARNED] = {}
     for qid, text, qvec in zip(qids, texts, qvecs, strict=True):
@@ -266,7 +271,7 @@ def _evaluate(
             scored[LEARNED] = final
         if collection.answers:  # the spans of the order a search serves
             served = scored[LEARNED if settings.ranker == "learned" and ranker else default]
-            spans.append(_span_f1(index, cands, served, text, collection, qid))
+            spans.append(_span_f1(index, cands, served, text, collection, qid, span_model))
         for name, fused in scored.items():
             best: dict[str, float] = {}
             for row, value in zip(cands.rows.tolist(), fused.tolist(), strict=True):
@@ -278,12 +283,15 @@ def _evaluate(
             top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:RUN_DEPTH]
             runs[name][qid] = dict(top)
     metrics = {name: score(run, collection.qrels) for name, run in runs.items()}
-    judged = [f for f in spans if f is not None]
-    if judged:
+    judged = np.array([f for f in spans if f is not None]).reshape(-1, 2)
+    if len(judged):
+        rules, shown = judged[:, 0], judged[:, 1]
         metrics[SPANS] = {
             "gold at rank 1": len(judged),
-            "span F1 >= 0.5": float(np.mean([f >= 0.5 for f in judged])),
-            "mean token F1": float(np.mean(judged)),
+            "span F1 >= 0.5": float(np.mean(shown >= 0.5)),
+            "mean token F1": float(np.mean(shown)),
+            "rules: span F1 >= 0.5": float(np.mean(rules >= 0.5)),
+            "rules: mean token F1": float(np.mean(rules)),
         }
     return metrics, runs
 
@@ -295,19 +303,27 @@ def _span_f1(
     question: str,
     collection: Collection,
     qid: str,
-) -> float | None:
-    """Token F1 (SQuAD's) of the answer span the served order shows in its first
-    passage, against the best gold answer; None when that passage is not the gold one."""
+    model: Ranker | None = None,
+) -> tuple[float, float] | None:
+    """Token F1 (SQuAD's), against the best gold answer, of the answer span the served
+    order's first passage gets from the rules and the one it shows (``model``'s, or
+    the rules' without one); None when that passage is not the gold one."""
     i = int(cands.order(fused)[0])
     row = int(cands.rows[i])
     passage = index.passage(row)
     if passage.source not in collection.qrels[qid]:
         return None
     s, e = index.sentence_span(row, int(cands.best_sentence[i]))
-    span = best_span(passage.text, answer_type(question), set(tokenize(question)), (s, e))
-    if span is None:
-        return 0.0
-    return max((token_f1(span.text, gold) for gold in collection.answers[qid]), default=0.0)
+    kind = answer_type(question)
+    rule = best_span(passage.text, kind, set(tokenize(question)), (s, e))
+    shown = extract(passage.text, (s, e), question, kind, model) if model else rule
+
+    def f1(span: Span | None) -> float:
+        if span is None:
+            return 0.0
+        return max((token_f1(span.text, gold) for gold in collection.answers[qid]), default=0.0)
+
+    return f1(rule), f1(shown)
 
 
 def _answer_tokens(text: str) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .answer.collapse import collapse, facets, in_order
 from .answer.decorate import Decorator, figures_of
+from .answer.extract import FEATURES as SPAN_FEATURES
 from .answer.judge import AnswerRule, key_terms, missing
 from .answer.query import Query, parse_query
 from .answer.rank import Ranker, reorder
@@ -148,6 +149,7 @@ class SearchService:
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
         self._ranker_model: Ranker | None = None
+        self._span_model_loaded: Ranker | None = None
         self._refresher: threading.Thread | None = None
         self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
         # the refresher's other work, for the same measurement: ("prepare" | "release",
@@ -184,6 +186,15 @@ class SearchService:
         if self._ranker_model is None:
             self._ranker_model = Ranker.load(s.ranker_path)
         return self._ranker_model
+
+    def _span_model(self) -> Ranker | None:
+        """The answer-span model (answer/extract.py), loaded once; None: the rules."""
+        path = self.settings.span_model_path
+        if path is None:
+            return None
+        if self._span_model_loaded is None:
+            self._span_model_loaded = Ranker.load(path, SPAN_FEATURES)
+        return self._span_model_loaded
 
     def _helpers(self) -> ThreadPoolExecutor:
         """Threads that run a large index's dense search beside its BM25 (made once)."""
@@ -575,6 +586,7 @@ class SearchService:
         behind it)."""
         self.embedder  # noqa: B018
         self._ranker()
+        self._span_model()
         kernels.load()
         for question in self.WARM_QUESTIONS:
             self.search(question, self.settings.default_k)
@@ -685,7 +697,9 @@ class SearchService:
         )
         dates = view.dates_of(cands.rows)
         results, hidden = collapse(cands, ordered, allowed, dates, q)
-        decorate = Decorator(view, cands, fused, spans, kind, set(terms))
+        decorate = Decorator(
+            view, cands, fused, spans, kind, set(terms), q.question, self._span_model()
+        )
         rule, n = AnswerRule.of(s), view.bm25.n
         absent = tuple(missing(keys))
         found = rule.found(decorate.many(results[:3]), keys, n) and not absent

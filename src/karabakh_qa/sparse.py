@@ -54,6 +54,11 @@ class _Terms(dict[str, str]):
 _terms = _Terms()
 
 
+def term_of(word: str) -> str:
+    """The term of one raw token ("" for a stopword)."""
+    return _terms[word]
+
+
 def tokenize_spans(text: str) -> list[tuple[str, int, int]]:
     """(term, start, end) for every indexed token of ``text``: lowercased,
     stopwords dropped, Snowball-stemmed, thousands separators removed."""

@@ -23,7 +23,9 @@ from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
 from ..store.protocol import StoreView
 from .collapse import Result
+from .extract import Sentence, extract_many
 from .judge import KeyTerm
+from .rank import Ranker
 from .retrieve import Candidates
 from .spans import Span, best_span
 
@@ -65,14 +67,40 @@ class Decorator:
         spans: dict[int, Span | None],
         kind: str,
         query_terms: set[str],
+        question: str = "",
+        span_model: Ranker | None = None,
     ) -> None:
         self.index, self.cands, self.fused = index, cands, fused
         self.spans, self.kind, self.terms = spans, kind, query_terms
+        self.question, self.span_model = question, span_model
         self._done: dict[int, Hit] = {}
+        self._answers: dict[int, tuple[Span | None, Span | None]] = {}  # (rules', shown)
         self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
+        self._find_answers([j for _, j in results if j not in self._done])
         return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
+
+    def _find_answers(self, wanted: list[int]) -> None:
+        """The rules' answer span (the ranking's evidence, "why") and the span a reader
+        sees (the learned choice when there is a model, in one batch for a page)."""
+        todo = [j for j in dict.fromkeys(wanted) if j not in self._answers]
+        sentences = []
+        for j in todo:
+            row = int(self.cands.rows[j])
+            text = self.index.passage(row).text
+            s, e = self.index.sentence_span(row, int(self.cands.best_sentence[j]))
+            rule = (
+                self.spans[j] if j in self.spans else best_span(text, self.kind, self.terms, (s, e))
+            )
+            sentences.append(Sentence(text, (s, e), rule))
+        shown = (
+            extract_many(sentences, self.question, self.kind, self.span_model)
+            if self.span_model is not None and sentences
+            else [x.rule for x in sentences]
+        )
+        for j, sentence, seen in zip(todo, sentences, shown, strict=True):
+            self._answers[j] = (sentence.rule, seen)
 
     def one(self, i: int, j: int, rank: int) -> Hit:
         hit = self._done.get(j)
@@ -85,11 +113,8 @@ class Decorator:
         shown = int(cands.rows[j])
         passage = index.passage(shown)
         sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
-        span = (
-            self.spans[j]
-            if j in self.spans
-            else best_span(passage.text, self.kind, self.terms, (sentence[0], sentence[1]))
-        )
+        self._find_answers([j])
+        span, seen = self._answers[j]
         copies = copies_of(index, shown, passage)
         corroborated = corroboration(passage, copies)
         versions = self.versions.get(passage.source)
@@ -102,7 +127,7 @@ class Decorator:
             also_in=copies,
             highlights={"sentence": sentence, "terms": matched_terms(passage.text, self.terms)},
             explain=cands.explain(j, span),
-            answer_span=span.to_dict(passage.start) if span else None,
+            answer_span=seen.to_dict(passage.start) if seen else None,
             corroboration=corroborated,
             first_seen=first_of(corroborated),
             versions=versions,

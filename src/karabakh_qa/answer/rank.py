@@ -31,7 +31,8 @@ DEFAULT_MODEL = Path(__file__).with_name("ranker.json")
 
 @dataclass(frozen=True)
 class Ranker:
-    """A logistic regression over :data:`FEATURES` (standardised)."""
+    """A logistic regression over named features (standardised): the second phase's
+    over :data:`FEATURES`, the answer span's over ``extract.FEATURES``."""
 
     weights: np.ndarray
     bias: float
@@ -39,6 +40,7 @@ class Ranker:
     scale: np.ndarray
     top: int = TOP
     about: str = ""
+    features: tuple[str, ...] = FEATURES
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The model's logit for each row of ``x`` (candidates x FEATURES)."""
@@ -48,7 +50,7 @@ class Ranker:
     def to_json(self) -> str:
         return json.dumps(
             {
-                "features": list(FEATURES),
+                "features": list(self.features),
                 "weights": self.weights.round(6).tolist(),
                 "bias": round(float(self.bias), 6),
                 "mean": self.mean.round(6).tolist(),
@@ -60,12 +62,13 @@ class Ranker:
         )
 
     @classmethod
-    def load(cls, path: Path) -> Ranker:
-        """A model file; one for other features, or unreadable, is IndexUnavailable."""
+    def load(cls, path: Path, features: tuple[str, ...] = FEATURES) -> Ranker:
+        """A model file over ``features``; one for other features, or unreadable, is
+        IndexUnavailable."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if tuple(data["features"]) != FEATURES:
-                raise ValueError(f"features {data['features']} are not {list(FEATURES)}")
+            if tuple(data["features"]) != features:
+                raise ValueError(f"features {data['features']} are not {list(features)}")
             return cls(
                 np.array(data["weights"], float),
                 float(data["bias"]),
@@ -73,6 +76,7 @@ class Ranker:
                 np.array(data["scale"], float),
                 int(data.get("top", TOP)),
                 str(data.get("about", "")),
+                features,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexUnavailable(f"ranker model {path} is unusable: {exc}") from None

@@ -1,0 +1,120 @@
+"""Train the answer-span model (answer/extract.py) on the SQuAD tuning part only.
+
+SQuAD v1.1 dev, tuning part (every 4th article's questions, as for the ranker;
+the report part is never read here): for each question the sentence of its
+paragraph that holds the first gold answer, every candidate phrase of it with its
+features; a phrase is positive when its token F1 against a gold answer is >= 0.5.
+Prints the share of questions whose best-scored phrase is positive, by two-fold
+cross-validation over articles (against the rules' span on the same sentences),
+for each L2 weight tried, then fits the chosen one on the whole tuning part and
+writes it as JSON to ``src/karabakh_qa/answer/spans.json``.
+
+Run: .venv/bin/python benchmarks/train_spans.py [--l2 10] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad" / "dev-v1.1.json"
+
+
+def examples(path: Path) -> list[dict]:
+    """Per tuning question: its article, features, and each candidate's F1 and the rules'."""
+    from karabakh_qa.answer.extract import Sentence, candidates
+    from karabakh_qa.answer.spans import answer_type, best_span
+    from karabakh_qa.chunk import sentences
+    from karabakh_qa.evaluate import token_f1
+    from karabakh_qa.sparse import tokenize
+
+    out = []
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    for a, article in enumerate(data):
+        if a % 4:  # the report part: never read
+            continue
+        for para in article["paragraphs"]:
+            text = para["context"]
+            spans = sentences(text)
+            for qa in para["qas"]:
+                golds = [x["text"] for x in qa["answers"]]
+                at = qa["answers"][0]["answer_start"]
+                within = next(((s, e) for s, e in spans if s <= at < e), None)
+                if within is None:
+                    continue
+                question, kind = qa["question"], answer_type(qa["question"])
+                found = candidates([Sentence(text, within)], question, kind)
+                f1 = [
+                    max(token_f1(text[s:e], g) for g in golds)
+                    for s, e in zip(found.starts.tolist(), found.ends.tolist(), strict=True)
+                ]
+                rule = best_span(text, kind, set(tokenize(question)), within)
+                rule_f1 = max(token_f1(rule.text, g) for g in golds) if rule else 0.0
+                allowed = found.allowed(kind)  # what the service may show
+                out.append(
+                    {"article": a, "x": found.x, "f1": np.array(f1), "rule": rule_f1, "ok": allowed}
+                )
+    return out
+
+
+def fit(rows: list[dict], l2: float):
+    from karabakh_qa.answer.rank import train
+
+    x = np.vstack([r["x"] for r in rows if len(r["f1"])])
+    y = np.concatenate([r["f1"] >= 0.5 for r in rows if len(r["f1"])]).astype(float)
+    return train(x, y, l2=l2)
+
+
+def share(rows: list[dict], model) -> float:
+    w, b, mean, scale = model
+    good = 0
+    for r in rows:
+        if len(r["f1"]):
+            s = ((r["x"] - mean) / scale) @ w + b
+            s[~r["ok"]] = -np.inf
+            if r["ok"].any():
+                good += r["f1"][int(np.argmax(s))] >= 0.5
+    return good / max(1, len(rows))
+
+
+def main() -> None:
+    from karabakh_qa.answer.extract import DEFAULT_MODEL, FEATURES
+    from karabakh_qa.answer.rank import Ranker
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--l2", type=float, nargs="*", default=[1.0, 10.0, 100.0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    args = ap.parse_args()
+    rows = examples(SQUAD)
+    fold = [(r["article"] // 4) % 2 for r in rows]
+    rules = np.mean([r["rule"] >= 0.5 for r in rows])
+    print(f"{len(rows)} tuning questions; the rules' span F1>=0.5: {rules:.4f}")
+    best = None
+    for l2 in args.l2:
+        hits = 0.0
+        for k in (0, 1):
+            model = fit([r for r, f in zip(rows, fold, strict=True) if f != k], l2)
+            held = [r for r, f in zip(rows, fold, strict=True) if f == k]
+            hits += share(held, model) * len(held)
+        cv = hits / len(rows)
+        print(f"l2 {l2}: two-fold CV F1>=0.5 {cv:.4f}")
+        if best is None or cv > best[1]:
+            best = (l2, cv)
+    assert best is not None
+    w, b, mean, scale = fit(rows, best[0])
+    scale = np.where(scale < 1e-9, 1.0, scale)
+    about = (
+        f"answer-span logistic regression, SQuAD v1.1 dev tuning part ({len(rows)} questions, "
+        f"gold sentences), l2 {best[0]}, two-fold CV F1>=0.5 {best[1]:.4f} (rules {rules:.4f})"
+    )
+    model = Ranker(w, b, mean, scale, 0, about, FEATURES)
+    args.out.write_text(model.to_json() + "\n", encoding="utf-8")
+    print(f"wrote {args.out}: {about}")
+
+
+if __name__ == "__main__":
+    main()

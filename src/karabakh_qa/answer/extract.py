@@ -1,0 +1,359 @@
+"""The answer span a hit shows: a learned choice among its sentence's short phrases.
+
+The rules of :mod:`.spans` find names, numbers and dates and take the one nearest
+the question's words; on SQuAD that picks a span overlapping the answer (token
+F1 >= 0.5) for 38 % of questions when it is given the right sentence. As the
+feature-based SQuAD baselines did (Rajpurkar et al. 2016, logistic regression
+over candidate phrases), every run of one to ``MAX_WORDS`` words of the sentence
+that neither starts nor ends with a stop word is a candidate, described by
+features a person would look at: what kind of words it holds against what the
+question asks, how far it sits from the question's words and on which side, the
+word before it (a preposition?) and after it, whether the question's head noun
+("What *station*…") is next to it, and whether the rules picked it. A logistic
+regression trained on the SQuAD tuning part only (``benchmarks/train_spans.py``;
+weights in ``spans.json``) scores them; the best one is shown. The second-phase
+ranker keeps the rules' span as its feature (it was trained on that).
+
+Offsets are the passage's, as for every span: the verbatim invariant holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..sparse import STOPWORDS, term_of, tokenize
+from .rank import Ranker
+from .spans import TYPES, Span, best_span, find_spans
+
+MAX_WORDS = 5
+DEFAULT_MODEL = Path(__file__).with_name("spans.json")
+
+_TOKEN = re.compile(r"[£$€]?\d+(?:[,.:]\d+)*½?%?|[^\W\d_]+(?:['’.-][^\W\d_]+)*|\S")
+_PREPOSITIONS = frozenset(
+    "in at on by of from to as for with than called named into under over after before".split()
+)
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred hundreds thousand thousands million millions billion dozen "
+    "dozens zero".split()
+)
+_WH = ("what", "which", "who", "whom", "whose", "when", "where", "why", "how", "other")
+SHAPES = ("capitalised", "number", "lower", "mixed")
+
+
+def _names() -> tuple[str, ...]:
+    out = [f"{kind}*{shape}" for kind in TYPES for shape in SHAPES]
+    out += [f"words={n}" for n in range(1, MAX_WORDS + 1)]
+    out += ["near_left", "near_right", "near", "question_words_4", "question_words_8"]
+    out += ["question_words", "overlap", "after_question_word", "before_question_word"]
+    out += ["after_preposition", "before_punctuation", "before_stop_word"]
+    out += ["rule_exact", "rule_overlap", "rule_inside", "first_question_word"]
+    out += ["last_question_word", "verb_like", "and_between"]
+    out += [f"first_numeric*{kind}" for kind in TYPES]
+    out += [f"rule_exact*{kind}" for kind in TYPES] + [f"rule_overlap*{kind}" for kind in TYPES]
+    out += [f"near*{kind}" for kind in TYPES] + [f"words*{kind}" for kind in TYPES]
+    out += ["head_near", "head_next", "position", "inner_stop_word"]
+    out += ["capitalised_before", "capitalised_after", "mean_word_length"]
+    out += [f"{wh}*capitalised" for wh in _WH] + [f"{wh}*number" for wh in _WH]
+    return tuple(out)
+
+
+FEATURES = _names()
+_FLAG_NAMES = (
+    "word",  # letters or a number (the pattern makes a token letters, a number from a
+    "stop",  # digit or currency sign, or one symbol)
+    "content",
+    "letters",
+    "capitalised",
+    "number",
+    "lower",
+    "preposition",
+    "alphanumeric",
+    "verb_like",  # a lower-case word ending in -ing or -ed: answers seldom hold one
+    "numeric",  # digits or a number word ("nine", "dozens")
+)
+
+
+class _Flags(dict[str, tuple[bool, ...]]):
+    """Raw token -> its :data:`_FLAG_NAMES`, worked out once per distinct token (the
+    same few thousand words make up most text; see sparse._Terms)."""
+
+    def __missing__(self, w: str) -> tuple[bool, ...]:
+        low = w.lower()
+        found = (
+            w[0].isalnum() or w[0] in "£$€",
+            low in STOPWORDS,
+            bool(term_of(w)) if w[0].isalnum() else False,
+            w[0].isalpha(),
+            w[0].isupper(),
+            w[0].isdigit() or w[0] in "£$€",
+            w.islower(),
+            low in _PREPOSITIONS,
+            w[0].isalnum(),
+            w.islower() and len(w) > 4 and (low.endswith("ing") or low.endswith("ed")),
+            w[0].isdigit() or w[0] in "£$€" or low in _NUMBER_WORDS,
+        )
+        if len(self) < 200_000:
+            self[w] = found
+        return found
+
+
+_TOKEN_FLAGS = _Flags()
+_COLUMN = {name: c for c, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate phrases of one or more sentences: which ``sentence`` (an index into
+    the sentences asked for), character ``starts`` and ``ends`` (into that sentence's
+    passage text) and one feature row each (:data:`FEATURES`)."""
+
+    sentence: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    x: np.ndarray
+
+    def allowed(self, kind: str) -> np.ndarray:
+        """Which candidates may answer a question of ``kind``: for a number or a date,
+        one with digits or inside the rules' span; for a name, a capitalised one or
+        inside the rules' span; anything otherwise ("How many…" is never answered
+        "city", though a phrase with no number may score best there)."""
+        shapes = _ALLOWED_SHAPES.get(kind)
+        if shapes is None:
+            return np.ones(len(self.starts), bool)
+        k = TYPES.index(kind) * len(SHAPES)
+        fits = self.x[:, [k + SHAPES.index(shape) for shape in shapes]].any(axis=1)
+        inside: np.ndarray = fits | (self.x[:, _COLUMN["rule_overlap"]] > 0)
+        return inside
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence to find the answer in: ``text[within[0]:within[1]]``, with the
+    rules' span there (:func:`.spans.best_span`) when the caller has it."""
+
+    text: str
+    within: tuple[int, int]
+    rule: Span | None = None
+
+
+def question_head(question: str) -> tuple[str, str]:
+    """The question word and, after "what/which/whose", the term of the first content
+    word that follows it ("What station aired…" -> ("what", "station"))."""
+    words = re.findall(r"\w+", question.lower())
+    for i, w in enumerate(words):
+        if w in ("what", "which", "whose"):
+            rest = [x for x in words[i + 1 : i + 4] if x not in STOPWORDS]
+            return w, term_of(rest[0]) if rest else ""
+        if w in _WH:
+            return w, ""
+    return "other", ""
+
+
+def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidates:
+    """Every candidate phrase of each sentence, with its features, in one pass over
+    all of them (a page of hits costs one round of array operations, not ten).
+
+    Sentences are laid end to end in one coordinate space (each moved by a base
+    beyond the previous one's end), so phrases never cross a sentence; distances,
+    windows and neighbours are cut at each sentence's bounds."""
+    qterms = set(tokenize(question))
+    toks: list[tuple[int, int, str, int]] = []
+    bases, base = [], 0
+    for k, sent in enumerate(sentences):
+        lo, hi = sent.within
+        shift = base - lo  # sentence k's offsets + shift: its place in the joint space
+        bases.append(shift)
+        toks += [
+            (m.start() + base, m.end() + base, m.group(), k)
+            for m in _TOKEN.finditer(sent.text[lo:hi])
+        ]
+        base += hi - lo + 2  # a gap of two: no token is "joined" across it
+    n = len(toks)
+    if n == 0:
+        return _EMPTY
+    start = np.array([t[0] for t in toks], np.int64)
+    end = np.array([t[1] for t in toks], np.int64)
+    seg = np.array([t[3] for t in toks], np.int64)
+    words = [t[2] for t in toks]
+    known = _TOKEN_FLAGS
+    flags = np.array([known[w] for w in words], bool).reshape(n, len(_FLAG_NAMES))
+    word, stop, content, alpha, cap, digit, lower, preposition, alnum, verb, numeric = flags.T
+    terms = [term_of(w) if w[0].isalnum() else "" for w in words]
+    isq = np.array([bool(t) and t in qterms for t in terms], bool)
+    joined = np.ones(n, bool)  # token t follows t-1 after at most one space
+    joined[1:] = start[1:] - end[:-1] <= 1
+    first = np.searchsorted(seg, seg, side="left")  # each token's sentence: first token
+    stop_at = np.searchsorted(seg, seg, side="right")  # ... and one past its last
+
+    def sums(flags: np.ndarray) -> np.ndarray:
+        out = np.zeros(n + 1, np.int64)
+        np.cumsum(flags, out=out[1:])
+        return out
+
+    s_word, s_joined, s_stop = sums(word), sums(joined), sums(stop)
+    s_q, s_content, s_isq = sums(isq & content), sums(content), sums(isq)
+    s_alpha, s_capalpha, s_digit = sums(alpha), sums(alpha & cap), sums(digit)
+    s_lower = sums(lower | ~word)
+    sizes = [k for k in range(1, MAX_WORDS + 1) if k <= n]  # every run of 1..MAX_WORDS
+    i = np.concatenate([np.arange(n - k + 1) for k in sizes])
+    length = np.concatenate([np.full(n - k + 1, k) for k in sizes])
+    j = i + length
+    ok = (s_word[j] - s_word[i] == length) & (s_joined[j] - s_joined[i + 1] == length - 1)
+    ok &= ~stop[i] & ~stop[j - 1]
+    n_content = s_content[j] - s_content[i]
+    n_q = s_q[j] - s_q[i]
+    ok &= (n_content > 0) & (n_q < n_content)  # not only the question's words
+    i, j, length, n_content, n_q = i[ok], j[ok], length[ok], n_content[ok], n_q[ok]
+    if not len(i):
+        return _EMPTY
+    lo_tok, hi_tok = first[i], stop_at[i]  # the candidate's sentence, as token bounds
+    n_alpha = s_alpha[j] - s_alpha[i]
+    shape = np.full(len(i), 3)  # mixed
+    shape[(s_lower[j] - s_lower[i]) == length] = 2
+    shape[(s_digit[j] - s_digit[i]) > 0] = 1
+    shape[(n_alpha > 0) & ((s_capalpha[j] - s_capalpha[i]) == n_alpha)] = 0
+    qpos = np.flatnonzero(isq)
+    far = 99
+    d_left = d_right = np.full(len(i), far)
+    if len(qpos):
+        before = np.searchsorted(qpos, i) - 1  # the last question word before i
+        q_before = qpos[np.maximum(before, 0)]
+        d_left = np.where((before >= 0) & (q_before >= lo_tok), i - q_before, far)
+        after = np.searchsorted(qpos, j)  # the first at or after j
+        q_after = qpos[np.minimum(after, len(qpos) - 1)]
+        d_right = np.where((after < len(qpos)) & (q_after < hi_tok), q_after - (j - 1), far)
+    near = np.minimum(d_left, d_right)
+
+    def around(w: int) -> np.ndarray:
+        """Question words within ``w`` tokens either side, in the same sentence."""
+        left: np.ndarray = s_isq[i] - s_isq[np.maximum(i - w, lo_tok)]
+        right: np.ndarray = s_isq[np.minimum(j + w, hi_tok)] - s_isq[j]
+        both: np.ndarray = left + right
+        return both
+
+    distinct = [len({terms[p] for p in qpos if seg[p] == k}) for k in range(len(sentences))]
+    x = np.zeros((len(i), len(FEATURES)))
+    col = _COLUMN
+    rows = np.arange(len(i))
+    x[rows, TYPES.index(kind) * len(SHAPES) + shape] = 1.0
+    x[rows, col["words=1"] + length - 1] = 1.0
+    x[:, col["near_left"]] = 1 / (1 + d_left)
+    x[:, col["near_right"]] = 1 / (1 + d_right)
+    x[:, col["near"]] = 1 / (1 + near)
+    x[:, col["question_words_4"]] = around(4)
+    x[:, col["question_words_8"]] = around(8)
+    x[:, col["question_words"]] = np.array(distinct)[seg[i]]
+    x[:, col["overlap"]] = n_q / n_content
+    inside_before, inside_after = i > lo_tok, j < hi_tok
+    prev, nxt = np.maximum(i - 1, 0), np.minimum(j, n - 1)
+    x[:, col["after_question_word"]] = inside_before & isq[prev]
+    x[:, col["before_question_word"]] = inside_after & isq[nxt]
+    x[:, col["after_preposition"]] = inside_before & preposition[prev]
+    x[:, col["before_punctuation"]] = ~inside_after | ~alnum[nxt]
+    x[:, col["before_stop_word"]] = inside_after & stop[nxt]
+    s0, s1 = start[i], end[j - 1]
+    for k, sent in enumerate(sentences):
+        rule = sent.rule or best_span(sent.text, kind, qterms, sent.within)
+        if rule is not None:
+            a, b = rule.start + bases[k], rule.end + bases[k]
+            for name, hit in (("exact", (s0 == a) & (s1 == b)), ("overlap", (s0 < b) & (a < s1))):
+                x[hit, col[f"rule_{name}"]] = 1.0
+                x[hit, col[f"rule_{name}*{kind}"]] = 1.0
+            x[(s0 >= a) & (s1 <= b), col["rule_inside"]] = 1.0
+    x[:, col[f"near*{kind}"]] = 1 / (1 + near)
+    x[:, col[f"words*{kind}"]] = length
+    wh, head = question_head(question)
+    heads = np.array([p for p, t in enumerate(terms) if head and t == head], np.int64)
+    if len(heads):
+        gap = np.minimum(
+            np.abs(heads[None, :] - i[:, None]), np.abs(heads[None, :] - (j - 1)[:, None])
+        )
+        gap = np.where(seg[heads][None, :] == seg[i][:, None], gap, far).min(axis=1)
+        x[:, col["head_near"]] = np.where(gap < far, 1 / (1 + gap), 0.0)  # none: 0
+        x[:, col["head_next"]] = gap <= 1
+    x[:, col["position"]] = (i - lo_tok) / np.maximum(1, hi_tok - lo_tok)
+    x[:, col["first_question_word"]] = isq[i]
+    x[:, col["last_question_word"]] = isq[j - 1]
+    s_verb, s_and = sums(verb), sums(np.array([w in ("and", "or", "&") for w in words]))
+    x[:, col["verb_like"]] = (s_verb[j] - s_verb[i]) > 0
+    x[:, col["and_between"]] = (s_and[j] - s_and[i]) > 0
+    x[:, col[f"first_numeric*{kind}"]] = numeric[i]
+    x[:, col["inner_stop_word"]] = (s_stop[j] - s_stop[i]) > 0
+    capword = cap & alpha & word  # a name cut in two leaves a capitalised word beside it
+    x[:, col["capitalised_before"]] = inside_before & capword[prev]
+    x[:, col["capitalised_after"]] = inside_after & capword[nxt]
+    x[:, col["mean_word_length"]] = (s1 - s0 - (length - 1)) / length
+    x[:, col[f"{wh}*capitalised"]] = shape == 0
+    x[:, col[f"{wh}*number"]] = shape == 1
+    shifts = np.array(bases, np.int64)[seg[i]]
+    return Candidates(seg[i], s0 - shifts, s1 - shifts, x)
+
+
+_ALLOWED_SHAPES = {
+    "number": ("number",),
+    "date": ("number",),  # "1998"; "March 2004" through the rules' span
+    "person": ("capitalised",),
+    "organisation": ("capitalised",),
+    "place": ("capitalised",),
+}
+
+_EMPTY = Candidates(
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+    np.zeros((0, len(FEATURES))),
+)
+
+
+def extract_many(
+    sentences: list[Sentence], question: str, kind: str, model: Ranker
+) -> list[Span | None]:
+    """The best candidate phrase of each sentence by ``model`` (typed as the rules'
+    span when it lies inside it, else "phrase"); None for a sentence without one."""
+    qterms = set(tokenize(question))
+    sentences = [
+        s if s.rule else Sentence(s.text, s.within, best_span(s.text, kind, qterms, s.within))
+        for s in sentences
+    ]
+    found = candidates(sentences, question, kind)
+    scores = model.score(found.x) if len(found.x) else np.zeros(0)
+    allowed = found.allowed(kind)
+    out: list[Span | None] = []
+    for k, sent in enumerate(sentences):
+        mine = np.flatnonzero((found.sentence == k) & allowed)
+        if not len(mine):
+            out.append(None)
+            continue
+        best = int(mine[np.argmax(scores[mine])])
+        a, b = int(found.starts[best]), int(found.ends[best])
+        out.append(Span(a, b, sent.text[a:b], _type_of(sent, a, b), round(float(scores[best]), 6)))
+    return out
+
+
+def _type_of(sentence: Sentence, a: int, b: int) -> str:
+    """The type of the span ``a:b`` of a sentence's text: the rules' span's when it lies
+    inside it, else that of the first typed span in its own text ("20 homes": a
+    number), else "phrase"."""
+    rule = sentence.rule
+    if rule is not None and rule.start <= a and b <= rule.end:
+        return rule.type
+    typed = find_spans(sentence.text[a:b])
+    return typed[0].type if typed else "phrase"
+
+
+def extract(
+    text: str,
+    within: tuple[int, int],
+    question: str,
+    kind: str,
+    model: Ranker,
+    rule: Span | None = None,
+) -> Span | None:
+    """:func:`extract_many` for one sentence."""
+    return extract_many([Sentence(text, within, rule)], question, kind, model)[0]

@@ -1,0 +1,83 @@
+"""The learned answer span (answer/extract.py) with the shipped model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from karabakh_qa.answer.extract import (
+    DEFAULT_MODEL,
+    FEATURES,
+    Sentence,
+    candidates,
+    extract,
+    extract_many,
+)
+from karabakh_qa.answer.rank import Ranker
+from karabakh_qa.answer.spans import answer_type
+from karabakh_qa.errors import IndexUnavailable
+
+GANJA = (
+    "Shortly after midnight on 11 October, a missile struck a residential building in "
+    "Ganja, killing nine people and wounding 34, the prosecutor's office said."
+)
+OTHER = "The city council met on Monday. Officials from Baku said the shelling went on."
+
+
+@pytest.fixture(scope="module")
+def model() -> Ranker:
+    return Ranker.load(DEFAULT_MODEL, FEATURES)
+
+
+def test_a_number_question_gets_the_count_verbatim(model):
+    q = "How many people were killed in the missile attack on Ganja?"
+    span = extract(GANJA, (0, len(GANJA)), q, answer_type(q), model)
+    assert (span.text, span.type) == ("nine people", "number")
+    assert GANJA[span.start : span.end] == span.text
+
+
+def test_a_number_question_without_a_number_gets_no_span(model):
+    q = "How many people were killed in the missile attack on Ganja?"
+    within = (32, len(OTHER))  # the second sentence: no number, nothing the rules find
+    assert extract(OTHER, within, q, answer_type(q), model) is None
+
+
+def test_a_page_of_sentences_in_one_batch_equals_one_at_a_time(model):
+    q = "Who said the shelling went on?"
+    sentences = [
+        Sentence(GANJA, (0, len(GANJA))),
+        Sentence(OTHER, (0, 31)),
+        Sentence(OTHER, (32, len(OTHER))),
+    ]
+    kind = answer_type(q)
+    batch = extract_many(sentences, q, kind, model)
+    alone = [extract(s.text, s.within, q, kind, model) for s in sentences]
+    assert batch == alone and batch[2] is not None
+    assert all(
+        s.within[0] <= x.start and x.end <= s.within[1]
+        for s, x in zip(sentences, batch, strict=True)
+    )
+    joint = candidates(sentences, q, kind)  # no phrase crosses a sentence
+    for k, s in enumerate(sentences):
+        mine = joint.sentence == k
+        assert (joint.starts[mine] >= s.within[0]).all() and (joint.ends[mine] <= s.within[1]).all()
+
+
+def test_candidates_are_runs_without_stop_words_at_their_ends(model):
+    q = "What did the office say?"
+    found = candidates([Sentence(GANJA, (0, len(GANJA)))], q, answer_type(q))
+    texts = {GANJA[a:b] for a, b in zip(found.starts.tolist(), found.ends.tolist(), strict=True)}
+    assert {"missile", "residential building", "nine people", "prosecutor's"} <= texts
+    assert not {"a missile", "building in", "office"} & texts  # "office": the question's
+    assert found.x.shape == (len(texts), len(FEATURES)) and np.isfinite(found.x).all()
+
+
+def test_a_model_for_other_features_is_refused(tmp_path):
+    data = json.loads(DEFAULT_MODEL.read_text(encoding="utf-8"))
+    data["features"] = data["features"][:-1]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexUnavailable, match="unusable"):
+        Ranker.load(path, FEATURES)
