@@ -702,11 +702,13 @@ class SearchService:
         )
         rule, n = AnswerRule.of(s), view.bm25.n
         absent = tuple(missing(keys))
-        found = rule.found(decorate.many(results[:3]), keys, n) and not absent
         listed = in_order(results, q.sort, dates, view, cands)
+        page = listed[q.offset : q.offset + q.k]
+        decorate.prepare([*results[:3], *page])  # their answer spans in one batch
+        found = rule.found(decorate.many(results[:3]), keys, n) and not absent
         hits = [  # only a hit that passes the answer rule on its own is marked as one
             replace(h, answers=found and rule.answers(h, keys, n))
-            for h in decorate.many(listed[q.offset : q.offset + q.k], first_rank=q.offset + 1)
+            for h in decorate.many(page, first_rank=q.offset + 1)
         ]
         counts = facets(view, cands, results, dates) if q.facets else None
         figures = figures_of(view, cands, results, q.question, keys)

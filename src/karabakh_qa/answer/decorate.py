@@ -78,8 +78,12 @@ class Decorator:
         self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
-        self._find_answers([j for _, j in results if j not in self._done])
+        self.prepare(results)
         return [self.one(i, j, first_rank + n) for n, (i, j) in enumerate(results)]
+
+    def prepare(self, results: list[tuple[int, int]]) -> None:
+        """Find the answer spans of ``results`` (those not made yet) in one batch."""
+        self._find_answers([j for _, j in results if j not in self._done])
 
     def _find_answers(self, wanted: list[int]) -> None:
         """The rules' answer span (the ranking's evidence, "why") and the span a reader

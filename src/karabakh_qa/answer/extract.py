@@ -30,6 +30,7 @@ from .rank import Ranker
 from .spans import TYPES, Span, best_span, find_spans
 
 MAX_WORDS = 5
+NEAR = 8  # a candidate is at most this many words from the question's, or the rules' span
 DEFAULT_MODEL = Path(__file__).with_name("spans.json")
 
 _TOKEN = re.compile(r"[£$€]?\d+(?:[,.:]\d+)*½?%?|[^\W\d_]+(?:['’.-][^\W\d_]+)*|\S")
@@ -213,11 +214,6 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     if not len(i):
         return _EMPTY
     lo_tok, hi_tok = first[i], stop_at[i]  # the candidate's sentence, as token bounds
-    n_alpha = s_alpha[j] - s_alpha[i]
-    shape = np.full(len(i), 3)  # mixed
-    shape[(s_lower[j] - s_lower[i]) == length] = 2
-    shape[(s_digit[j] - s_digit[i]) > 0] = 1
-    shape[(n_alpha > 0) & ((s_capalpha[j] - s_capalpha[i]) == n_alpha)] = 0
     qpos = np.flatnonzero(isq)
     far = 99
     d_left = d_right = np.full(len(i), far)
@@ -229,6 +225,24 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
         q_after = qpos[np.minimum(after, len(qpos) - 1)]
         d_right = np.where((after < len(qpos)) & (q_after < hi_tok), q_after - (j - 1), far)
     near = np.minimum(d_left, d_right)
+    rules = [sent.rule or best_span(sent.text, kind, qterms, sent.within) for sent in sentences]
+    windows = [  # the rules' spans, in the joint space
+        (r.start + bases[k], r.end + bases[k]) for k, r in enumerate(rules) if r is not None
+    ]
+    s0, s1 = start[i], end[j - 1]
+    keep = near <= NEAR
+    for a, b in windows:
+        keep |= (s0 < b) & (a < s1)
+    i, j, length, n_content, n_q = i[keep], j[keep], length[keep], n_content[keep], n_q[keep]
+    lo_tok, hi_tok, s0, s1 = lo_tok[keep], hi_tok[keep], s0[keep], s1[keep]
+    d_left, d_right, near = d_left[keep], d_right[keep], near[keep]
+    if not len(i):
+        return _EMPTY
+    n_alpha = s_alpha[j] - s_alpha[i]
+    shape = np.full(len(i), 3)  # mixed
+    shape[(s_lower[j] - s_lower[i]) == length] = 2
+    shape[(s_digit[j] - s_digit[i]) > 0] = 1
+    shape[(n_alpha > 0) & ((s_capalpha[j] - s_capalpha[i]) == n_alpha)] = 0
 
     def around(w: int) -> np.ndarray:
         """Question words within ``w`` tokens either side, in the same sentence."""
@@ -238,7 +252,7 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
         return both
 
     distinct = [len({terms[p] for p in qpos if seg[p] == k}) for k in range(len(sentences))]
-    x = np.zeros((len(i), len(FEATURES)))
+    x = np.zeros((len(i), len(FEATURES)), order="F")  # columns are written one by one
     col = _COLUMN
     rows = np.arange(len(i))
     x[rows, TYPES.index(kind) * len(SHAPES) + shape] = 1.0
@@ -257,15 +271,11 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     x[:, col["after_preposition"]] = inside_before & preposition[prev]
     x[:, col["before_punctuation"]] = ~inside_after | ~alnum[nxt]
     x[:, col["before_stop_word"]] = inside_after & stop[nxt]
-    s0, s1 = start[i], end[j - 1]
-    for k, sent in enumerate(sentences):
-        rule = sent.rule or best_span(sent.text, kind, qterms, sent.within)
-        if rule is not None:
-            a, b = rule.start + bases[k], rule.end + bases[k]
-            for name, hit in (("exact", (s0 == a) & (s1 == b)), ("overlap", (s0 < b) & (a < s1))):
-                x[hit, col[f"rule_{name}"]] = 1.0
-                x[hit, col[f"rule_{name}*{kind}"]] = 1.0
-            x[(s0 >= a) & (s1 <= b), col["rule_inside"]] = 1.0
+    for a, b in windows:
+        for name, hit in (("exact", (s0 == a) & (s1 == b)), ("overlap", (s0 < b) & (a < s1))):
+            x[hit, col[f"rule_{name}"]] = 1.0
+            x[hit, col[f"rule_{name}*{kind}"]] = 1.0
+        x[(s0 >= a) & (s1 <= b), col["rule_inside"]] = 1.0
     x[:, col[f"near*{kind}"]] = 1 / (1 + near)
     x[:, col[f"words*{kind}"]] = length
     wh, head = question_head(question)
