@@ -95,20 +95,27 @@ def main() -> None:
             f"first question after warm-up ({warm_s:.1f} s): {first_ms:.2f} ms, later p50 "
             f"{later:.2f} ms: {first_ms / later:.2f}x"
         )
-        serving = SearchService(settings.replace(torch_threads=1), builder.embedder)
-        learned = SearchService(
-            settings.replace(torch_threads=1, ranker="learned"), builder.embedder
-        )
-        # the two orders in alternating passes, so that both see the same machine
-        seed_ms: dict[str, list[float]] = {"fixed": [], "learned": []}
-        for _ in range(2):
-            for name, svc in (("fixed", serving), ("learned", learned)):
-                seed_ms[name] += time_calls(lambda q, svc=svc: svc.search(q, 5), queries)
+        one = settings.replace(torch_threads=1)
+        serving = SearchService(one, builder.embedder)  # the defaults: learned order and spans
+        variants = {
+            "fixed order, rules' spans": one.replace(ranker="fixed", span_model_path=None),
+            "learned order, rules' spans": one.replace(span_model_path=None),
+            "learned order, learned spans (default)": one,
+        }
+        services = {name: SearchService(s, builder.embedder) for name, s in variants.items()}
+        # the variants in alternating passes (each order in turn), so that all see the
+        # same machine
+        seed_ms: dict[str, list[float]] = {name: [] for name in services}
+        for turn in range(4):
+            names = list(services) if turn % 2 == 0 else list(services)[::-1]
+            for name in names:
+                svc = services[name]
+                seed_ms[name] += time_calls(lambda q, svc=svc: svc.search(q, 10), queries)
         for name, ms in seed_ms.items():
             p50, p95 = percentiles(ms)
             print(
-                f"seeds ({seeds.passages} passages), {name} order: p50 {p50:.2f} ms, "
-                f"p95 {p95:.2f} ms over {len(ms)} queries, 1 torch thread"
+                f"seeds ({seeds.passages} passages), {name}: p50 {p50:.2f} ms, "
+                f"p95 {p95:.2f} ms over {len(ms)} queries (k 10), 1 torch thread"
             )
         enc_ms = time_calls(lambda q: serving.embedder.encode([q]), queries)
         print(f"  of which question embedding alone: p50 {percentiles(enc_ms)[0]:.2f} ms")
