@@ -47,12 +47,12 @@ def examples(path: Path) -> list[dict]:
                 if within is None:
                     continue
                 question, kind = qa["question"], answer_type(qa["question"])
-                found = candidates([Sentence(text, within)], question, kind)
+                rule = best_span(text, kind, set(tokenize(question)), within)
+                found = candidates([Sentence(text, within, rule)], question, kind)
                 f1 = [
                     max(token_f1(text[s:e], g) for g in golds)
                     for s, e in zip(found.starts.tolist(), found.ends.tolist(), strict=True)
                 ]
-                rule = best_span(text, kind, set(tokenize(question)), within)
                 rule_f1 = max(token_f1(rule.text, g) for g in golds) if rule else 0.0
                 allowed = found.allowed(kind)  # what the service may show
                 out.append(

@@ -27,7 +27,7 @@ import numpy as np
 import pytrec_eval
 
 from .answer.extract import FEATURES as SPAN_FEATURES
-from .answer.extract import extract
+from .answer.extract import Sentence, extract_many
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
 from .answer.spans import Span, answer_type, best_span
@@ -316,7 +316,8 @@ def _span_f1(
     s, e = index.sentence_span(row, int(cands.best_sentence[i]))
     kind = answer_type(question)
     rule = best_span(passage.text, kind, set(tokenize(question)), (s, e))
-    shown = extract(passage.text, (s, e), question, kind, model) if model else rule
+    sentence = Sentence(passage.text, (s, e), rule)
+    shown = extract_many([sentence], question, kind, model)[0] if model else rule
 
     def f1(span: Span | None) -> float:
         if span is None:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -29,6 +30,7 @@ from .answer.decorate import Decorator, figures_of
 from .answer.extract import FEATURES as SPAN_FEATURES
 from .answer.judge import AnswerRule, key_terms, missing
 from .answer.query import Query, parse_query
+from .answer.rank import FEATURES as RANK_FEATURES
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import PARALLEL_MIN_ROWS, allowed_rows, retrieve
 from .answer.spans import answer_type
@@ -148,8 +150,7 @@ class SearchService:
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
-        self._ranker_model: Ranker | None = None
-        self._span_model_loaded: Ranker | None = None
+        self._models: dict[Path, Ranker] = {}  # model files read, by path
         self._refresher: threading.Thread | None = None
         self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
         # the refresher's other work, for the same measurement: ("prepare" | "release",
@@ -183,18 +184,19 @@ class SearchService:
         s = self.settings
         if s.ranker != "learned" or s.ranker_path is None:
             return None
-        if self._ranker_model is None:
-            self._ranker_model = Ranker.load(s.ranker_path)
-        return self._ranker_model
+        return self._model(s.ranker_path, RANK_FEATURES)
 
     def _span_model(self) -> Ranker | None:
         """The answer-span model (answer/extract.py), loaded once; None: the rules."""
         path = self.settings.span_model_path
-        if path is None:
-            return None
-        if self._span_model_loaded is None:
-            self._span_model_loaded = Ranker.load(path, SPAN_FEATURES)
-        return self._span_model_loaded
+        return None if path is None else self._model(path, SPAN_FEATURES)
+
+    def _model(self, path: Path, features: tuple[str, ...]) -> Ranker:
+        """A model file over ``features``, read once per process."""
+        found = self._models.get(path)
+        if found is None:
+            found = self._models[path] = Ranker.load(path, features)
+        return found
 
     def _helpers(self) -> ThreadPoolExecutor:
         """Threads that run a large index's dense search beside its BM25 (made once)."""

@@ -46,12 +46,12 @@ def test_a_number_question_without_a_number_gets_no_span(model):
 
 def test_a_page_of_sentences_in_one_batch_equals_one_at_a_time(model):
     q = "Who said the shelling went on?"
-    sentences = [
-        Sentence(GANJA, (0, len(GANJA))),
-        Sentence(OTHER, (0, 31)),
-        Sentence(OTHER, (32, len(OTHER))),
-    ]
     kind = answer_type(q)
+    sentences = [
+        Sentence.of(GANJA, (0, len(GANJA)), q, kind),
+        Sentence.of(OTHER, (0, 31), q, kind),
+        Sentence.of(OTHER, (32, len(OTHER)), q, kind),
+    ]
     batch = extract_many(sentences, q, kind, model)
     alone = [extract(s.text, s.within, q, kind, model) for s in sentences]
     assert batch == alone and batch[2] is not None and batch[2].text == "Baku"
@@ -68,7 +68,7 @@ def test_a_page_of_sentences_in_one_batch_equals_one_at_a_time(model):
 
 def test_candidates_are_runs_without_stop_words_at_their_ends(model):
     q = "What did the office say?"
-    found = candidates([Sentence(GANJA, (0, len(GANJA)))], q, answer_type(q))
+    found = candidates([Sentence.of(GANJA, (0, len(GANJA)), q, answer_type(q))], q, answer_type(q))
     texts = {GANJA[a:b] for a, b in zip(found.starts.tolist(), found.ends.tolist(), strict=True)}
     assert {"nine people", "wounding 34", "prosecutor's"} <= texts
     assert not {"people and", "and wounding", "office"} & texts  # "office": the question's

@@ -136,11 +136,16 @@ class Candidates:
 @dataclass(frozen=True)
 class Sentence:
     """A sentence to find the answer in: ``text[within[0]:within[1]]``, with the
-    rules' span there (:func:`.spans.best_span`) when the caller has it."""
+    rules' span there (:func:`.spans.best_span`; None: they find none)."""
 
     text: str
     within: tuple[int, int]
-    rule: Span | None = None
+    rule: Span | None
+
+    @classmethod
+    def of(cls, text: str, within: tuple[int, int], question: str, kind: str) -> Sentence:
+        """The sentence ``within`` of ``text``, its rules' span found here."""
+        return cls(text, within, best_span(text, kind, set(tokenize(question)), within))
 
 
 def question_head(question: str) -> tuple[str, str]:
@@ -225,9 +230,10 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
         q_after = qpos[np.minimum(after, len(qpos) - 1)]
         d_right = np.where((after < len(qpos)) & (q_after < hi_tok), q_after - (j - 1), far)
     near = np.minimum(d_left, d_right)
-    rules = [sent.rule or best_span(sent.text, kind, qterms, sent.within) for sent in sentences]
     windows = [  # the rules' spans, in the joint space
-        (r.start + bases[k], r.end + bases[k]) for k, r in enumerate(rules) if r is not None
+        (s.rule.start + bases[k], s.rule.end + bases[k])
+        for k, s in enumerate(sentences)
+        if s.rule is not None
     ]
     s0, s1 = start[i], end[j - 1]
     keep = near <= NEAR
@@ -326,11 +332,6 @@ def extract_many(
 ) -> list[Span | None]:
     """The best candidate phrase of each sentence by ``model`` (typed as the rules'
     span when it lies inside it, else "phrase"); None for a sentence without one."""
-    qterms = set(tokenize(question))
-    sentences = [
-        s if s.rule else Sentence(s.text, s.within, best_span(s.text, kind, qterms, s.within))
-        for s in sentences
-    ]
     found = candidates(sentences, question, kind)
     scores = model.score(found.x) if len(found.x) else np.zeros(0)
     allowed = found.allowed(kind)
@@ -363,7 +364,6 @@ def extract(
     question: str,
     kind: str,
     model: Ranker,
-    rule: Span | None = None,
 ) -> Span | None:
-    """:func:`extract_many` for one sentence."""
-    return extract_many([Sentence(text, within, rule)], question, kind, model)[0]
+    """:func:`extract_many` for one sentence (its rules' span found here)."""
+    return extract_many([Sentence.of(text, within, question, kind)], question, kind, model)[0]
