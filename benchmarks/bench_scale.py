@@ -416,6 +416,55 @@ def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
     return {"add_one_lib_ms": statistics.median(ms), "add_one_lib_samples_ms": ms, "api": api}
 
 
+BURST = 40  # uploads sent back to back by probe_burst
+
+
+def probe_burst(settings, n_queries: int, extra: dict) -> dict:
+    """A burst of BURST uploads over HTTP (``POST /api/articles``, the Flask test
+    client) to a warm server: the median time to accept one (saved and fsynced, a
+    job queued: 202) and the time until all are searchable, once with a build per
+    upload (``Jobs(batch=1)``, as before coalescing) and once coalesced (the uploads
+    that queue while a build runs go into the next one). The uploaded files are
+    removed and unindexed afterwards."""
+    from karabakh_qa.jobs import Jobs
+    from karabakh_qa.service import SearchService
+    from karabakh_qa.web import create_app
+
+    settings = settings.replace(admin_token="bench")
+    svc = SearchService(settings)
+    svc.start_refresher()
+    svc.health()
+    svc.embedder  # noqa: B018
+    settle(svc)
+    out: dict = {}
+    first = extra["first"]
+    for label, batch in (("one_each", 1), ("coalesced", 256)):
+        app = create_app(settings, svc)
+        app.extensions["karabakh_qa_jobs"] = jobs = Jobs(batch=batch)
+        client, accept, ids, names = app.test_client(), [], [], []
+        t0 = time.perf_counter()
+        for i in range(first, first + BURST):
+            body = {"text": article_text(i).split("\n", 1)[1], "title": f"Burst {i}"}
+            t = time.perf_counter()
+            r = client.post("/api/articles", json=body, headers={"Authorization": "Bearer bench"})
+            accept.append((time.perf_counter() - t) * 1000)
+            ids.append(r.get_json()["job"]["id"])
+            names.append(r.get_json()["source"])
+        states = [jobs.wait(j).state for j in ids]
+        wall = time.perf_counter() - t0
+        if states != ["done"] * BURST:
+            raise RuntimeError(f"burst uploads ended {states}")
+        out[f"burst_{label}_accept_ms"] = statistics.median(accept)
+        out[f"burst_{label}_s"] = wall
+        out[f"burst_{label}_per_s"] = BURST / wall
+        for name in names:
+            (settings.articles_dir / name).unlink()
+        svc.build(only=names)
+        first += BURST
+    svc.stop_refresher()
+    return out
+
+
 def probe_switch(settings, n_queries: int, extra: dict) -> dict:
     """Query latencies while a ``karabakh-qa index`` subprocess adds one article,
     in a service that refreshes in the background as the server does.
@@ -535,6 +584,7 @@ PROBES = {
     "queries": probe_queries,
     "rss": probe_rss,
     "lib_add": probe_lib_add,
+    "burst": probe_burst,
     "switch": probe_switch,
 }
 
@@ -652,6 +702,19 @@ def run(args: argparse.Namespace) -> dict:
         if lib["api"] != "build(only=...)":
             out["add_one_lib_api"] = lib["api"]
         log(f"library add {lib['add_one_lib_ms']:.0f} ms via {lib['api']}")
+        burst = probe("burst", args, articles, index, first=corpus.next_new)
+        corpus.next_new += 2 * BURST  # uploads carry their own names: nothing to restore
+        out.update(burst)
+        log(
+            "burst of {n} uploads: accept {a:.2f} / {b:.2f} ms, all searchable after "
+            "{c:.2f} / {d:.2f} s (a build each / coalesced)".format(
+                n=BURST,
+                a=burst["burst_one_each_accept_ms"],
+                b=burst["burst_coalesced_accept_ms"],
+                c=burst["burst_one_each_s"],
+                d=burst["burst_coalesced_s"],
+            )
+        )
 
         if STORE_ARGS:  # a warm service's edits: what the server's upload path costs
             edits = {"change": [40, 4040, 8040], "remove": [41, 4041, 8041]}

@@ -8,6 +8,13 @@ background reindex was visible only in the server log. Queries never wait for a
 job: they read the generation that serves. Like Elasticsearch's tasks API, but
 in memory: a restart forgets finished jobs (the index and the folder are the
 durable state; a queued upload's file is already saved and the next build takes it).
+
+Uploads queued while a build runs are indexed together by the next one (group
+commit, as Elasticsearch's refresh makes every document indexed since the last one
+searchable at once): a burst of N uploads costs one build's fixed work (the
+generation, its manifest and fsyncs, the reopen) instead of N. Each job of the
+batch reports that build. A batch that fails is retried an upload at a time, so
+that one upload's failure is its own and the others still land.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from .errors import KarabakhError, NotFound
 log = logging.getLogger(__name__)
 
 KEEP = 1000  # finished jobs remembered, the newest first out last
+BATCH = 256  # uploads indexed by one build at most
+
+BuildFiles = Callable[[list[str]], dict[str, Any]]  # indexes the named files, reports
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,11 @@ def _iso(stamp: float | None) -> str | None:
 class Jobs:
     """The job queue and its one worker thread (started on the first job)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: int = BATCH) -> None:
+        self._batch = max(1, batch)  # uploads one build takes at most (1: one each)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._work: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._uploads: dict[str, tuple[str, BuildFiles]] = {}  # job id: (file, its build)
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._seq = itertools.count(1)
@@ -83,15 +95,29 @@ class Jobs:
                 for job in self._jobs.values():
                     if job.kind == kind and job.state == "queued":
                         return job
-            job = Job(f"{next(self._seq):06d}-{uuid.uuid4().hex[:8]}", kind, source=source)
-            self._jobs[job.id] = job
+            job = self._queue(kind, source)
             self._work[job.id] = work
-            self._forget_old()
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._run, name="karabakh-jobs", daemon=True)
-                self._worker.start()
-            self._lock.notify_all()
             return job
+
+    def submit_upload(self, source: str, build: BuildFiles) -> Job:
+        """Queue the indexing of the saved file ``source``; ``build(files)`` indexes
+        files and returns its report. Uploads queued together with the same
+        ``build`` are indexed by one call of it."""
+        with self._lock:
+            job = self._queue("upload", source)
+            self._uploads[job.id] = (source, build)
+            return job
+
+    def _queue(self, kind: str, source: str | None) -> Job:
+        """A new queued job, its worker started (call with the lock held)."""
+        job = Job(f"{next(self._seq):06d}-{uuid.uuid4().hex[:8]}", kind, source=source)
+        self._jobs[job.id] = job
+        self._forget_old()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._run, name="karabakh-jobs", daemon=True)
+            self._worker.start()
+        self._lock.notify_all()
+        return job
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -121,28 +147,54 @@ class Jobs:
         for job_id in finished[: max(0, len(finished) - KEEP)]:
             del self._jobs[job_id]
 
-    def _next(self) -> tuple[str, Callable[[], dict[str, Any]]]:
+    def _next(self) -> tuple[list[str], BuildFiles]:
+        """The next job in order with the uploads queued behind it that the same build
+        takes (an upload's batch), and what runs them given their files."""
         with self._lock:
             while True:
-                queued = next((j.id for j in self._jobs.values() if j.state == "queued"), None)
-                if queued is not None:
-                    return queued, self._work.pop(queued)
-                self._lock.wait()
+                queued = [j.id for j in self._jobs.values() if j.state == "queued"]
+                if not queued:
+                    self._lock.wait()
+                    continue
+                first = queued[0]
+                if first not in self._uploads:
+                    work = self._work.pop(first)
+                    return [first], lambda _files, work=work: work()
+                build = self._uploads[first][1]
+                batch = [i for i in queued if i in self._uploads and self._uploads[i][1] == build]
+                for job_id in batch[: self._batch]:
+                    del self._uploads[job_id]
+                return batch[: self._batch], build
 
     def _run(self) -> None:
         while True:
-            job_id, work = self._next()
-            self._set(job_id, state="running", started=time.time())
+            batch, build = self._next()
+            files = [self._jobs[job_id].source or "" for job_id in batch]
+            for job_id in batch:
+                self._set(job_id, state="running", started=time.time())
+            if len(batch) == 1:
+                self._finish(batch[0], build, files)
+                continue
             try:
-                result = work()
-            except KarabakhError as exc:
-                log.warning("job %s failed: %s", job_id, exc.message)
-                self._set(job_id, state="failed", finished=time.time(), error=exc.to_dict())
-            except Exception:  # a bug: the job says so, the worker lives on
-                log.exception("job %s failed", job_id)
-                error = {"ok": False, "error": "internal error; the server log has details"}
-                self._set(
-                    job_id, state="failed", finished=time.time(), error={**error, "status": 500}
-                )
-            else:
+                result = build(files)
+            except Exception:  # noqa: BLE001 (each upload alone says whose it was)
+                log.warning("a build of %d uploads failed; indexing them one at a time", len(batch))
+                for job_id, name in zip(batch, files, strict=True):
+                    self._finish(job_id, build, [name])
+                continue
+            for job_id in batch:
                 self._set(job_id, state="done", finished=time.time(), result=result)
+
+    def _finish(self, job_id: str, build: BuildFiles, files: list[str]) -> None:
+        """Run one job's work (``build(files)``) and record how it ended."""
+        try:
+            result = build(files)
+        except KarabakhError as exc:
+            log.warning("job %s failed: %s", job_id, exc.message)
+            self._set(job_id, state="failed", finished=time.time(), error=exc.to_dict())
+        except Exception:  # a bug: the job says so, the worker lives on
+            log.exception("job %s failed", job_id)
+            error = {"ok": False, "error": "internal error; the server log has details"}
+            self._set(job_id, state="failed", finished=time.time(), error={**error, "status": 500})
+        else:
+            self._set(job_id, state="done", finished=time.time(), result=result)

@@ -512,6 +512,11 @@ class SearchService:
             self._reload()
         return replace(report, scope=scope)
 
+    def index_files(self, names: list[str]) -> dict[str, Any]:
+        """Index the named files of the articles folder (an upload's batch, see jobs.py),
+        waiting for the index lock; the build report as JSON."""
+        return self.build(wait=True, only=names).to_dict()
+
     # --- the store ---------------------------------------------------------------
 
     def store(self, index: Snapshot | None = None) -> Store:

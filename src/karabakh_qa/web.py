@@ -432,9 +432,7 @@ def add_article() -> ResponseReturnValue:
         raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
     saved = save_article(current_app.config["KQA_SETTINGS"], raw)
     svc = service()
-    job = jobs().submit(
-        "upload", lambda: svc.build(wait=True, only=[saved]).to_dict(), source=saved
-    )
+    job = jobs().submit_upload(saved, svc.index_files)
     return _accepted({"ok": True, "source": saved, "job": job.to_dict()}, job)
 
 
