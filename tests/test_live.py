@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from karabakh_qa.errors import ArticleError
 from karabakh_qa.service import SearchService
 from karabakh_qa.watch import watch_folder
 from karabakh_qa.web import create_app
@@ -308,3 +309,21 @@ def test_refresher_failing_again_and_again_logs_once_and_serves_on(
             seed_service.stop_refresher()
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "refreshing the index failed" in errors[0].getMessage()
+
+
+def test_library_add_returns_at_once_and_indexes_in_the_background(seed_settings, seed_service):
+    before = folder_state(seed_settings)
+    with pytest.raises(ArticleError, match="nothing to index"):
+        seed_service.add(b"READ MORE\n\nLoading...\n")
+    assert folder_state(seed_settings) == before  # refused: nothing saved
+    jobs = [
+        seed_service.add(f"Hail fell on the {town} vineyards on Monday.\n".encode())
+        for town in ("Shusha", "Lachin")
+    ]
+    assert [j.kind for j in jobs] == ["upload", "upload"]
+    assert folder_state(seed_settings) == sorted([*before, *(j.source for j in jobs)])
+    done = [seed_service.jobs.wait(j.id, 60) for j in jobs]
+    assert [j.state for j in done] == ["done", "done"]
+    hit = seed_service.search("hail vineyards Lachin", 1).hits[0]
+    assert hit.passage.source == jobs[1].source
+    assert hit.passage.text == "Hail fell on the Lachin vineyards on Monday."

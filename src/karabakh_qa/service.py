@@ -39,6 +39,7 @@ from .config import DEFAULT_BACKEND, DEFAULT_MODEL, Settings
 from .embed import Embedder, load_embedder
 from .errors import ArticleError, BadRequest, IndexUnavailable, NotFound
 from .ingest import decode_article
+from .jobs import Job, Jobs
 from .pacing import Pacer
 from .records import Hit, Passage, outlet_of, safe_url
 from .sparse import tokenize
@@ -60,6 +61,7 @@ from .store.embedded.store import EmbeddedStore
 from .store.embedded.vectors import set_dense_threads
 from .store.milvus import MilvusSettings, MilvusStore
 from .store.protocol import Filters, Store, StoreView
+from .upload import save_article
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,6 +161,7 @@ class SearchService:
         self._stop_refresher = threading.Event()
         self._pacer = Pacer()  # the refresher's chores give way to queries
         self._milvus: dict[tuple[str, str], MilvusStore] = {}  # (uri, collection) -> client
+        self.jobs = Jobs()  # builds off the caller's thread: uploads (add) and reindexes
 
     # --- resources -------------------------------------------------------------
 
@@ -511,6 +514,14 @@ class SearchService:
         if self._refresher is not None:  # an upload is searchable when its call returns
             self._reload()
         return replace(report, scope=scope)
+
+    def add(self, raw: bytes) -> Job:
+        """Accept an article: check it as indexing would, save it (fsynced) under a
+        generated name, and queue its indexing (uploads queued together are indexed
+        by one build, see jobs.py). Returns at once with the job; the article is
+        searchable when the job is done. Bad input raises and saves nothing."""
+        name = save_article(self.settings, raw)
+        return self.jobs.submit_upload(name, self.index_files)
 
     def index_files(self, names: list[str]) -> dict[str, Any]:
         """Index the named files of the articles folder (an upload's batch, see jobs.py),

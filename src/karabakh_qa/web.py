@@ -36,12 +36,12 @@ from werkzeug.exceptions import HTTPException
 from .cite import FORMATS, render
 from .config import Settings
 from .errors import BadRequest, Forbidden, KarabakhError, PayloadTooLarge, Unauthorized
-from .jobs import Job, Jobs
+from .jobs import Job
 from .records import Hit, Passage, date_label
 from .relations.corroboration import first_reported
 from .sentences import passage_sentences
 from .service import SearchService
-from .upload import article_from_json, article_from_upload, save_article
+from .upload import article_from_json, article_from_upload
 
 log = logging.getLogger(__name__)
 
@@ -430,17 +430,15 @@ def add_article() -> ResponseReturnValue:
         raw = article_from_json(_json_body(("text", "title", "date", "source")))
     else:
         raise BadRequest("send JSON {text, title?, date?, source?} or a multipart 'file' upload")
-    saved = save_article(current_app.config["KQA_SETTINGS"], raw)
-    svc = service()
-    job = jobs().submit_upload(saved, svc.index_files)
-    return _accepted({"ok": True, "source": saved, "job": job.to_dict()}, job)
+    job = service().add(raw)
+    return _accepted({"ok": True, "source": job.source, "job": job.to_dict()}, job)
 
 
 @api.post("/reindex")
 def reindex() -> ResponseReturnValue:
     require_admin()
     svc = service()
-    job = jobs().submit("reindex", lambda: svc.build(wait=True).to_dict())
+    job = svc.jobs.submit("reindex", lambda: svc.build(wait=True).to_dict())
     return _accepted({"ok": True, "job": job.to_dict()}, job)
 
 
@@ -448,12 +446,7 @@ def reindex() -> ResponseReturnValue:
 def get_job(job_id: str) -> ResponseReturnValue:
     """Where an upload's or a reindex's build stands: queued, running, done, failed."""
     require_admin()
-    return jsonify({"ok": True, "job": jobs().get(job_id).to_dict()})
-
-
-def jobs() -> Jobs:
-    found: Jobs = current_app.extensions["karabakh_qa_jobs"]
-    return found
+    return jsonify({"ok": True, "job": service().jobs.get(job_id).to_dict()})
 
 
 def _accepted(body: dict[str, Any], job: Job) -> ResponseReturnValue:
@@ -596,7 +589,7 @@ def create_app(settings: Settings | None = None, service: SearchService | None =
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's, not in JSONProvider's stub
     app.extensions["karabakh_qa"] = svc
-    app.extensions["karabakh_qa_jobs"] = Jobs()
+    app.extensions["karabakh_qa_jobs"] = svc.jobs  # the service's queue (tests wait on it)
     app.register_blueprint(html)
     app.register_blueprint(api)
     app.register_blueprint(api, url_prefix="/api/v1", name="api_v1")  # the versioned name
