@@ -423,7 +423,7 @@ def _without_damaged(index_dir: Path, manifest: Manifest, cache: SegmentCache) -
     groups = None
     if manifest.groups:
         try:
-            overlay = np.load(index_dir / manifest.groups, allow_pickle=False).reshape(-1, 4)
+            overlay = files.load_npy(index_dir / manifest.groups).reshape(-1, 4)
         except files.UNREADABLE:
             overlay = empty_overlay()
         kept = overlay[np.isin(overlay[:, 0], list(numbers))] if len(overlay) else overlay
@@ -498,7 +498,7 @@ def _write_generation(
     n_before = base.live_passages
     total_before = base.total_length
     hist = (
-        np.load(index_dir / base.stats, allow_pickle=False).reshape(-1, 2)
+        files.load_npy(index_dir / base.stats).reshape(-1, 2)
         if snap and base.stats
         else np.zeros((0, 2), np.int64)
     )

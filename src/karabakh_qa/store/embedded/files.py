@@ -16,6 +16,7 @@ import logging
 import mmap
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 
 # What numpy raises on a damaged array file: a short or empty .npy is EOFError.
 UNREADABLE = (OSError, ValueError, EOFError)
+
+# numpy reads a .npy header with ast.literal_eval, and CPython 3.11's AST
+# constructor keeps its recursion depth per interpreter, not per call: two threads
+# parsing at once can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905). A build in the job thread failed so while the
+# refresher opened a generation; every .npy the index reads goes through this lock.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """The array stored in the .npy file ``path`` (no pickles), one thread at a time."""
+    with _NPY_LOCK:
+        array: np.ndarray = np.load(path, allow_pickle=False)
+    return array
 
 
 def rename(src: Path, dst: Path) -> None:

@@ -29,6 +29,7 @@ from ...dedup import (
     shingles,
     signature,
 )
+from . import files
 from .manifest import DedupParams
 from .segment import Segment, unpack
 
@@ -46,7 +47,7 @@ def empty_overlay() -> np.ndarray:
 def load_overlay(path: Path | None) -> np.ndarray:
     if path is None:
         return empty_overlay()
-    overlay: np.ndarray = np.load(path, allow_pickle=False).astype(np.int64).reshape(-1, 4)
+    overlay: np.ndarray = files.load_npy(path).astype(np.int64).reshape(-1, 4)
     return overlay
 
 

@@ -75,7 +75,7 @@ def read(index_dir: Path, name: str | None) -> np.ndarray:
     """The stored table (:func:`table`); empty without one."""
     if name is None:
         return empty()
-    stored: np.ndarray = np.load(index_dir / name, allow_pickle=False)
+    stored: np.ndarray = files.load_npy(index_dir / name)
     return stored
 
 

@@ -57,7 +57,7 @@ class SegmentCache:
 def load_live(path: Path, rows: int) -> np.ndarray:
     """The live-row mask stored in a deletion file (packed bits of deleted rows)."""
     try:
-        packed = np.load(path, allow_pickle=False)
+        packed = files.load_npy(path)
         deleted = np.unpackbits(packed, count=rows, bitorder="little").astype(bool)
     except files.UNREADABLE as exc:
         raise IndexCorrupt(
@@ -100,7 +100,7 @@ class Snapshot:
             overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
             self._relations = relations.read(index_dir, manifest.relations)
             if manifest.stats:
-                stats = np.load(index_dir / manifest.stats, allow_pickle=False).reshape(-1, 2)
+                stats = files.load_npy(index_dir / manifest.stats).reshape(-1, 2)
         except files.UNREADABLE as exc:
             raise IndexCorrupt(
                 f"index file of {self.path} is unreadable ({exc}): run `karabakh-qa index --repair`"
