@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
@@ -203,9 +204,17 @@ class HashEmbedder:
         self.max_tokens = 256
         self._ids: dict[str, int] = {}  # word -> row of self._table
         self._table = np.zeros((0, dim), dtype=np.float32)
+        # a build thread and query threads encode at once: the table grows under it
+        self._lock = threading.Lock()
 
-    def _rows(self, words: list[str]) -> np.ndarray:
-        """Rows of the word-direction table for ``words``, adding unseen words."""
+    def _rows(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the word-direction table for ``words`` (unseen words added), and
+        the table they index, as one thread sees it."""
+        with self._lock:
+            ids = self._add(words)
+            return ids, self._table[: len(self._ids)]
+
+    def _add(self, words: list[str]) -> np.ndarray:
         new = [w for w in dict.fromkeys(words) if w not in self._ids]
         if new:
             size = len(self._ids)
@@ -223,16 +232,15 @@ class HashEmbedder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Sum of the texts' word directions, normalised (one sparse product per call)."""
         words = [re.findall(r"\w+", t.lower()) for t in texts]
-        ids = self._rows([w for ws in words for w in ws] + ["\x00empty"])
+        ids, table = self._rows([w for ws in words for w in ws] + ["\x00empty"])
         rows = np.repeat(np.arange(len(texts)), [len(ws) for ws in words])
         counts = sparse.csr_matrix(
             (np.ones(len(ids) - 1, np.float32), (rows, ids[:-1])),
-            shape=(len(texts), len(self._ids)),
+            shape=(len(texts), len(table)),
         )
-        table = self._table[: len(self._ids)]
         out = np.asarray(counts @ table, dtype=np.float32).reshape(len(texts), self.dim)
         empty = ~out.any(axis=1)  # no words: a fixed direction rather than a zero vector
-        out[empty] = self._table[ids[-1]]
+        out[empty] = table[ids[-1]]
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
 
