@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,41 @@ def test_onnx_questions_match_torch_and_a_damaged_export_falls_back(tmp_path, ca
     assert not exported.exists()  # removed, so that the next load exports again
     again = load_embedder(name, 1, "onnx", tmp_path)
     assert isinstance(again._questions, OnnxQueryEncoder) and exported.exists()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from karabakh_qa.embed import load_embedder
+embedder = load_embedder(sys.argv[1], 1, "onnx", Path(sys.argv[2]))
+vector = embedder.encode([sys.argv[3]])[0]
+print("torch" in sys.modules, "transformers" in sys.modules)
+print(" ".join(repr(x) for x in vector.tolist()))
+print(embedder.encode(["a batch", "of texts"]).shape, "torch" in sys.modules)
+"""
+
+
+def test_questions_need_no_torch_once_their_graph_is_exported(tmp_path):
+    """A process that finds the question graph (and torch's PROBE vector) that an
+    earlier one exported embeds questions without importing torch or transformers,
+    with torch's vector; a batch of texts then loads torch."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from karabakh_qa.embed import load_embedder
+
+    name, question = "sentence-transformers/all-MiniLM-L6-v2", DEV["questions"][0]["q"]
+    want = load_embedder(name, 1, "onnx", tmp_path)._one(question)[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-c", CHILD, name, str(tmp_path), question]
+    lines = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
+    first, vector, batch = lines.splitlines()
+    assert first == "False False"
+    got = np.array([float(x) for x in vector.split()])
+    assert float(got @ want) > 1 - 1e-5
+    assert batch == "(2, 384) True"
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])

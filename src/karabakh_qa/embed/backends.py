@@ -40,10 +40,41 @@ MIN_PROBE_COSINE = 0.9999
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+Feeds = Callable[[str, int], dict[str, np.ndarray]]  # (text, max tokens) -> model inputs
+
+
+def hf_feeds(tokenizer: PreTrainedTokenizerBase) -> Feeds:
+    """Model inputs for one text from a Hugging Face tokenizer (transformers)."""
+
+    def feeds(text: str, max_tokens: int) -> dict[str, np.ndarray]:
+        batch = tokenizer([text], truncation=True, max_length=max_tokens, return_tensors="np")
+        return {name: np.asarray(batch[name], np.int64) for name in INPUTS if name in batch}
+
+    return feeds
+
+
+def light_feeds(tokenizer_json: Path, max_tokens: int) -> Feeds:
+    """Model inputs for one text from the model's ``tokenizer.json`` through the
+    ``tokenizers`` library alone (the Rust tokenizer transformers wraps): no
+    torch, no transformers in the process."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_tokens)
+
+    def feeds(text: str, _max_tokens: int) -> dict[str, np.ndarray]:
+        found = tokenizer.encode(text)
+        inputs = (found.ids, found.attention_mask, found.type_ids)
+        return {name: np.array([v], np.int64) for name, v in zip(INPUTS, inputs, strict=True)}
+
+    return feeds
+
+
 class OnnxQueryEncoder:
     """One question at a time through an ONNX Runtime session (thread-safe)."""
 
-    def __init__(self, path: Path, tokenizer: PreTrainedTokenizerBase, threads: int = 1) -> None:
+    def __init__(self, path: Path, feeds: Feeds, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -52,21 +83,27 @@ class OnnxQueryEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = tokenizer
+        self.feeds = feeds
         self.path = path
 
     def encode(self, text: str, max_tokens: int) -> np.ndarray:
         """The L2-normalised embedding of ``text`` (truncated as the model truncates)."""
-        batch = self.tokenizer([text], truncation=True, max_length=max_tokens, return_tensors="np")
-        feed = {name: np.asarray(batch[name], np.int64) for name in INPUTS if name in batch}
+        feed = self.feeds(text, max_tokens)
         return np.ascontiguousarray(self.session.run(None, feed)[0][0], dtype=np.float32)
 
 
 def export_path(cache_dir: Path, weights_sha256: str) -> Path:
-    import torch
+    """Where the question graph of these weights, exported by this torch, is kept (the
+    version read from the installed package's metadata: no torch import)."""
+    from importlib.metadata import version
 
-    version = torch.__version__.replace("+", "-")
-    return cache_dir / "onnx" / f"minilm-{weights_sha256[:16]}-torch{version}.onnx"
+    exporter = version("torch").replace("+", "-")
+    return cache_dir / "onnx" / f"minilm-{weights_sha256[:16]}-torch{exporter}.onnx"
+
+
+def probe_path(graph: Path) -> Path:
+    """Torch's vector of PROBE, kept beside a question graph that reproduced it."""
+    return graph.with_name(graph.name + ".probe.npy")
 
 
 def _export(model: SentenceTransformer, path: Path) -> None:
@@ -130,19 +167,50 @@ def load_query_encoder(
         if not path.exists():
             log.info("exporting the question encoder to %s (once)", path)
             _export(model, path)
-        encoder = OnnxQueryEncoder(path, model.tokenizer, threads)
+        encoder = OnnxQueryEncoder(path, hf_feeds(model.tokenizer), threads)
         # max_seq_length is typed ``int | None``; None fails in int() as before (caught below)
         got = encoder.encode(PROBE, int(cast(int, model.max_seq_length)))
-        cosine = float(got @ reference(PROBE))
+        want = reference(PROBE)
+        cosine = float(got @ want)
     except Exception as exc:  # any failure: questions stay on torch; the next start re-exports
         log.warning("questions stay on torch: the ONNX encoder failed (%s)", exc)
         path.unlink(missing_ok=True)
+        probe_path(path).unlink(missing_ok=True)
         return None
     if cosine < MIN_PROBE_COSINE:
         log.warning(
             "questions stay on torch: the ONNX export of %s is off (cosine %.6f)", path, cosine
         )
         path.unlink(missing_ok=True)
+        probe_path(path).unlink(missing_ok=True)
+        return None
+    probe = probe_path(path)  # what a process without torch checks the graph against
+    tmp = probe.with_name(f".{probe.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, np.asarray(want, np.float32))
+    os.replace(tmp, probe)
+    return encoder
+
+
+def load_light_query_encoder(
+    model_dir: Path, weights_sha256: str, cache_dir: Path, threads: int, max_tokens: int
+) -> OnnxQueryEncoder | None:
+    """The question graph a torch process exported and checked (load_query_encoder),
+    opened without torch: the model's ``tokenizer.json`` through the ``tokenizers``
+    library and the graph through ONNX Runtime, checked against torch's PROBE vector
+    kept beside it. None when either is missing or the check fails (then the model
+    loads with torch, as before)."""
+    path = export_path(cache_dir, weights_sha256)
+    probe, tokenizer = probe_path(path), model_dir / "tokenizer.json"
+    if not (path.exists() and probe.exists() and tokenizer.exists()):
+        return None
+    try:
+        encoder = OnnxQueryEncoder(path, light_feeds(tokenizer, max_tokens), threads)
+        cosine = float(encoder.encode(PROBE, max_tokens) @ np.load(probe, allow_pickle=False))
+    except Exception as exc:  # noqa: BLE001 (any failure: the torch path decides)
+        log.warning("the question graph %s does not open without torch (%s)", path, exc)
+        return None
+    if cosine < MIN_PROBE_COSINE:
+        log.warning("the question graph %s is off without torch (cosine %.6f)", path, cosine)
         return None
     return encoder
 
@@ -212,7 +280,7 @@ class OnnxInt8Encoder:
     def __init__(
         self, path: Path, tokenizer: PreTrainedTokenizerBase, threads: int, max_tokens: int
     ) -> None:
-        self.session = OnnxQueryEncoder(path, tokenizer, threads).session
+        self.session = OnnxQueryEncoder(path, hf_feeds(tokenizer), threads).session
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
         self.backend_id = f"onnx:{sha256_file(path)[:16]}"
 

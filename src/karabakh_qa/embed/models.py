@@ -9,6 +9,7 @@ a deterministic hashing embedder for tests. The index records ``name`` and
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from ..chunk import approx_tokens
 from ..errors import BadRequest, IndexUnavailable
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedTokenizerBase
 
     from .backends import BatchEncoder
@@ -66,6 +68,12 @@ class TokenCounter:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
+def _configured_max_tokens(folder: Path) -> int:
+    """The model's token limit as sentence-transformers reads it (its config file)."""
+    config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    return int(config["max_seq_length"])
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -89,7 +97,13 @@ def model_path(name: str) -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """The real model, loaded once, on the CPU, with a fixed number of torch threads."""
+    """The real model, on the CPU, with a fixed number of torch threads.
+
+    A process that only embeds questions never loads torch: when the question graph
+    exported by an earlier process is in the cache (backends.load_query_encoder),
+    questions go through ONNX Runtime and the model's own tokenizer file, and the
+    torch model loads on the first batch of texts (a build) instead. A server then
+    keeps ~460 MB (torch, transformers) out of its memory, which its index pages use."""
 
     def __init__(
         self,
@@ -100,31 +114,33 @@ class SentenceTransformerEmbedder:
         backend: str = "torch",
         device: str = "cpu",
     ) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(max(1, threads))
         self.name = name
         self.path = model_path(name)
         if device != "cpu" and backend != "torch":
             raise BadRequest(f"device {device!r} needs the torch backend, not {backend!r}")
-        try:
-            self.model = SentenceTransformer(str(self.path), device=device)
-        except (RuntimeError, ValueError) as exc:  # e.g. "cuda" on a machine without one
-            raise BadRequest(f"device {device!r} is not usable here: {exc}") from exc
-        if device != "cpu":
-            self.model.half()  # fp16 on an accelerator: twice the throughput
-        self.model.eval()
-        self.device = device
-        # Both are typed ``int | None`` (None: no pooling layer / no length limit, never the
-        # case for this model); cast() only informs the type checker, int() is as before.
-        self.dim = int(cast(int, self.model.get_embedding_dimension()))
-        self.max_tokens = int(cast(int, self.model.max_seq_length))
+        self.device, self.threads = device, threads
+        self._model: SentenceTransformer | None = None
+        self._loading = threading.Lock()
         self._sha: str | None = None
         self._questions = None  # an OnnxQueryEncoder when query_runtime is "onnx" and it works
         self._batches: BatchEncoder | None = None  # an int8 graph for every text
         # fp16 on a GPU gives the fp32 vectors within their 8-bit codes: still "torch"
         self.backend_id = "torch"
+        light = backend == "torch" and query_runtime == "onnx" and device == "cpu"
+        if light and cache_dir is not None:
+            from .backends import load_light_query_encoder
+
+            self.max_tokens = _configured_max_tokens(self.path)
+            self._questions = load_light_query_encoder(
+                self.path, self.weights_sha256, cache_dir, threads, self.max_tokens
+            )
+        if self._questions is not None:
+            self.dim = int(self._questions.encode("dim", self.max_tokens).shape[0])
+        else:
+            # Both are typed ``int | None`` (None: no pooling layer / no length limit, never
+            # the case for this model); cast() only informs the type checker.
+            self.dim = int(cast(int, self.model.get_embedding_dimension()))
+            self.max_tokens = int(cast(int, self.model.max_seq_length))
         if backend != "torch":
             from ..config import PROJECT_ROOT
             from .backends import load_batch_encoder
@@ -134,20 +150,43 @@ class SentenceTransformerEmbedder:
                 backend, self.model, self.weights_sha256, where, threads, PROJECT_ROOT / "seeds"
             )
             self.backend_id = self._batches.backend_id
-        elif query_runtime == "onnx" and cache_dir is not None and device == "cpu":
+        elif self._questions is None and light and cache_dir is not None:
             from .backends import load_query_encoder
 
             self._questions = load_query_encoder(
                 self.model, self.weights_sha256, cache_dir, threads, lambda t: self._one(t)[0]
             )
         log.info(
-            "loaded model %s (%d dims, %d threads, %s, questions via %s)",
+            "loaded model %s (%d dims, %d threads, %s, questions via %s%s)",
             name,
             self.dim,
             threads,
             self.backend_id,
             "onnxruntime" if self._questions else self.backend_id,
+            "" if self._model is not None else "; torch not loaded",
         )
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The sentence-transformers model, loaded on first use (torch)."""
+        with self._loading:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> SentenceTransformer:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, self.threads))
+        try:
+            model = SentenceTransformer(str(self.path), device=self.device)
+        except (RuntimeError, ValueError) as exc:  # e.g. "cuda" on a machine without one
+            raise BadRequest(f"device {self.device!r} is not usable here: {exc}") from exc
+        if self.device != "cpu":
+            model.half()  # fp16 on an accelerator: twice the throughput
+        model.eval()
+        return model
 
     @property
     def weights_sha256(self) -> str:
