@@ -32,11 +32,12 @@ from .spans import Span, best_span
 
 def copies_of(index: StoreView, shown: int, passage: Passage) -> tuple[dict[str, Any], ...]:
     """The other members of ``shown``'s near-duplicate group, as a hit's ``also_in``."""
-    key = normalise(passage.text)
+    key: str | None = None  # the shown text folded, once another member needs it
     out = []
     for row in index.groups.members(shown):
         if row == shown:
             continue
+        key = normalise(passage.text) if key is None else key
         p = index.passage(row)
         out.append(
             {

@@ -15,6 +15,7 @@ dev sets (README, "No answer").
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def coverage(keys: list[KeyTerm], texts: list[str], n: int) -> float:
     total = sum(weight.values())
     best = 0.0
     for text in texts:
-        have = set(weight) & set(tokenize(text))
+        have = set(weight) & _terms_of(text)
         best = max(best, sum(weight[t] for t in have) / total)
     return best
 
@@ -82,7 +83,14 @@ def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
     """Whether one of ``texts`` holds every number the question names (a year, a
     figure): a passage about the 2004 final does not answer a question about 2007's."""
     numbers = {k.term for k in keys if any(c.isdigit() for c in k.term)}
-    return not numbers or any(numbers <= set(tokenize(text)) for text in texts)
+    return not numbers or any(numbers <= _terms_of(text) for text in texts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _terms_of(text: str) -> frozenset[str]:
+    """The terms of a passage's text: a question reads each of its top hits' up to
+    four times (the rule for the top three, then for each hit of the page)."""
+    return frozenset(tokenize(text))
 
 
 @dataclass(frozen=True)
