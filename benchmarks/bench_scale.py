@@ -427,9 +427,7 @@ def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
         svc.jobs.wait(job.id)
         visible.append((time.perf_counter() - t) * 1000)
         names.append(job.source)
-    for name in names:  # uploads carry their own names: unindexed here, not restored
-        (settings.articles_dir / name).unlink()
-    svc.build(only=names)
+    unindex(svc, names)
     return {
         "add_one_lib_ms": statistics.median(ms),
         "add_one_lib_samples_ms": ms,
@@ -438,6 +436,14 @@ def probe_lib_add(settings, n_queries: int, extra: dict) -> dict:
         "add_accept_lib_samples_ms": accept,
         "add_visible_lib_ms": statistics.median(visible),
     }
+
+
+def unindex(svc, names: list[str]) -> None:
+    """Delete uploaded files and take them out of the index (uploads carry their own
+    names, which the corpus's restore does not know)."""
+    for name in names:
+        (svc.settings.articles_dir / name).unlink()
+    svc.build(only=names)
 
 
 BURST = 40  # uploads sent back to back by probe_burst
@@ -480,9 +486,7 @@ def probe_burst(settings, n_queries: int, extra: dict) -> dict:
         out[f"burst_{label}_accept_ms"] = statistics.median(accept)
         out[f"burst_{label}_s"] = wall
         out[f"burst_{label}_per_s"] = BURST / wall
-        for name in names:
-            (settings.articles_dir / name).unlink()
-        svc.build(only=names)
+        unindex(svc, names)
         first += BURST
     svc.stop_refresher()
     return out

@@ -79,8 +79,8 @@ class Jobs:
     def __init__(self, batch: int = BATCH) -> None:
         self._batch = max(1, batch)  # uploads one build takes at most (1: one each)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._work: dict[str, Callable[[], dict[str, Any]]] = {}
-        self._uploads: dict[str, tuple[str, BuildFiles]] = {}  # job id: (file, its build)
+        # job id -> what runs it, given the files of its batch (an upload's: its file)
+        self._work: dict[str, BuildFiles] = {}
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._seq = itertools.count(1)
@@ -96,7 +96,7 @@ class Jobs:
                     if job.kind == kind and job.state == "queued":
                         return job
             job = self._queue(kind, source)
-            self._work[job.id] = work
+            self._work[job.id] = lambda _files: work()
             return job
 
     def submit_upload(self, source: str, build: BuildFiles) -> Job:
@@ -105,7 +105,7 @@ class Jobs:
         ``build`` are indexed by one call of it."""
         with self._lock:
             job = self._queue("upload", source)
-            self._uploads[job.id] = (source, build)
+            self._work[job.id] = build
             return job
 
     def _queue(self, kind: str, source: str | None) -> Job:
@@ -147,29 +147,27 @@ class Jobs:
         for job_id in finished[: max(0, len(finished) - KEEP)]:
             del self._jobs[job_id]
 
-    def _next(self) -> tuple[list[str], BuildFiles]:
+    def _next(self) -> tuple[list[str], BuildFiles, list[str]]:
         """The next job in order with the uploads queued behind it that the same build
-        takes (an upload's batch), and what runs them given their files."""
+        takes (an upload's batch), what runs them, and their files."""
         with self._lock:
             while True:
-                queued = [j.id for j in self._jobs.values() if j.state == "queued"]
-                if not queued:
-                    self._lock.wait()
-                    continue
-                first = queued[0]
-                if first not in self._uploads:
-                    work = self._work.pop(first)
-                    return [first], lambda _files, work=work: work()
-                build = self._uploads[first][1]
-                batch = [i for i in queued if i in self._uploads and self._uploads[i][1] == build]
-                for job_id in batch[: self._batch]:
-                    del self._uploads[job_id]
-                return batch[: self._batch], build
+                queued = [j for j in self._jobs.values() if j.state == "queued"]
+                if queued:
+                    break
+                self._lock.wait()
+            first, work = queued[0], self._work[queued[0].id]
+            batch = [first]
+            if first.kind == "upload":
+                same = [j for j in queued if j.kind == "upload" and self._work[j.id] == work]
+                batch = same[: self._batch]
+            for job in batch:
+                del self._work[job.id]
+            return [j.id for j in batch], work, [j.source or "" for j in batch]
 
     def _run(self) -> None:
         while True:
-            batch, build = self._next()
-            files = [self._jobs[job_id].source or "" for job_id in batch]
+            batch, build, files = self._next()
             for job_id in batch:
                 self._set(job_id, state="running", started=time.time())
             if len(batch) == 1:

@@ -523,6 +523,11 @@ class SearchService:
         name = save_article(self.settings, raw)
         return self.jobs.submit_upload(name, self.index_files)
 
+    def reindex(self) -> Job:
+        """Queue an incremental build of the whole folder (one already queued is
+        returned: it will see the same folder)."""
+        return self.jobs.submit("reindex", lambda: self.build(wait=True).to_dict())
+
     def index_files(self, names: list[str]) -> dict[str, Any]:
         """Index the named files of the articles folder (an upload's batch, see jobs.py),
         waiting for the index lock; the build report as JSON."""

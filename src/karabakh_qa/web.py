@@ -437,8 +437,7 @@ def add_article() -> ResponseReturnValue:
 @api.post("/reindex")
 def reindex() -> ResponseReturnValue:
     require_admin()
-    svc = service()
-    job = svc.jobs.submit("reindex", lambda: svc.build(wait=True).to_dict())
+    job = service().reindex()
     return _accepted({"ok": True, "job": job.to_dict()}, job)
 
 

@@ -85,6 +85,7 @@ class OnnxQueryEncoder:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.feeds = feeds
         self.path = path
+        self.dim = int(self.session.get_outputs()[0].shape[-1])  # the graph says; no run
 
     def encode(self, text: str, max_tokens: int) -> np.ndarray:
         """The L2-normalised embedding of ``text`` (truncated as the model truncates)."""

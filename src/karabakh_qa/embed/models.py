@@ -126,16 +126,18 @@ class SentenceTransformerEmbedder:
         self._batches: BatchEncoder | None = None  # an int8 graph for every text
         # fp16 on a GPU gives the fp32 vectors within their 8-bit codes: still "torch"
         self.backend_id = "torch"
-        light = backend == "torch" and query_runtime == "onnx" and device == "cpu"
-        if light and cache_dir is not None:
+        # where the question graph is kept, when questions go through ONNX Runtime
+        onnx_questions = (backend, query_runtime, device) == ("torch", "onnx", "cpu")
+        onnx_cache = cache_dir if onnx_questions else None
+        if onnx_cache is not None:
             from .backends import load_light_query_encoder
 
             self.max_tokens = _configured_max_tokens(self.path)
             self._questions = load_light_query_encoder(
-                self.path, self.weights_sha256, cache_dir, threads, self.max_tokens
+                self.path, self.weights_sha256, onnx_cache, threads, self.max_tokens
             )
         if self._questions is not None:
-            self.dim = int(self._questions.encode("dim", self.max_tokens).shape[0])
+            self.dim = self._questions.dim
         else:
             # Both are typed ``int | None`` (None: no pooling layer / no length limit, never
             # the case for this model); cast() only informs the type checker.
@@ -150,11 +152,11 @@ class SentenceTransformerEmbedder:
                 backend, self.model, self.weights_sha256, where, threads, PROJECT_ROOT / "seeds"
             )
             self.backend_id = self._batches.backend_id
-        elif self._questions is None and light and cache_dir is not None:
+        elif self._questions is None and onnx_cache is not None:
             from .backends import load_query_encoder
 
             self._questions = load_query_encoder(
-                self.model, self.weights_sha256, cache_dir, threads, lambda t: self._one(t)[0]
+                self.model, self.weights_sha256, onnx_cache, threads, lambda t: self._one(t)[0]
             )
         log.info(
             "loaded model %s (%d dims, %d threads, %s, questions via %s%s)",
