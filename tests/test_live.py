@@ -297,7 +297,7 @@ def test_refresher_failing_again_and_again_logs_once_and_serves_on(
     def broken(self):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(service_module, "RELEASE_EVERY_S", 0.0)  # every round
+    monkeypatch.setattr(service_module, "RELEASE_ABOVE_BYTES", 0)  # every round
     monkeypatch.setattr(Snapshot, "release", broken)
     before = seed_service.search("ceasefire", 1).hits[0].passage.id
     with caplog.at_level("ERROR"):

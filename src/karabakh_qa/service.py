@@ -107,8 +107,11 @@ class SearchResult:
 
 
 REFRESH_INTERVAL_S = 0.05  # how often a server looks for a new generation
-RELEASE_EVERY_S = 1.0  # how often it unmaps the index pages queries read (Snapshot.release)
-RELEASE_ABOVE_BYTES = 1800 << 20  # ... and sooner once the process's RSS passes this
+# The refresher unmaps the index pages queries read (Snapshot.release) once the
+# process's RSS passes this: a build or merge in the process (they read whole
+# columns through the maps) can take it there; queries alone do not (they read
+# their scattered rows with pread: segment.ColdReads).
+RELEASE_ABOVE_BYTES = 1800 << 20
 HELPER_THREADS = 4  # the helpers' pool, shared by a server's concurrent queries
 
 
@@ -251,9 +254,8 @@ class SearchService:
         the query that first meets a new generation no longer pays for opening it
         (at 300k passages that query took 21 ms against a 13 ms median). Builds made
         through this service install their generation before they return. The same
-        thread unmaps the pages queries read every ``RELEASE_EVERY_S``, or sooner once
-        the RSS passes ``RELEASE_ABOVE_BYTES`` (faster queries touch more pages a second;
-        releasing sooner costs every query its page faults again)."""
+        thread unmaps the mapped index pages once the RSS passes ``RELEASE_ABOVE_BYTES``
+        (not on a timer: a release costs the next queries their page faults again)."""
         if self._refresher is not None:
             return
         self._reload()
@@ -262,7 +264,7 @@ class SearchService:
 
         def loop() -> None:
             lower_thread_priority()  # its opening and warming yield the cores to queries
-            released, failing = time.monotonic(), ""
+            failing = ""
             while not stop.wait(interval):
                 try:
                     before = self._index
@@ -271,10 +273,8 @@ class SearchService:
                     switched = serving is not before
                     if switched and before is not None:  # its caches freed, a little at a time
                         self._chore("retire", before.bm25.retire, self._pacer.pause)
-                    due = time.monotonic() - released >= RELEASE_EVERY_S and not switched
-                    if due or files.resident_bytes() > RELEASE_ABOVE_BYTES:
+                    if not switched and files.resident_bytes() > RELEASE_ABOVE_BYTES:
                         self._chore("release", serving.release, self._pacer.pause)
-                        released = time.monotonic()
                     failing = ""
                 except Exception as exc:  # logged once per cause; the loaded one serves on
                     if repr(exc) != failing:

@@ -72,6 +72,60 @@ def test_release_unmaps_the_cold_columns_and_answers_stay(tmp_path, embedder):
     assert [h.passage.id for h in service.search(question, 5).hits] == answer
 
 
+class Unread:
+    """Stands in for a mapped column that no question may read through the map."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __getitem__(self, _: object) -> None:
+        raise AssertionError(f"column {self.key} read through the map")
+
+    __getattr__ = __getitem__
+
+
+def test_questions_read_sentences_and_records_without_mapping_them(tmp_path, embedder):
+    from karabakh_qa.service import SearchService
+
+    from ..conftest import make_settings, write
+
+    service = SearchService(make_settings(tmp_path), embedder)
+    rng = np.random.default_rng(5)
+    words = [f"w{i}x" for i in range(300)]
+    for i in range(120):
+        paras = [
+            " ".join(" ".join(rng.choice(words, 9)) + "." for _ in range(int(rng.integers(1, 6))))
+            for _ in range(6)
+        ]
+        write(service.settings.articles_dir, f"a{i:03d}.txt", "\n\n".join(paras) + "\n")
+    service.build()
+    index = service.index()
+    seg = index.segments[0]
+    bounds, ptr = seg.a["sent_bounds"], seg.a["sent_term_ptr"]
+    local = np.array([seg.rows - 1, 0, 37, 38, 5])
+    got = seg.sentences_of(local)
+    codes = [seg.a["sent_codes"][bounds[r] : bounds[r + 1]] for r in local]
+    assert got.bounds.tolist() == np.cumsum([0, *(len(c) for c in codes)]).tolist()
+    assert (got.codes == np.concatenate(codes)).all()
+    sentences = [s for r in local for s in range(bounds[r], bounds[r + 1])]
+    for n, s in enumerate(sentences):  # each sentence's term ids, rebased
+        mine = got.term_ids[got.term_ptr[n] : got.term_ptr[n + 1]]
+        assert mine.tolist() == seg.a["sent_term_ids"][ptr[s] : ptr[s + 1]].tolist()
+    empty = seg.sentences_of(np.zeros(0, np.int64))
+    assert empty.bounds.tolist() == [0] and empty.codes.shape == (0, seg.a["sent_codes"].shape[1])
+
+    questions = [" ".join(rng.choice(words, 3)) for _ in range(10)]
+    answers = [service.search(q, 5).to_dict()["results"] for q in questions]
+    assert all(answers)
+    # Read with pread (segment.ColdReads): through the map, the pages of the rows a
+    # question reads, and the whole page-cache folios around them, would stay resident.
+    for key in ("sent_codes", "sent_term_ids", "passages_blob", "articles_blob"):
+        seg.a[key] = Unread(key)
+    seg._article_cache.clear()
+    index._passages.clear()
+    assert [service.search(q, 5).to_dict()["results"] for q in questions] == answers
+
+
 def test_pages_of_codes_faiss_owns_are_never_dropped(tmp_path):
     from karabakh_qa.store.embedded.vectors import _file_range
 

@@ -402,13 +402,14 @@ def _segment_sentences(
     total: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids, found = seg.term_range(terms)
+    sent = seg.sentences_of(np.asarray(local, np.int64))  # read for these rows alone
     return best_sentences(
-        seg.a["sent_bounds"],
-        np.asarray(local, np.int64),
-        seg.a["sent_codes"],
+        sent.bounds,
+        np.arange(len(local), dtype=np.int64),
+        sent.codes,
         seg.sentence_codec,
         qvec,
-        (seg.a["sent_term_ptr"], seg.a["sent_term_ids"]),
+        (sent.term_ptr, sent.term_ids),
         ids[found].astype(np.int64),
         np.asarray(qidf, np.float64)[found],
         total,
