@@ -110,6 +110,9 @@ def test_document_frequency_by_searching_the_few_deleted_rows(grown, monkeypatch
     docs = np.asarray(seg.a["postings_docs"])
     brute = [int(live[docs[ptr[i] : ptr[i + 1]]].sum()) for i in range(len(terms))]
     assert fast.tolist() == brute
+    monkeypatch.setattr(bm25, "GATHER_POSTINGS", 5)  # live bits gathered a few terms at a time
+    assert segment_df(seg, live, terms).tolist() == brute
+    assert segment_df(seg, live, terms, gone).tolist() == brute
 
 
 def test_saturation_cache_gives_the_same_scores_and_stays_bounded(grown, monkeypatch):

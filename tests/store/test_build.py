@@ -309,3 +309,24 @@ def test_a_new_generation_inherits_the_group_view_only_while_it_holds(seed_servi
     assert merged.groups is not after_copy.groups
     for snap in (after_copy, merged):
         assert _same_groups(snap.groups, GroupView(snap.overlay, snap.base_of))
+
+
+def test_generation_files_load_once_while_unchanged_and_again_once_rewritten(tmp_path):
+    import numpy as np
+
+    from karabakh_qa.store.embedded.search import SegmentCache
+
+    cache, path, loads = SegmentCache(), tmp_path / "relations-000003.npy", []
+
+    def load(p):
+        loads.append(p)
+        return np.load(p)
+
+    np.save(path, np.arange(5))
+    first = cache.array(path, load)
+    assert cache.array(path, load) is first and len(loads) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = 9  # shared by every snapshot that lists the file
+    os.remove(path)
+    np.save(path, np.arange(7))  # a full rebuild may write a name again
+    assert cache.array(path, load).tolist() == list(range(7)) and len(loads) == 2

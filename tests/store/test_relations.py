@@ -2,6 +2,8 @@
 
 import shutil
 
+import numpy as np
+
 from karabakh_qa.service import SearchService
 
 from ..conftest import make_settings
@@ -73,3 +75,23 @@ def test_a_reparagraphed_version_shares_no_paragraph_yet_is_found(tmp_path, embe
     index = service.index()
     assert all(len(index.groups.members(r)) == 1 for r in range(index.total_rows))
     assert table(service) == [("version", "a.txt", "b.txt")]
+
+
+def test_new_relations_are_merged_into_the_sorted_table_as_a_full_sort_would():
+    from karabakh_qa.store.embedded.relations import _dtype, _sorted, merge_sorted
+
+    rng = np.random.default_rng(7)
+    names = [f"a{i:02d}.txt".encode() for i in range(12)]
+
+    def rows(n: int) -> np.ndarray:
+        out = np.zeros(n, _dtype(7))
+        out["kind"] = rng.integers(0, 3, n)
+        out["a"], out["b"] = rng.choice(names, n), rng.choice(names, n)
+        out["shared"] = np.arange(n)  # tells equal keys apart: kept's rows come first
+        return _sorted(out)
+
+    for n_kept, n_new in [(200, 5), (200, 0), (0, 4), (30, 30), (1, 1)]:
+        kept, new = rows(n_kept), rows(n_new)
+        new["shared"] += 1000
+        expected = _sorted(np.concatenate([kept, new]))
+        assert merge_sorted(kept, new).tolist() == expected.tolist()

@@ -91,13 +91,42 @@ def segment_df(
     if live is None:
         return out
     docs_all = seg.a["postings_docs"]
-    for i, lo, hi in zip(where.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        if deleted is not None and len(deleted) * SEARCH_DELETED_BELOW < hi - lo:
-            docs = docs_all[lo:hi]
-            at = np.minimum(np.searchsorted(docs, deleted), len(docs) - 1)
-            out[i] = (hi - lo) - int((docs[at] == deleted).sum())
-        else:
-            out[i] = int(live[docs_all[lo:hi]].sum())
+    gone = np.zeros(0, np.int64) if deleted is None else deleted
+    searched = (len(gone) * SEARCH_DELETED_BELOW < ends - starts) & (deleted is not None)
+    counted = ~searched
+    out[where[counted]] = _live_counts(docs_all, live, starts[counted], ends[counted])
+    for i, lo, hi in zip(
+        where[searched].tolist(), starts[searched].tolist(), ends[searched].tolist(), strict=True
+    ):
+        docs = docs_all[lo:hi]
+        at = np.minimum(np.searchsorted(docs, gone), len(docs) - 1)
+        out[i] = (hi - lo) - int((docs[at] == gone).sum())
+    return out
+
+
+GATHER_POSTINGS = 1 << 22  # postings whose live bits one numpy pass gathers at most
+
+
+def _live_counts(
+    docs: np.ndarray, live: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """For each postings range ``starts[i]:ends[i]`` of ``docs``: how many of its rows
+    are live, in a few numpy passes instead of one Python step a term (a build's
+    new article asks for ~150 terms in each segment)."""
+    out = np.zeros(len(starts), np.int64)
+    sizes = np.asarray(ends, np.int64) - starts
+    first = 0
+    while first < len(starts):
+        last = first + max(1, int(np.searchsorted(np.cumsum(sizes[first:]), GATHER_POSTINGS)))
+        lo, n = np.asarray(starts[first:last], np.int64), sizes[first:last]
+        offsets = np.zeros(len(n) + 1, np.int64)
+        np.cumsum(n, out=offsets[1:])
+        at = np.repeat(lo - offsets[:-1], n) + np.arange(offsets[-1])
+        owner = np.repeat(np.arange(len(n)), n)
+        out[first:last] = np.bincount(owner, weights=live[docs[at]], minlength=len(n)).astype(
+            np.int64
+        )
+        first = last
     return out
 
 

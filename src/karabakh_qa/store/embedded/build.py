@@ -497,11 +497,7 @@ def _write_generation(
     # BM25 statistics of the live rows.
     n_before = base.live_passages
     total_before = base.total_length
-    hist = (
-        files.load_npy(index_dir / base.stats).reshape(-1, 2)
-        if snap and base.stats
-        else np.zeros((0, 2), np.int64)
-    )
+    hist = snap.bm25.hist if snap else np.zeros((0, 2), np.int64)  # (base.stats, as read)
     gone_tokens = []
     for pos, locals_ in deleted_rows.items():
         seg = cast(Snapshot, snap).segments[pos]  # rows were deleted: there is a snapshot
@@ -578,7 +574,7 @@ def _write_generation(
         live_after = [*lives, None] if snap else [None]
         segs = [*(snap.segments if snap else []), new_seg]
         pairs |= relations.lsh_partners(new_seg, list(zip(segs, live_after, strict=True)), fresh)
-    old_rel = relations.read(index_dir, base.relations) if snap else relations.empty()
+    old_rel = snap.relation_table if snap else relations.empty()
     if pairs or relations.naming(old_rel, gone).any():
         rel = relations.update(old_rel, gone, pairs, sentences_of, sharing, plausible, headline_of)
         linked = (

@@ -193,8 +193,30 @@ def update(
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
     new = table(added)
     width = max(kept.dtype["a"].itemsize, new.dtype["a"].itemsize, 1)
-    merged = np.concatenate([kept.astype(_dtype(width)), new.astype(_dtype(width))])
-    return _sorted(merged)
+    return merge_sorted(kept.astype(_dtype(width)), new.astype(_dtype(width)))
+
+
+def merge_sorted(kept: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Two stored tables (each sorted as :func:`table` sorts) as one, sorted the
+    same way, ``kept``'s rows first among equals: ``new``'s few rows inserted where
+    they belong (a full sort of the 72,000 rows of a 1M index took 42 ms a build)."""
+    if not len(new) or not len(kept):
+        return new if not len(kept) else kept
+    where = []
+    for a, b, kind in zip(new["a"].tolist(), new["b"].tolist(), new["kind"].tolist(), strict=True):
+        lo, hi = _equal_range(kept["a"], a, 0, len(kept))
+        lo, hi = _equal_range(kept["b"], b, lo, hi)
+        where.append(lo + int(np.searchsorted(kept["kind"][lo:hi], kind, "right")))
+    merged: np.ndarray = np.insert(kept, where, new)
+    return merged
+
+
+def _equal_range(column: np.ndarray, key: bytes, lo: int, hi: int) -> tuple[int, int]:
+    """The rows of sorted ``column[lo:hi]`` equal to ``key``, as absolute bounds."""
+    part = column[lo:hi]
+    return lo + int(np.searchsorted(part, key, "left")), lo + int(
+        np.searchsorted(part, key, "right")
+    )
 
 
 def lsh_partners(

@@ -10,9 +10,11 @@ and a few deletion bitmaps.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -33,12 +35,37 @@ from .segment import Segment
 log = logging.getLogger(__name__)
 
 
+ARRAYS_KEPT = 16  # generation files (relations, groups, statistics, deletions) kept loaded
+
+
 class SegmentCache:
-    """Open segments by folder, shared across generations (segments never change)."""
+    """Open segments by folder, shared across generations (segments never change),
+    and the generation files they last read (a build opens the same generation up to
+    five times: its table of relations alone is 6.4 MB at 1M)."""
 
     def __init__(self) -> None:
         self._open: dict[Path, Segment] = {}
+        self._arrays: OrderedDict[tuple[Path, int, int, int], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    def array(self, path: Path, load: Callable[[Path], np.ndarray]) -> np.ndarray:
+        """``load(path)``, read-only, loaded once while the file is the same one (a
+        generation file is written once under its name; the stat tells a file that a
+        full rebuild wrote again under an old name)."""
+        st = path.stat()
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            found = self._arrays.get(key)
+            if found is not None:
+                self._arrays.move_to_end(key)
+                return found
+        array = load(path)
+        array.flags.writeable = False
+        with self._lock:
+            self._arrays[key] = array
+            while len(self._arrays) > ARRAYS_KEPT:
+                self._arrays.popitem(last=False)
+        return array
 
     def get(self, folder: Path, manifest: Manifest) -> Segment:
         with self._lock:
@@ -91,16 +118,28 @@ class Snapshot:
                     f"segment {seg.folder} has {seg.rows} rows, the manifest says {ref.rows}: "
                     "run `karabakh-qa index --repair`"
                 )
-            self.live.append(load_live(index_dir / ref.deletes, seg.rows) if ref.deletes else None)
+            self.live.append(
+                cache.array(index_dir / ref.deletes, functools.partial(load_live, rows=seg.rows))
+                if ref.deletes
+                else None
+            )
         self.bases = np.zeros(len(self.segments) + 1, dtype=np.int64)
         np.cumsum([s.rows for s in self.segments], out=self.bases[1:])
         self.numbers = [segment_number(s.name) for s in self.segments]
         stats = np.zeros((0, 2), np.int64)
         try:
-            overlay = load_overlay(index_dir / manifest.groups if manifest.groups else None)
-            self._relations = relations.read(index_dir, manifest.relations)
+            overlay = (
+                cache.array(index_dir / manifest.groups, load_overlay)
+                if manifest.groups
+                else load_overlay(None)
+            )
+            self._relations = (
+                cache.array(index_dir / manifest.relations, files.load_npy)
+                if manifest.relations
+                else relations.empty()
+            )
             if manifest.stats:
-                stats = files.load_npy(index_dir / manifest.stats).reshape(-1, 2)
+                stats = cache.array(index_dir / manifest.stats, files.load_npy).reshape(-1, 2)
         except files.UNREADABLE as exc:
             raise IndexCorrupt(
                 f"index file of {self.path} is unreadable ({exc}): run `karabakh-qa index --repair`"
@@ -270,6 +309,11 @@ class Snapshot:
         if pos is None or i is None:
             return []
         return relations.segment_sentences(self.segments[pos], i)
+
+    @property
+    def relation_table(self) -> np.ndarray:
+        """The stored relation table (relations.table), read-only."""
+        return self._relations
 
     @property
     def relation_rows(self) -> list[relations.Row]:
