@@ -111,6 +111,7 @@ def test_document_frequency_by_searching_the_few_deleted_rows(grown, monkeypatch
     brute = [int(live[docs[ptr[i] : ptr[i + 1]]].sum()) for i in range(len(terms))]
     assert fast.tolist() == brute
     monkeypatch.setattr(bm25, "GATHER_POSTINGS", 5)  # live bits gathered a few terms at a time
+    monkeypatch.setattr(bm25, "SEARCH_PAIRS", 3 * len(gone))  # three terms searched a pass
     assert segment_df(seg, live, terms).tolist() == brute
     assert segment_df(seg, live, terms, gone).tolist() == brute
 
@@ -158,3 +159,18 @@ def test_the_refresher_warms_a_new_generations_saturations(grown, monkeypatch):
     for q in queries:
         terms = tokenize(q)
         assert np.array_equal(warmed.scores(warmed.query(terms)), cold.scores(cold.query(terms)))
+
+
+def test_values_found_in_sorted_ranges_match_a_brute_count(monkeypatch):
+    rng = np.random.default_rng(11)
+    docs = np.concatenate(
+        [np.sort(rng.choice(60, int(n), replace=False)) for n in (0, 1, 7, 40, 3)]
+    )
+    bounds = np.cumsum([0, 0, 1, 7, 40, 3])
+    starts, ends = bounds[:-1], bounds[1:]
+    values = np.array([0, 5, 17, 33, 59, 61])
+    brute = [int(np.isin(values, docs[a:b]).sum()) for a, b in zip(starts, ends, strict=True)]
+    for pairs in (1, 6, 13, 1 << 20):  # a range a pass, or several
+        monkeypatch.setattr(bm25, "SEARCH_PAIRS", pairs)
+        assert bm25._found_in_ranges(docs, starts, ends, values).tolist() == brute
+    assert bm25._found_in_ranges(docs, starts, ends, values[:0]).tolist() == [0] * 5

@@ -95,12 +95,37 @@ def segment_df(
     searched = (len(gone) * SEARCH_DELETED_BELOW < ends - starts) & (deleted is not None)
     counted = ~searched
     out[where[counted]] = _live_counts(docs_all, live, starts[counted], ends[counted])
-    for i, lo, hi in zip(
-        where[searched].tolist(), starts[searched].tolist(), ends[searched].tolist(), strict=True
-    ):
-        docs = docs_all[lo:hi]
-        at = np.minimum(np.searchsorted(docs, gone), len(docs) - 1)
-        out[i] = (hi - lo) - int((docs[at] == gone).sum())
+    lo, hi = starts[searched], ends[searched]
+    out[where[searched]] = (hi - lo) - _found_in_ranges(docs_all, lo, hi, gone)
+    return out
+
+
+SEARCH_PAIRS = 1 << 20  # (range, value) pairs one vectorised binary search takes at most
+
+
+def _found_in_ranges(
+    docs: np.ndarray, starts: np.ndarray, ends: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """For each sorted range ``docs[starts[i]:ends[i]]``: how many of ``values`` it
+    holds. One binary search per (range, value) pair, all pairs a step at a time in
+    numpy (a Python loop of np.searchsorted, a range at a time, cost a 1M build ~35 ms)."""
+    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    out = np.zeros(len(starts), np.int64)
+    if not len(values) or not len(docs):
+        return out
+    per = max(1, SEARCH_PAIRS // len(values))  # ranges a pass
+    for first in range(0, len(starts), per):
+        end = np.repeat(ends[first : first + per], len(values))
+        lo = np.repeat(starts[first : first + per], len(values))
+        hi = end.copy()
+        v = np.tile(np.asarray(values, docs.dtype), len(lo) // len(values))
+        while (active := lo < hi).any():  # lo: the first place whose doc is >= v
+            mid = (lo + hi) // 2
+            right = active & (docs[np.minimum(mid, len(docs) - 1)] < v)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(active & ~right, mid, hi)
+        hit = (lo < end) & (docs[np.minimum(lo, len(docs) - 1)] == v)
+        out[first : first + per] = hit.reshape(-1, len(values)).sum(axis=1)
     return out
 
 
