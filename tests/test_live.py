@@ -327,3 +327,31 @@ def test_library_add_returns_at_once_and_indexes_in_the_background(seed_settings
     hit = seed_service.search("hail vineyards Lachin", 1).hits[0]
     assert hit.passage.source == jobs[1].source
     assert hit.passage.text == "Hail fell on the Lachin vineyards on Monday."
+
+
+def test_an_upload_is_searchable_before_its_build_merges(tmp_path, embedder, monkeypatch):
+    from karabakh_qa.store.embedded import build
+
+    from .conftest import make_settings
+
+    service = SearchService(make_settings(tmp_path), embedder)
+    folder = service.settings.articles_dir
+    write(folder, "a.txt", "Frost damaged the Shusha orchards on Sunday.\n")
+    write(folder, "b.txt", "Rain flooded the Ganja market on Tuesday.\n")
+    service.build()
+    service.start_refresher(interval=3600)  # only the build itself installs generations
+    seen = []
+    real = build.merge_segments
+
+    def merge(*args, **kwargs):
+        seen.append([h.passage.source for h in service.search("hail vineyards Lachin", 1).hits])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "merge_segments", merge)
+    try:
+        write(folder, "c.txt", "Hail fell on the Lachin vineyards on Monday.\n")
+        service.build(only=["c.txt"], optimize=True)  # publishes c.txt, then merges
+    finally:
+        service.stop_refresher()
+    assert seen == [["c.txt"]]
+    assert len(service.index().segments) == 1  # and the merged generation serves after

@@ -492,6 +492,8 @@ class SearchService:
                 milvus_dense_index=record.get("dense_index", "FLAT"),
             )
         before = current_name(settings.index_dir)
+        # an upload is searchable when its generation is published, before any merge
+        serving = self._refresher is not None and record is None
         report = build_index(
             settings,
             self.embedder,
@@ -503,6 +505,7 @@ class SearchService:
             repair=repair,
             cache=self._segments,
             allow_empty=allow_empty,
+            published=self._reload if serving else None,
         )
         if record is not None:  # the passages move to Milvus, article by article
             snap = self._open(current_name(settings.index_dir))

@@ -22,7 +22,7 @@ import errno
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -256,6 +256,7 @@ def build_index(
     repair: bool = False,
     cache: SegmentCache | None = None,
     allow_empty: bool = False,
+    published: Callable[[], object] | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the articles folder (see module docstring).
 
@@ -263,7 +264,9 @@ def build_index(
     everything from the files; ``optimize`` merges all segments into one;
     ``repair`` drops segments whose files are damaged and re-indexes their articles;
     ``allow_empty`` lets a build empty an index that holds articles (an unmounted
-    or emptied folder would otherwise wipe the index that serves).
+    or emptied folder would otherwise wipe the index that serves); ``published`` is
+    called once the new articles' generation is published, before any merge runs
+    (a server installs it then: an upload is searchable without waiting for merges).
     """
     started = time.perf_counter()
     index_dir = settings.index_dir
@@ -302,6 +305,8 @@ def build_index(
         generation -= 1
         manifest = publish(index_dir, snap, manifest)  # one switch, however many flushes
         snap_after = Snapshot(index_dir, manifest, cache)
+        if published is not None:
+            published()
         merged = 0
         plans = [list(range(len(snap_after.segments)))] if optimize else plan_merges(snap_after)
         for plan in plans:
