@@ -1,4 +1,5 @@
 import mmap
+import os
 from pathlib import Path
 
 import faiss
@@ -84,7 +85,7 @@ class Unread:
     __getattr__ = __getitem__
 
 
-def test_questions_read_sentences_and_records_without_mapping_them(tmp_path, embedder):
+def test_questions_read_sentences_and_records_without_mapping_them(tmp_path, embedder, monkeypatch):
     from karabakh_qa.service import SearchService
 
     from ..conftest import make_settings, write
@@ -111,6 +112,10 @@ def test_questions_read_sentences_and_records_without_mapping_them(tmp_path, emb
     for n, s in enumerate(sentences):  # each sentence's term ids, rebased
         mine = got.term_ids[got.term_ptr[n] : got.term_ptr[n + 1]]
         assert mine.tolist() == seg.a["sent_term_ids"][ptr[s] : ptr[s + 1]].tolist()
+    monkeypatch.delattr(os, "preadv", raising=False)  # macOS has pread alone
+    again = seg.sentences_of(local)
+    assert (again.codes == got.codes).all() and (again.term_ids == got.term_ids).all()
+    monkeypatch.undo()
     empty = seg.sentences_of(np.zeros(0, np.int64))
     assert empty.bounds.tolist() == [0] and empty.codes.shape == (0, seg.a["sent_codes"].shape[1])
 

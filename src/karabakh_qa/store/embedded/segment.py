@@ -493,13 +493,23 @@ class ColdReads:
         out = np.empty(int(sizes.sum()), np.uint8)
         view, base, at = out.data, int(w["offset"]), 0
         for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
-            if size and os.preadv(self.fd, [view[at : at + size]], base + start) != size:
+            if size and _read_into(self.fd, view[at : at + size], base + start) != size:
                 raise IndexCorrupt(
                     f"column {key} of {self.path} ends early: run `karabakh-qa index --repair`"
                 )
             at += size
         found: np.ndarray = out.view(dtype).reshape(-1, *w["shape"][1:])
         return found
+
+
+def _read_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """``pread`` straight into ``buffer`` (``preadv``, Linux and the BSDs), or through
+    a copy where the platform has no ``preadv`` (macOS); the bytes read."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = os.pread(fd, len(buffer), offset)
+    buffer[: len(data)] = data
+    return len(data)
 
 
 class _Records:
