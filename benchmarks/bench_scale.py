@@ -735,14 +735,14 @@ def run(args: argparse.Namespace) -> dict:
             out[key] = lib[key]
         out["add_accept_lib_samples_ms"] = lib["add_accept_lib_samples_ms"]
         out["add_visible_lib_ms"] = lib["add_visible_lib_ms"]
-        out["add_job_done_lib_ms"] = lib.get("add_job_done_lib_ms")
+        out["add_job_done_lib_ms"] = lib["add_job_done_lib_ms"]
         if lib["api"] != "build(only=...)":
             out["add_one_lib_api"] = lib["api"]
         log(f"library add {lib['add_one_lib_ms']:.0f} ms via {lib['api']}")
         log(
             f"library accept (SearchService.add) {lib['add_accept_lib_ms']:.2f} ms, "
             f"searchable after {lib['add_visible_lib_ms']:.0f} ms, "
-            f"its job done after {lib.get('add_job_done_lib_ms') or 0:.0f} ms"
+            f"its job done after {lib['add_job_done_lib_ms']:.0f} ms"
         )
         burst = probe("burst", args, articles, index, first=corpus.next_new)
         corpus.next_new += 2 * BURST  # uploads carry their own names: nothing to restore

@@ -201,6 +201,16 @@ def pairs_within(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return _as_pairs(np.concatenate([np.zeros(0, np.int64), *keys]))
 
 
+def range_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] .. starts[i] + counts[i] - 1`` of every range, one
+    range after another: how a few rows of a CSR-laid-out column are gathered in
+    one numpy step (band hits here, postings and sentences in the index)."""
+    counts = np.asarray(counts, np.int64)
+    ends = np.cumsum(counts)
+    positions: np.ndarray = np.repeat(np.asarray(starts, np.int64) - ends + counts, counts)
+    return positions + np.arange(int(ends[-1]) if len(ends) else 0)
+
+
 def pairs_across(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Candidate pairs (old row, new row) sharing a band in the same position:
     ``values, rows`` are the old rows' :func:`band_index`, ``new`` the new rows'
@@ -215,7 +225,7 @@ def pairs_across(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.nd
         total = int(count.sum())
         if total == 0:
             continue
-        pos = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(total)
+        pos = range_positions(lo, count)
         old = np.asarray(rows[j])[pos].astype(np.int64)
         keys.append(old << 32 | np.repeat(np.arange(len(new), dtype=np.int64), count))
     return _as_pairs(np.concatenate(keys))

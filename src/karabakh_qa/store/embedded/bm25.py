@@ -21,6 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ...dedup import range_positions
 from ...pacing import no_pause
 from . import kernels
 from .manifest import Bm25Params
@@ -140,17 +141,15 @@ def _live_counts(
     new article asks for ~150 terms in each segment)."""
     out = np.zeros(len(starts), np.int64)
     sizes = np.asarray(ends, np.int64) - starts
+    done = np.cumsum(sizes)  # postings up to and with each range
     first = 0
     while first < len(starts):
-        last = first + max(1, int(np.searchsorted(np.cumsum(sizes[first:]), GATHER_POSTINGS)))
-        lo, n = np.asarray(starts[first:last], np.int64), sizes[first:last]
-        offsets = np.zeros(len(n) + 1, np.int64)
-        np.cumsum(n, out=offsets[1:])
-        at = np.repeat(lo - offsets[:-1], n) + np.arange(offsets[-1])
+        before = int(done[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(done, before + GATHER_POSTINGS)))
+        n = sizes[first:last]
+        alive = live[docs[range_positions(starts[first:last], n)]]
         owner = np.repeat(np.arange(len(n)), n)
-        out[first:last] = np.bincount(owner, weights=live[docs[at]], minlength=len(n)).astype(
-            np.int64
-        )
+        out[first:last] = np.bincount(owner, weights=alive, minlength=len(n)).astype(np.int64)
         first = last
     return out
 

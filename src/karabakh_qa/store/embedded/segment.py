@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ...dedup import band_index
+from ...dedup import band_index, range_positions
 from ...errors import IndexUnavailable
 from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
@@ -357,11 +357,10 @@ class Segment:
         bounds, term_ptr = self.a["sent_bounds"], self.a["sent_term_ptr"]
         lo = np.asarray(bounds[local], np.int64)
         hi = np.asarray(bounds[np.asarray(local) + 1], np.int64)
-        counts = hi - lo
         new_bounds = np.zeros(len(local) + 1, np.int64)
-        np.cumsum(counts, out=new_bounds[1:])
+        np.cumsum(hi - lo, out=new_bounds[1:])
         # every sentence of those passages, in order, then its term-id pointers rebased
-        sent = np.repeat(lo - new_bounds[:-1], counts) + np.arange(int(new_bounds[-1]))
+        sent = range_positions(lo, hi - lo)
         n_terms = term_ptr[sent + 1].astype(np.int64) - term_ptr[sent]
         new_ptr = np.zeros(len(sent) + 1, np.int64)
         np.cumsum(n_terms, out=new_ptr[1:])
