@@ -121,6 +121,38 @@ def test_ask_human_output_and_stdin_mode(run):
     }
 
 
+def test_ask_human_output_says_what_the_page_says(run):
+    """The CLI's text carries the page's relations: differing figures with their
+    files and offsets, the answer span, the first report, other versions, and what
+    the archive never mentions."""
+    run(*args("index"))
+    out = run(
+        *args("ask", "How many people were killed in the missile attack on Ganja?", "-k", "1")
+    )
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith(
+        "Figures differ across sources: killed (each as reported)\n"
+        "  9: 003_10ac5b029c183a1d.txt paragraph 2, 2020-10-11, chars 374–378\n"
+        "  13: 002_90d5f99ab22388b6.txt paragraph 19, date unknown, chars 3514–3516\n"
+        "  5: 004_669fca5e7478b4f6.txt paragraph 2, date unknown, chars 401–405\n\n[1] "
+    )
+    assert "\n      answer: “nine people” (number, chars 374–385)\n" in out.output
+    assert (
+        "\n    Reported in 3 articles; first 2020-10-11 (date line) in 003_10ac5b029c183a1d.txt\n"
+        in out.output
+    )
+    out = run(*args("ask", "Jabrayil", "-k", "3"))
+    assert (
+        "\n    another version: 000_f1506f499b213b55.txt (date unknown): "
+        "0 sentences changed, 0 added, 11 removed\n" in out.output
+    )
+    out = run(*args("ask", "What did the iPhone 15 cost?", "-k", "1"))
+    assert out.output.startswith(
+        "No confident answer in the archive; the nearest passages are:\n"
+        "The archive never mentions: iPhone, 15.\n\n[1] "
+    )
+
+
 def test_ask_json_errors_are_json(run):
     run(*args("index"))
     result = run(*args("ask", "houses", "--json", "-k", "0"))

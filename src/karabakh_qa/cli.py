@@ -43,6 +43,7 @@ from .config import (  # noqa: E402
 from .errors import BadRequest, IndexUnavailable, KarabakhError  # noqa: E402
 from .ingest import sources_in  # noqa: E402
 from .records import date_label  # noqa: E402
+from .relations.corroboration import first_reported  # noqa: E402
 from .service import SearchResult, SearchService  # noqa: E402
 from .store.embedded.build import BuildReport  # noqa: E402
 
@@ -411,8 +412,21 @@ def journal_cmd(settings: Settings) -> None:
 
 
 def print_result(result: SearchResult) -> None:
+    """The page's answer as text: the same hits, quotes, dates, offsets and relations
+    (answer span, first report, other versions, differing figures), no new words."""
     if not result.answer_found:
-        click.echo("No confident answer in the archive; the nearest passages are:\n")
+        click.echo("No confident answer in the archive; the nearest passages are:")
+        if result.missing_terms:
+            click.echo(f"The archive never mentions: {', '.join(result.missing_terms)}.")
+        click.echo()
+    for fig in result.figures or []:
+        click.echo(f"Figures differ across sources: {fig['measure']} (each as reported)")
+        for v in fig["values"]:
+            click.echo(
+                f"  {v['value']}: {v['file']} paragraph {v['paragraph']}, "
+                f"{v['date'] or 'date unknown'}, chars {v['start']}–{v['end']}"
+            )
+        click.echo()
     for hit in result.hits:
         d = hit.to_dict()
         date = date_label(d["date"], d["date_source"])
@@ -425,17 +439,37 @@ def print_result(result: SearchResult) -> None:
         title = f"“{d['title']}”" if d["title"] else None
         who = " · ".join(x for x in (d["outlet"] or "outlet unknown", title, d["url"]) if x)
         click.echo(f"      {who}")
+        span = d["answer_span"]
+        if span and d["answers"]:
+            where = f"chars {span['start']}–{span['end']}"
+            click.echo(f"      answer: “{span['text']}” ({span['type']}, {where})")
         w = d["explain"]["parts"]
         click.echo(
             f"      why (0-1): words {w['lexical']:.2f} · meaning {w['semantic']:.2f} · "
             f"sentence {w['sentence']:.2f} · terms {w['terms']:.2f} · answer {w['answer']:.2f}"
             + ("" if d["answers"] else " · does not pass the answer rule")
         )
+        reported = first_reported(d["corroboration"]) if d["corroboration"] else None
+        if reported:
+            click.echo(f"    {reported}")
         for c in d["also_in"]:
             click.echo(
                 f"    also in {c['file']} paragraph {c['paragraph']}, "
                 f"{date_label(c['date'], c['date_source'])}"
             )
+        for v in d["versions"]:
+            what = "a copy" if v["relation"] == "duplicate" else "another version"
+            figures = "; figures differ" if v["figures"] else ""
+            click.echo(
+                f"    {what}: {v['file']} ({date_label(v['date'], v['date_source'])}): "
+                f"{plural(v['changed'], 'sentence')} changed, {v['added']} added, "
+                f"{v['removed']} removed{figures}"
+            )
+            for f in v["figures"]:
+                click.echo(
+                    f"      {f['measure']}: {f['before']['value']} here, "
+                    f"{f['after']['value']} in {v['file']}"
+                )
         click.echo()
 
 
