@@ -194,3 +194,12 @@ def test_an_unknown_backend_is_refused_with_the_choices(tmp_path):
         BadRequest, match="^backend must be one of torch, onnx, openvino, not 'trt'$"
     ):
         Settings(index_dir=tmp_path, backend="trt")
+
+
+def test_a_hit_naming_the_place_only_in_the_sentence_before_still_answers(seed_service):
+    """ "As many as 34 others … were wounded, it said": Ganja is in the paragraph before;
+    the answer rule reads it there, so the passage is marked as the answer."""
+    result = seed_service.search("How many people were wounded in Ganja?", 3)
+    first = result.hits[0]
+    assert (first.passage.source, first.passage.paragraph) == ("003_10ac5b029c183a1d.txt", 3)
+    assert "Ganja" not in first.passage.text and result.answer_found and first.answers

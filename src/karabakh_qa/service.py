@@ -735,10 +735,11 @@ class SearchService:
         listed = in_order(results, q.sort, dates, view, cands)
         page = listed[q.offset : q.offset + q.k]
         decorate.prepare([*results[:3], *page])  # their answer spans in one batch
-        found = rule.found(decorate.many(results[:3]), keys, n) and not absent
+        top = [decorate.context(j) for _, j in results[:3]]
+        found = rule.found(decorate.many(results[:3]), keys, n, top) and not absent
         hits = [  # only a hit that passes the answer rule on its own is marked as one
-            replace(h, answers=found and rule.answers(h, keys, n))
-            for h in decorate.many(page, first_rank=q.offset + 1)
+            replace(h, answers=found and rule.answers(h, keys, n, decorate.context(j), kind))
+            for h, (_, j) in zip(decorate.many(page, first_rank=q.offset + 1), page, strict=True)
         ]
         counts = facets(view, cands, results, dates) if q.facets else None
         figures = figures_of(view, cands, results, q.question, keys)

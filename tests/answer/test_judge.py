@@ -67,3 +67,22 @@ def test_the_rule_wants_the_key_terms_and_closeness_in_one_top_hit():
     assert not any(RULE.answers(h, KEYS, 1000) for h in split)
     # only the top 3 count
     assert not RULE.found([hit("Other.", 0.9, 1.0)] * 3 + [good], KEYS, 1000)
+
+
+def test_a_hit_is_read_with_its_context_and_must_hold_the_kind_asked_for():
+    """ "34 others were wounded, it said" names no city: the sentence before it does.
+    And a paragraph without a figure does not answer "How many…"."""
+    from karabakh_qa.answer.judge import holds_kind
+
+    keys = [KeyTerm("ganja", "Ganja", 3)]
+    said = hit("As many as 34 others were wounded, it said.", 0.45, 0.5)
+    assert not RULE.answers(said, keys, 1000)
+    before = "The missile attack on Ganja city killed nine people."
+    assert RULE.answers(said, keys, 1000, before, "number")
+    assert RULE.found([said], keys, 1000, [before]) and not RULE.found([said], keys, 1000)
+    topic = hit("It was the deadliest assault on Ganja in a week.", 0.67, 0.2)
+    assert RULE.answers(topic, keys, 1000) and RULE.answers(topic, keys, 1000, "", "person")
+    assert not RULE.answers(topic, keys, 1000, "", "number")
+    assert not RULE.answers(topic, keys, 1000, "", "date")
+    assert holds_kind("It began on 19 March.", "date") and not holds_kind("It began.", "date")
+    assert holds_kind("Nine died.", "number") and holds_kind("No figure.", "reason")

@@ -107,6 +107,14 @@ class Decorator:
         for j, sentence, seen in zip(todo, sentences, shown, strict=True):
             self._answers[j] = (sentence.rule, seen)
 
+    def context(self, j: int) -> str:
+        """What a reader sees around candidate ``j``'s passage: its title, its section
+        and the last sentence of the paragraph before it (the answer rule reads the
+        key terms there too: "34 others were wounded, it said" names no city)."""
+        row = int(self.cands.rows[j])
+        p = self.index.passage(row)
+        return "\n".join(x for x in (p.title, p.section, _paragraph_before(self.index, row)) if x)
+
     def one(self, i: int, j: int, rank: int) -> Hit:
         hit = self._done.get(j)
         if hit is None:

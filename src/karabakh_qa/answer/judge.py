@@ -25,6 +25,7 @@ import numpy as np
 from ..config import Settings
 from ..records import Hit
 from ..sparse import tokenize, tokenize_spans
+from .spans import find_spans, matches
 
 ABSENCE_MIN_PASSAGES = 2_000  # from this size, an ordinary word no passage holds is key
 
@@ -86,6 +87,26 @@ def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
     return not numbers or any(numbers <= _terms_of(text) for text in texts)
 
 
+TYPED = ("number", "date")  # kinds the rules tell reliably (names: any capital letter)
+
+
+def holds_kind(text: str, kind: str) -> bool:
+    """Whether ``text`` holds a span that can answer a question wanting ``kind``
+    (spans.find_spans): always True for other kinds."""
+    if kind not in TYPED:
+        return True
+    return any(matches(kind, span.type) > 0 for span in find_spans(text))
+
+
+def _in_context(hits: list[Hit], contexts: list[str] | None) -> list[str]:
+    """Each hit's text with its context before it ("it said" names no one: the
+    sentence before, the title and the section do)."""
+    found = contexts or [""] * len(hits)
+    return [
+        f"{c}\n{h.passage.text}" if c else h.passage.text for h, c in zip(hits, found, strict=True)
+    ]
+
+
 @functools.lru_cache(maxsize=1024)
 def _terms_of(text: str) -> frozenset[str]:
     """The terms of a passage's text: a question reads each of its top hits' up to
@@ -114,14 +135,22 @@ class AnswerRule:
             s.min_key_coverage, s.min_dense_score, s.min_dense_with_terms, s.min_term_coverage
         )
 
-    def found(self, hits: list[Hit], keys: list[KeyTerm], n: int) -> bool:
-        """The answer rule for the top 3 ``hits`` together (``n`` live passages)."""
-        texts = [h.passage.text for h in hits[:3]]
+    def found(
+        self, hits: list[Hit], keys: list[KeyTerm], n: int, contexts: list[str] | None = None
+    ) -> bool:
+        """The answer rule for the top 3 ``hits`` together (``n`` live passages), each
+        read with its ``contexts`` entry (what a reader sees around it)."""
+        texts = _in_context(hits[:3], contexts)
         return self._holds_keys(keys, texts, n) and any(self._close(h) for h in hits[:3])
 
-    def answers(self, hit: Hit, keys: list[KeyTerm], n: int) -> bool:
-        """The answer rule for one hit alone: its own text holds the key terms."""
-        return self._holds_keys(keys, [hit.passage.text], n) and self._close(hit)
+    def answers(
+        self, hit: Hit, keys: list[KeyTerm], n: int, context: str = "", kind: str = ""
+    ) -> bool:
+        """The answer rule for one hit alone: its text, read in its ``context``, holds
+        the key terms, and for a question wanting a ``kind`` of number or date, holds
+        one (a paragraph without a figure does not answer "How many…")."""
+        held = self._holds_keys(keys, _in_context([hit], [context]), n)
+        return held and self._close(hit) and holds_kind(hit.passage.text, kind)
 
     def _holds_keys(self, keys: list[KeyTerm], texts: list[str], n: int) -> bool:
         covered = coverage(keys, texts, n) >= self.min_key_coverage
