@@ -51,3 +51,21 @@ def test_figures_are_given_only_when_the_values_differ(seed_service):
     assert one  # a passage that reports 13 killed: alone, nothing differs
     assert figures_of(index, c, one, question, keys) is None
     assert figures_of(index, c, results, "Who was killed in Ganja?", keys) is None
+
+
+def test_a_casualty_question_is_answered_by_the_figure_of_its_measure(seed_service):
+    """The span shown for "How many … killed/wounded" is the sentence's figure of that
+    measure with what it counts; a figure of another measure is not shown as one."""
+
+    def spans(question):
+        hits = seed_service.search(question, 10).hits
+        return {(h.passage.source[:3], h.passage.paragraph): h.answer_span for h in hits}
+
+    killed = spans("How many people were killed in the missile attack on Ganja?")
+    assert killed[("003", 2)]["text"] == "nine people"
+    assert killed[("003", 13)]["text"] == "40 civilians"
+    assert killed[("004", 2)]["text"] == "five civilians"
+    wounded = spans("How many people were wounded in Ganja?")
+    assert wounded[("003", 3)]["text"] == "34 others"
+    assert wounded[("004", 2)]["text"] == "17 others"
+    assert wounded[("003", 2)] is None  # "killing nine people": a toll of the dead

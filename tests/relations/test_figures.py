@@ -58,3 +58,27 @@ def test_a_figure_after_a_sentence_naming_the_place_counts_unless_it_names_its_o
     assert across("wounded or injured", [after], ["Ganja"], lambda i: "") == []  # nothing before
     elsewhere = passage("Later 12 were wounded in Tartar.")
     assert across("wounded or injured", [elsewhere], ["Ganja"], lambda i: lede) == []
+
+
+@pytest.mark.parametrize(
+    ("sentence", "measure", "shown"),
+    [
+        ("The attack came on Sunday, killing nine people including four women.", "killed",
+         "nine people"),
+        ("At least 13 civilians were killed, including four women and three children, and "
+         "nearly 50 others injured.", "killed", "13 civilians"),
+        ("At least 13 civilians were killed, including four women and three children, and "
+         "nearly 50 others injured.", "wounded or injured", "50 others"),
+        ("As many as 34 others – among them 16 women and six children – were wounded.",
+         "wounded or injured", "34 others"),
+        ("Shells killed five civilians and injured 17 others.", "wounded or injured",
+         "17 others"),
+        ("Shells killed 5 and injured 17.", "killed", "5"),
+        ("Shells fell on Ganja.", "killed", None),
+    ],
+)  # fmt: skip
+def test_the_figure_of_a_measure_is_shown_with_what_it_counts(sentence, measure, shown):
+    from karabakh_qa.relations.figures import figure_span
+
+    found = figure_span(sentence, measure)
+    assert (sentence[found[0] : found[1]] if found else None) == shown

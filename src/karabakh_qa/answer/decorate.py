@@ -18,7 +18,7 @@ import numpy as np
 from ..chunk import normalise
 from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
-from ..relations.figures import across, asked_measure, last_sentence
+from ..relations.figures import across, asked_measure, figure_span, figures, last_sentence
 from ..relations.versions import compare, figure_changes
 from ..sparse import term_spans
 from ..store.protocol import StoreView
@@ -104,8 +104,9 @@ class Decorator:
             if self.span_model is not None and sentences
             else [x.rule for x in sentences]
         )
+        measure = asked_measure(self.question)
         for j, sentence, seen in zip(todo, sentences, shown, strict=True):
-            self._answers[j] = (sentence.rule, seen)
+            self._answers[j] = (sentence.rule, _counted(sentence, measure, seen))
 
     def context(self, j: int) -> str:
         """What a reader sees around candidate ``j``'s passage: its title, its section
@@ -193,6 +194,25 @@ def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
 
 
 FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
+
+
+def _counted(sentence: Sentence, measure: str | None, seen: Span | None) -> Span | None:
+    """The answer span for a question asking a ``measure`` ("How many were killed?"):
+    the marked sentence's figure of it ("13 civilians" in "at least 13 civilians were
+    killed, including four women"), by the figures' rule, which knows what a number
+    counts; no span when ``seen`` (the span found otherwise) is a figure of another
+    measure ("killing nine" does not answer "How many were wounded?")."""
+    if measure is None:
+        return seen
+    lo, hi = sentence.within
+    found = figure_span(sentence.text[lo:hi], measure)
+    if found is not None:
+        a, b = lo + found[0], lo + found[1]
+        return Span(a, b, sentence.text[a:b], "number", 1.0)
+    others = [f for f in figures(sentence.text[lo:hi]) if f.measure != measure]
+    if seen and any(lo + f.start < seen.end and seen.start < lo + f.end for f in others):
+        return None
+    return seen
 
 
 def _paragraph_before(index: StoreView, row: int) -> str:

@@ -127,6 +127,20 @@ def figures(text: str) -> list[Figure]:
     return sorted(found.values(), key=lambda f: f.start)
 
 
+_COUNTED = re.compile(r"\s(?!(?:were|was|are|have|had|and|or|in|on|at)\b)([a-z]+)\b")
+
+
+def figure_span(sentence: str, measure: str) -> tuple[int, int] | None:
+    """Where ``sentence`` gives its figure of ``measure``: the number with the word it
+    counts when one follows ("nine people", "13 civilians", "34 others"), or None.
+    The first figure of the measure, as :func:`figures` takes it."""
+    for f in figures(sentence):
+        if f.measure == measure:
+            counted = _COUNTED.match(sentence, f.end)
+            return f.start, counted.end() if counted else f.end
+    return None
+
+
 def asked_measure(question: str) -> str | None:
     """The measure a "how many" question asks about, if it names one."""
     q = question.lower()
