@@ -1,6 +1,7 @@
 """Key terms of a question, what the archive never mentions, and their coverage."""
 
 import numpy as np
+import pytest
 
 from karabakh_qa.answer.judge import AnswerRule, KeyTerm, coverage, key_terms, missing
 from karabakh_qa.config import Settings
@@ -86,3 +87,12 @@ def test_a_hit_is_read_with_its_context_and_must_hold_the_kind_asked_for():
     assert not RULE.answers(topic, keys, 1000, "", "date")
     assert holds_kind("It began on 19 March.", "date") and not holds_kind("It began.", "date")
     assert holds_kind("Nine died.", "number") and holds_kind("No figure.", "reason")
+
+
+def test_a_name_is_held_by_its_demonym_and_back():
+    keys = [KeyTerm("azerbaijan", "Azerbaijan", 30), KeyTerm("armenian", "Armenian", 40)]
+    assert coverage(keys, ["Azerbaijani army and Armenia's forces"], 1000) == 1.0
+    assert coverage(keys, ["Azerbaijan's army"], 1000) == pytest.approx(0.5, abs=0.05)
+    assert coverage(keys, ["the army of Azerbaijanistan and Armen"], 1000) == 0.0
+    years = [KeyTerm("2004", "2004", 3)]
+    assert coverage(years, ["in 20041"], 1000) == 0.0  # numbers stand for themselves

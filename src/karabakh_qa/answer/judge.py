@@ -75,9 +75,25 @@ def coverage(keys: list[KeyTerm], texts: list[str], n: int) -> float:
     total = sum(weight.values())
     best = 0.0
     for text in texts:
-        have = set(weight) & _terms_of(text)
+        terms = _terms_of(text)
+        have = [t for t in weight if not terms.isdisjoint(_forms(t))]
         best = max(best, sum(weight[t] for t in have) / total)
     return best
+
+
+DEMONYM = ("ian", "an", "n", "i")  # Iran/Iranian, Armenia/Armenian, Azerbaijan/Azerbaijani
+
+
+@functools.lru_cache(maxsize=4096)
+def _forms(term: str) -> frozenset[str]:
+    """A key name and the forms that name the same place or people: the question's
+    "Azerbaijan" is held by a passage's "Azerbaijani army", its "Armenian" by
+    "Armenia" (numbers stand for themselves)."""
+    if any(c.isdigit() for c in term):
+        return frozenset((term,))
+    longer = {term + end for end in DEMONYM}
+    shorter = {term[:-1] for end in ("n", "i") if term.endswith(end) and len(term) > 4}
+    return frozenset({term, *longer, *shorter})
 
 
 def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
