@@ -140,6 +140,25 @@ class Corpus:
             "vectors": vecs,
         }
 
+    def from_text(self, article: int, raw: bytes, embedder) -> dict:
+        """Rows of an article's text as a user of the engine makes them: parsed and
+        chunked by karabakh-qa's chunker, tokenised, embedded by ``embedder``."""
+        from karabakh_qa.chunk import chunk_article
+        from karabakh_qa.ingest import parse_article
+
+        _, passages = chunk_article(parse_article(f"{article}.txt", raw))
+        texts = [p.text for p in passages]
+        pids = list(range(self.next_pid, self.next_pid + len(texts)))
+        self.next_pid += len(texts)
+        vecs = np.asarray(embedder.encode(texts), np.float32).reshape(len(texts), DIM)
+        return {
+            "pid": pids,
+            "article": [article] * len(pids),
+            "text": texts,
+            "terms": [self.tokenize(t) for t in texts],
+            "vectors": vecs,
+        }
+
     def make_many(self, articles) -> dict:
         out = {"pid": [], "article": [], "text": [], "terms": [], "vectors": []}
         for a in articles:
@@ -870,6 +889,23 @@ def measure_main(name: str, n_passages: int, workdir: Path, syn, tokenize, quest
             ok, ms = verify_visible(engine, r, True, (q_terms[k], qvecs[k]))
             add_ok &= ok
             add_first.append(ms)
+        # the same from an article's text, as a user of the engine adds one: chunked by
+        # karabakh-qa's chunker and embedded by the same hash embedder as ours, then added
+        from karabakh_qa.embed.models import HashEmbedder
+
+        embedder, text_adds, text_ok = HashEmbedder(DIM), [], True
+        corpus.from_text(n_art + 4, corpus.syn.article_text(n_art + 4).encode(), embedder)  # warm
+        for k in range(5):
+            a = n_art + 5 + k
+            raw = corpus.syn.article_text(a).encode()
+            t0 = time.perf_counter()
+            r = corpus.from_text(a, raw, embedder)
+            engine.add(r)
+            text_adds.append((time.perf_counter() - t0) * 1000)
+            corpus.commit_add(r)
+            ok, _ = verify_visible(engine, r, True, (q_terms[15 + k], qvecs[15 + k]))
+            text_ok &= ok
+        out["add_one_article_from_text_ms"] = {**pct(text_adds), "visible_at_once": text_ok}
         dels, del_first, del_ok = [], [], True
         for k in range(5):
             a = (100 + 37 * k) % n_art
