@@ -93,3 +93,12 @@ def test_phrases_are_runs_of_content_words_the_question_lacks():
         "California",
     ]
     assert all(g == t for g, t in got)
+
+
+def test_a_name_ending_in_a_place_word_is_a_place():
+    text = "Villages along the Araz River were shelled; Fleet Street reporters met Cliff Richard."
+    assert [(s.text, s.type) for s in find_spans(text)] == [
+        ("Araz River", "place"),
+        ("Fleet Street", "place"),
+        ("Cliff Richard", "person"),
+    ]

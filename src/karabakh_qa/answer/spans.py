@@ -136,9 +136,17 @@ def answer_type(question: str) -> str:
     return "description"
 
 
+_PLACE_CUES = re.compile(
+    r"\b(?:River|Sea|Lake|Mountains?|Valley|Region|Province|District|County|Street|"
+    r"Square|Island|Islands|Bay|Gulf|Ocean|Desert|Airport|Peninsula|Coast|Strait|Corridor)$"
+)
+
+
 def _name_type(text: str, before: str) -> str:
     if _ORG_CUES.search(text):
         return "organisation"
+    if _PLACE_CUES.search(text):
+        return "place"  # "Araz River", "Jabrayil Region": a place, though two words
     if " " in text:
         return "person"
     return "place" if _PLACE_BEFORE.search(before[-12:]) else "name"
