@@ -30,11 +30,12 @@ from .answer.extract import FEATURES as SPAN_FEATURES
 from .answer.extract import Sentence, extract_many
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
-from .answer.spans import Span, answer_type, best_span
+from .answer.spans import Span, answer_type, best_span, typed_sentence
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
 from .records import Article
+from .sentences import passage_sentences
 from .sparse import tokenize
 from .store.embedded.build import build_from_articles
 from .store.embedded.rows import Progress
@@ -314,9 +315,10 @@ def _span_f1(
     if passage.source not in collection.qrels[qid]:
         return None
     s, e = index.sentence_span(row, int(cands.best_sentence[i]))
-    kind = answer_type(question)
-    rule = best_span(passage.text, kind, set(tokenize(question)), (s, e))
-    sentence = Sentence(passage.text, (s, e), rule)
+    kind, terms = answer_type(question), set(tokenize(question))
+    marked = typed_sentence(passage.text, passage_sentences(passage), (s, e), kind, terms)
+    rule = best_span(passage.text, kind, terms, marked)
+    sentence = Sentence(passage.text, marked, rule)
     shown = extract_many([sentence], question, kind, model)[0] if model else rule
 
     def f1(span: Span | None) -> float:

@@ -73,7 +73,7 @@ def test_the_rule_wants_the_key_terms_and_closeness_in_one_top_hit():
 def test_a_hit_is_read_with_its_context_and_must_hold_the_kind_asked_for():
     """ "34 others were wounded, it said" names no city: the sentence before it does.
     And a paragraph without a figure does not answer "How many…"."""
-    from karabakh_qa.answer.judge import holds_kind
+    from karabakh_qa.answer.spans import holds_kind
 
     keys = [KeyTerm("ganja", "Ganja", 3)]
     said = hit("As many as 34 others were wounded, it said.", 0.45, 0.5)

@@ -102,3 +102,21 @@ def test_a_name_ending_in_a_place_word_is_a_place():
         ("Fleet Street", "place"),
         ("Cliff Richard", "person"),
     ]
+
+
+def test_a_number_question_marks_the_sentence_that_holds_a_number():
+    from karabakh_qa.answer.spans import typed_sentence
+    from karabakh_qa.chunk import sentences
+
+    text = (
+        "Indonesia pays subsidies to importers to keep fuel prices down. "
+        "It spent 59.2 trillion rupiah on fuel subsidies in 2004. "
+        "Officials said 3 ministries agreed."
+    )
+    spans = sentences(text)
+    terms = set(tokenize("How much did Indonesia spend on fuel subsidies in 2004?"))
+    first, spent, third = spans
+    assert typed_sentence(text, spans, first, "number", terms) == spent  # most terms
+    assert typed_sentence(text, spans, third, "number", terms) == third  # holds one
+    assert typed_sentence(text, spans, first, "person", terms) == first  # names: as marked
+    assert typed_sentence(text, spans, first, "date", terms) == first  # "2004" is asked

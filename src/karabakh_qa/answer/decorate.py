@@ -20,6 +20,7 @@ from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
 from ..relations.figures import across, asked_measure, figure_span, figures, last_sentence
 from ..relations.versions import compare, figure_changes
+from ..sentences import passage_sentences
 from ..sparse import term_spans
 from ..store.protocol import StoreView
 from .collapse import Result
@@ -27,7 +28,7 @@ from .extract import Sentence, extract_many
 from .judge import KeyTerm
 from .rank import Ranker
 from .retrieve import Candidates
-from .spans import Span, best_span
+from .spans import Span, best_span, typed_sentence
 
 
 def copies_of(index: StoreView, shown: int, passage: Passage) -> tuple[dict[str, Any], ...]:
@@ -76,6 +77,7 @@ class Decorator:
         self.question, self.span_model = question, span_model
         self._done: dict[int, Hit] = {}
         self._answers: dict[int, tuple[Span | None, Span | None]] = {}  # (rules', shown)
+        self._marked: dict[int, list[int]] = {}  # the sentence each hit marks
         self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
@@ -90,23 +92,29 @@ class Decorator:
         """The rules' answer span (the ranking's evidence, "why") and the span a reader
         sees (the learned choice when there is a model, in one batch for a page)."""
         todo = [j for j in dict.fromkeys(wanted) if j not in self._answers]
-        sentences = []
+        sentences, rules = [], []
         for j in todo:
             row = int(self.cands.rows[j])
-            text = self.index.passage(row).text
+            passage = self.index.passage(row)
+            text = passage.text
             s, e = self.index.sentence_span(row, int(self.cands.best_sentence[j]))
             rule = (
                 self.spans[j] if j in self.spans else best_span(text, self.kind, self.terms, (s, e))
             )
-            sentences.append(Sentence(text, (s, e), rule))
+            rules.append(rule)  # the ranking's evidence: of the sentence it ranked by
+            marked = typed_sentence(text, passage_sentences(passage), (s, e), self.kind, self.terms)
+            if marked != (s, e):  # a sentence holding the number or date asked for
+                rule = best_span(text, self.kind, self.terms, marked)
+            sentences.append(Sentence(text, marked, rule))
         shown = (
             extract_many(sentences, self.question, self.kind, self.span_model)
             if self.span_model is not None and sentences
             else [x.rule for x in sentences]
         )
         measure = asked_measure(self.question)
-        for j, sentence, seen in zip(todo, sentences, shown, strict=True):
-            self._answers[j] = (sentence.rule, _counted(sentence, measure, seen))
+        for j, rule, sentence, seen in zip(todo, rules, sentences, shown, strict=True):
+            self._answers[j] = (rule, _counted(sentence, measure, seen))
+            self._marked[j] = list(sentence.within)
 
     def context(self, j: int) -> str:
         """What a reader sees around candidate ``j``'s passage: its title, its section
@@ -126,8 +134,8 @@ class Decorator:
         index, cands = self.index, self.cands
         shown = int(cands.rows[j])
         passage = index.passage(shown)
-        sentence = index.sentence_span(shown, int(cands.best_sentence[j]))
         self._find_answers([j])
+        sentence = self._marked[j]
         span, seen = self._answers[j]
         copies = copies_of(index, shown, passage)
         corroborated = corroboration(passage, copies)

@@ -25,7 +25,7 @@ import numpy as np
 from ..config import Settings
 from ..records import Hit
 from ..sparse import tokenize, tokenize_spans
-from .spans import find_spans, matches
+from .spans import holds_kind
 
 ABSENCE_MIN_PASSAGES = 2_000  # from this size, an ordinary word no passage holds is key
 
@@ -101,17 +101,6 @@ def numbers_held(keys: list[KeyTerm], texts: list[str]) -> bool:
     figure): a passage about the 2004 final does not answer a question about 2007's."""
     numbers = {k.term for k in keys if any(c.isdigit() for c in k.term)}
     return not numbers or any(numbers <= _terms_of(text) for text in texts)
-
-
-TYPED = ("number", "date")  # kinds the rules tell reliably (names: any capital letter)
-
-
-def holds_kind(text: str, kind: str) -> bool:
-    """Whether ``text`` holds a span that can answer a question wanting ``kind``
-    (spans.find_spans): always True for other kinds."""
-    if kind not in TYPED:
-        return True
-    return any(matches(kind, span.type) > 0 for span in find_spans(text))
 
 
 def _in_context(hits: list[Hit], contexts: list[str] | None) -> list[str]:

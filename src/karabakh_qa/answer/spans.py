@@ -283,3 +283,40 @@ def best_span(
         if best is None or score > best.score:
             best = Span(span.start + lo, span.end + lo, span.text, span.type, round(score, 6))
     return best
+
+
+TYPED = ("number", "date")  # kinds the rules tell reliably (names: any capital letter)
+
+
+def holds_kind(
+    text: str, kind: str, question_terms: set[str] | frozenset[str] = frozenset()
+) -> bool:
+    """Whether ``text`` holds a span that can answer a question wanting ``kind``
+    (one the question does not already say): always True for other kinds."""
+    if kind not in TYPED:
+        return True
+    return any(matches(kind, span.type) > 0 for span in find_spans(text, question_terms))
+
+
+def typed_sentence(
+    text: str,
+    sentences: list[tuple[int, int]],
+    marked: tuple[int, int],
+    kind: str,
+    question_terms: set[str],
+) -> tuple[int, int]:
+    """The sentence of a passage to mark for a question wanting a number or a date:
+    the ``marked`` one (closest in meaning and terms) when it holds one, else the
+    passage's sentence that does and holds most of the question's terms (nearest
+    the marked one on a tie). "How much did Indonesia spend…" is answered by "It
+    spent 59.2 trillion rupiah…", not by the sentence about why it pays subsidies."""
+    if kind not in TYPED or holds_kind(text[marked[0] : marked[1]], kind, question_terms):
+        return marked
+    holding = [s for s in sentences if holds_kind(text[s[0] : s[1]], kind, question_terms)]
+    if not holding:
+        return marked
+
+    def key(s: tuple[int, int]) -> tuple[int, int]:
+        return len(set(tokenize(text[s[0] : s[1]])) & question_terms), -abs(s[0] - marked[0])
+
+    return max(holding, key=key)
