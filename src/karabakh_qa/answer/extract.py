@@ -129,7 +129,7 @@ class Candidates:
             return np.ones(len(self.starts), bool)
         k = TYPES.index(kind) * len(SHAPES)
         fits = self.x[:, [k + SHAPES.index(shape) for shape in shapes]].any(axis=1)
-        inside: np.ndarray = fits | (self.x[:, _COLUMN["rule_overlap"]] > 0)
+        inside: np.ndarray = fits | (self.x[:, _COLUMN["rule_inside"]] > 0)
         return inside
 
 
