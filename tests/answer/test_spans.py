@@ -120,3 +120,18 @@ def test_a_number_question_marks_the_sentence_that_holds_a_number():
     assert typed_sentence(text, spans, third, "number", terms) == third  # holds one
     assert typed_sentence(text, spans, first, "person", terms) == first  # names: as marked
     assert typed_sentence(text, spans, first, "date", terms) == first  # "2004" is asked
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Which Algerian energy minister said Opec would hold output?", "person"),
+        ("At which ground did Great Britain face Australia?", "place"),
+        ("What annual growth rate was forecast?", "number"),
+        ("Which US company bought it?", "organisation"),
+        ("What did the company say?", "description"),  # a verb between: not a company
+        ("Which of the teams won?", "description"),
+    ],
+)
+def test_the_noun_after_which_may_carry_modifiers(question, kind):
+    assert answer_type(question) == kind

@@ -29,29 +29,47 @@ _ORG_NOUNS = (
     "carrier|operator|watchdog|regulator|court|council|government|department|ministry|"
     "band|side|website|site|service|publisher|insurer|chain|brand|business"
 )
-_PLACE_NOUNS = "country|countries|city|town|venue|stadium|region|state|nation|capital|county"
+_PLACE_NOUNS = (
+    "country|countries|city|town|venue|stadium|region|state|nation|capital|county|ground|"
+    "arena|street|road|island|river|mountains?|airport|village|district|province|continent|"
+    "port|suburb"
+)
+_PERSON_NOUNS = (
+    "player|actor|actress|minister|singer|manager|chief|boss|star|director|author|writer|"
+    "leader|man|woman|person|coach|judge|president|chairman|executive|presenter|winner|"
+    "spokesman|spokeswoman|economist|analyst|striker|midfielder|defender|goalkeeper|captain|"
+    "chancellor|secretary|governor|mayor|senator|founder|editor|journalist|composer|"
+    "prosecutor|lawyer|champion|politician|campaigner|rapper|comedian|presenter"
+)
+# Words between "which" and the noun it asks about ("which Algerian energy minister",
+# "what annual growth rate"): up to three, none of them a verb or a function word
+# ("what did the company say" asks for a description, not a company).
+_MODS = (
+    r"(?:(?!(?:did|does|do|is|are|was|were|be|been|has|have|had|will|would|can|could|should|"
+    r"may|might|must|of|to|in|on|for|from|by|with|at|as|that|this|these|those|it|its|his|her|"
+    r"their|and|or|not)\b)[\w'’-]+ ){0,3}"
+)
 _QUESTION_RULES: tuple[tuple[str, str], ...] = (
     (r"\bhow (many|much|long|old|far|big|large|high|fast|often)\b", "number"),
     (
-        r"\b(what|which) (percentage|proportion|share|number|amount|sum|price|figure|rate|"
-        r"total|score|margin|fee|fine|value|cost|salary)\b",
+        r"\b(what|which) " + _MODS + r"(percentage|proportion|share|number|amount|sum|price|"
+        r"figure|rate|total|score|margin|fee|fine|value|cost|salary)\b",
         "number",
     ),
     (r"\bby how\b|\bat what (price|rate|cost)\b", "number"),
-    (r"\bwhen\b|\b(what|which) (year|date|day|month|time|season|decade|week)\b|since when", "date"),
-    (r"\bwhere\b|\b(what|which|in which|in what) (" + _PLACE_NOUNS + r")\b", "place"),
+    (
+        r"\bwhen\b|\b(what|which) " + _MODS + r"(year|date|day|month|time|season|decade|week)\b"
+        r"|since when",
+        "date",
+    ),
+    (r"\bwhere\b|\b(what|which|in which|in what) " + _MODS + "(" + _PLACE_NOUNS + r")\b", "place"),
     (
         r"\bwhy\b|\bwhat (caused|led to|prompted|is the reason|was the reason|were the reasons)"
         r"|\bfor what reason\b|\bhow come\b",
         "reason",
     ),
-    (r"\b(what|which|whose) (" + _ORG_NOUNS + r")\b", "organisation"),
-    (
-        r"\bwho(m|se)?\b|\b(what|which) (player|actor|actress|minister|singer|manager|chief|"
-        r"boss|star|director|author|writer|leader|man|woman|person|coach|judge|president|"
-        r"chairman|executive|presenter|winner|spokesman|spokeswoman|economist|analyst)\b",
-        "person",
-    ),
+    (r"\b(what|which|whose) " + _MODS + "(" + _ORG_NOUNS + r")\b", "organisation"),
+    (r"\bwho(m|se)?\b|\b(what|which) " + _MODS + "(" + _PERSON_NOUNS + r")\b", "person"),
 )
 
 MONTHS = (
