@@ -83,3 +83,14 @@ def test_a_model_for_other_features_is_refused(tmp_path):
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(IndexUnavailable, match="unusable"):
         Ranker.load(path, FEATURES)
+
+
+def test_an_amount_keeps_its_scale_and_its_conversion_is_not_the_answer(model):
+    text = "Gordon Brown pledged £960m ($1.8bn) over 15 years to the vaccination scheme."
+    q = "How much did Gordon Brown pledge to the scheme?"
+    found = candidates([Sentence.of(text, (0, len(text)), q, "number")], q, "number")
+    texts = {text[a:b] for a, b in zip(found.starts.tolist(), found.ends.tolist(), strict=True)}
+    assert "£960m" in texts and "£960" not in texts and "$1.8bn" in texts
+    converted = "It cost $40m ($21m), officials said."
+    span = extract(converted, (0, len(converted)), "How much did it cost?", "number", model)
+    assert span is not None and span.text == "$40m"  # "$21m" in brackets: its conversion

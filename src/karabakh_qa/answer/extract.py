@@ -33,7 +33,16 @@ MAX_WORDS = 5
 NEAR = 8  # a candidate is at most this many words from the question's, or the rules' span
 DEFAULT_MODEL = Path(__file__).with_name("spans.json")
 
-_TOKEN = re.compile(r"[£$€]?\d+(?:[,.:]\d+)*½?%?|[^\W\d_]+(?:['’.-][^\W\d_]+)*|\S")
+# a number keeps its scale and sign ("$40m", "1.8bn", "5%"): "$40" alone misquotes it
+_TOKEN = re.compile(
+    r"[£$€]?\d+(?:[,.:]\d+)*(?:(?:bn|tn|m|k)(?![^\W\d_]))?½?%?|[^\W\d_]+(?:['’.-][^\W\d_]+)*|\S"
+)
+# "59.2 trillion rupiah ($6.58bn; £3.5bn)": what is in brackets after an amount is
+# its conversion, not another answer
+_AFTER_AMOUNT = re.compile(
+    r"(?:\d|\b(?:bn|tn|m|k|million|billion|trillion|rupiah|dollars|euros|pounds|yen|yuan))\s*$"
+)
+_BRACKETS = re.compile(r"\(([^()]*)\)")
 _PREPOSITIONS = frozenset(
     "in at on by of from to as for with than called named into under over after before".split()
 )
@@ -89,7 +98,7 @@ class _Flags(dict[str, tuple[bool, ...]]):
         found = (
             w[0].isalnum() or w[0] in "£$€",
             low in STOPWORDS,
-            bool(term_of(w)) if w[0].isalnum() else False,
+            bool(term_of(w)) if w[0].isalnum() else w[0] in "£$€",  # "£960m" is content
             w[0].isalpha(),
             w[0].isupper(),
             w[0].isdigit() or w[0] in "£$€",
@@ -338,12 +347,24 @@ def extract_many(
     out: list[Span | None] = []
     for k, sent in enumerate(sentences):
         mine = np.flatnonzero((found.sentence == k) & allowed)
+        if kind == "number" and len(mine):
+            mine = mine[~_conversions(sent.text, found.starts[mine], found.ends[mine])]
         if not len(mine):
             out.append(None)
             continue
         best = int(mine[np.argmax(scores[mine])])
         a, b = int(found.starts[best]), int(found.ends[best])
         out.append(Span(a, b, sent.text[a:b], _type_of(sent, a, b), round(float(scores[best]), 6)))
+    return out
+
+
+def _conversions(text: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which spans ``starts:ends`` of ``text`` lie in brackets right after an amount
+    (a currency conversion: "£960m ($1.8bn)")."""
+    out = np.zeros(len(starts), bool)
+    for m in _BRACKETS.finditer(text):
+        if _AFTER_AMOUNT.search(text[max(0, m.start() - 24) : m.start()]):
+            out |= (starts >= m.start(1)) & (ends <= m.end(1))
     return out
 
 
