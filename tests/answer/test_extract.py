@@ -94,3 +94,10 @@ def test_an_amount_keeps_its_scale_and_its_conversion_is_not_the_answer(model):
     converted = "It cost $40m ($21m), officials said."
     span = extract(converted, (0, len(converted)), "How much did it cost?", "number", model)
     assert span is not None and span.text == "$40m"  # "$21m" in brackets: its conversion
+
+
+def test_a_name_is_shown_whole(model):
+    text = "Mr Donaldson made the offer in a speech at the London School of Economics."
+    q = "Where did SEC chairman William Donaldson give the speech?"
+    span = extract(text, (0, len(text)), q, answer_type(q), model)
+    assert span is not None and span.text == "London School of Economics"
