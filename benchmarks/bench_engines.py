@@ -128,17 +128,7 @@ class Corpus:
         paras = article_paragraphs(self.syn.article_text(article))
         for k in range(1, version + 1):
             paras.append(self.syn.extra_paragraph(article, k))
-        pids = list(range(self.next_pid, self.next_pid + len(paras)))
-        self.next_pid += len(paras)
-        terms = [self.tokenize(p) for p in paras]
-        vecs = np.stack([unit_vector(p) for p in pids]) if pids else np.zeros((0, DIM), np.float32)
-        return {
-            "pid": pids,
-            "article": [article] * len(pids),
-            "text": paras,
-            "terms": terms,
-            "vectors": vecs,
-        }
+        return self._rows(article, paras, lambda pids: [unit_vector(p) for p in pids])
 
     def from_text(self, article: int, raw: bytes, embedder) -> dict:
         """Rows of an article's text as a user of the engine makes them: parsed and
@@ -148,9 +138,13 @@ class Corpus:
 
         _, passages = chunk_article(parse_article(f"{article}.txt", raw))
         texts = [p.text for p in passages]
+        return self._rows(article, texts, lambda _pids: embedder.encode(texts))
+
+    def _rows(self, article: int, texts: list[str], vectors) -> dict:
+        """Rows of ``texts`` under new pids, ``vectors(pids)`` their vectors."""
         pids = list(range(self.next_pid, self.next_pid + len(texts)))
         self.next_pid += len(texts)
-        vecs = np.asarray(embedder.encode(texts), np.float32).reshape(len(texts), DIM)
+        vecs = np.asarray(vectors(pids) if pids else [], np.float32).reshape(len(pids), DIM)
         return {
             "pid": pids,
             "article": [article] * len(pids),

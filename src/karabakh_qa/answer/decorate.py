@@ -18,7 +18,7 @@ import numpy as np
 from ..chunk import normalise
 from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
-from ..relations.figures import across, asked_measure, figure_span, figures, last_sentence
+from ..relations.figures import across, asked_measure, figures, last_sentence, with_counted
 from ..relations.versions import compare, figure_changes
 from ..sentences import passage_sentences
 from ..sparse import term_spans
@@ -78,6 +78,7 @@ class Decorator:
         self._done: dict[int, Hit] = {}
         self._answers: dict[int, tuple[Span | None, Span | None]] = {}  # (rules', shown)
         self._marked: dict[int, list[int]] = {}  # the sentence each hit marks
+        self._contexts: dict[int, str] = {}  # what a reader sees around each hit
         self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
@@ -120,9 +121,12 @@ class Decorator:
         """What a reader sees around candidate ``j``'s passage: its title, its section
         and the last sentence of the paragraph before it (the answer rule reads the
         key terms there too: "34 others were wounded, it said" names no city)."""
-        row = int(self.cands.rows[j])
-        p = self.index.passage(row)
-        return "\n".join(x for x in (p.title, p.section, _paragraph_before(self.index, row)) if x)
+        if j not in self._contexts:
+            row = int(self.cands.rows[j])
+            p = self.index.passage(row)
+            around = (p.title, p.section, _paragraph_before(self.index, row))
+            self._contexts[j] = "\n".join(x for x in around if x)
+        return self._contexts[j]
 
     def one(self, i: int, j: int, rank: int) -> Hit:
         hit = self._done.get(j)
@@ -213,13 +217,14 @@ def _counted(sentence: Sentence, measure: str | None, seen: Span | None) -> Span
     if measure is None:
         return seen
     lo, hi = sentence.within
-    found = figure_span(sentence.text[lo:hi], measure)
-    if found is not None:
-        a, b = lo + found[0], lo + found[1]
+    part = sentence.text[lo:hi]
+    found = figures(part)
+    asked = next((f for f in found if f.measure == measure), None)
+    if asked is not None:
+        a, b = (lo + x for x in with_counted(part, asked))
         return Span(a, b, sentence.text[a:b], "number", 1.0)
-    others = [f for f in figures(sentence.text[lo:hi]) if f.measure != measure]
-    if seen and any(lo + f.start < seen.end and seen.start < lo + f.end for f in others):
-        return None
+    if seen and any(lo + f.start < seen.end and seen.start < lo + f.end for f in found):
+        return None  # every figure here is of another measure
     return seen
 
 

@@ -39,7 +39,7 @@ _PERSON_NOUNS = (
     "leader|man|woman|person|coach|judge|president|chairman|executive|presenter|winner|"
     "spokesman|spokeswoman|economist|analyst|striker|midfielder|defender|goalkeeper|captain|"
     "chancellor|secretary|governor|mayor|senator|founder|editor|journalist|composer|"
-    "prosecutor|lawyer|champion|politician|campaigner|rapper|comedian|presenter"
+    "prosecutor|lawyer|champion|politician|campaigner|rapper|comedian"
 )
 # Words between "which" and the noun it asks about ("which Algerian energy minister",
 # "what annual growth rate"): up to three, none of them a verb or a function word

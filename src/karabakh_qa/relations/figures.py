@@ -130,15 +130,18 @@ def figures(text: str) -> list[Figure]:
 _COUNTED = re.compile(r"\s(?!(?:were|was|are|have|had|and|or|in|on|at)\b)([a-z]+)\b")
 
 
+def with_counted(sentence: str, figure: Figure) -> tuple[int, int]:
+    """Where ``figure`` of ``sentence`` is, with the word it counts when one follows
+    ("nine people", "13 civilians", "34 others")."""
+    counted = _COUNTED.match(sentence, figure.end)
+    return figure.start, counted.end() if counted else figure.end
+
+
 def figure_span(sentence: str, measure: str) -> tuple[int, int] | None:
-    """Where ``sentence`` gives its figure of ``measure``: the number with the word it
-    counts when one follows ("nine people", "13 civilians", "34 others"), or None.
-    The first figure of the measure, as :func:`figures` takes it."""
-    for f in figures(sentence):
-        if f.measure == measure:
-            counted = _COUNTED.match(sentence, f.end)
-            return f.start, counted.end() if counted else f.end
-    return None
+    """Where ``sentence`` gives its figure of ``measure`` (:func:`with_counted`), or
+    None. The first figure of the measure, as :func:`figures` takes it."""
+    found = next((f for f in figures(sentence) if f.measure == measure), None)
+    return None if found is None else with_counted(sentence, found)
 
 
 def asked_measure(question: str) -> str | None:
