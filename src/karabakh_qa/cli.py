@@ -234,6 +234,7 @@ def print_report(report: BuildReport) -> None:
         click.echo(f"  skipped {s['source']}: {s['reason']}")
 
 
+RELATION_LABELS = {"duplicate": "a copy", "version": "another version"}
 BUILD_NICENESS = 19  # `index` yields the cores to a server (see index_cmd)
 
 
@@ -458,7 +459,7 @@ def print_result(result: SearchResult) -> None:
                 f"{date_label(c['date'], c['date_source'])}"
             )
         for v in d["versions"]:
-            what = "a copy" if v["relation"] == "duplicate" else "another version"
+            what = RELATION_LABELS.get(v["relation"], "a report sharing sentences")
             figures = "; figures differ" if v["figures"] else ""
             click.echo(
                 f"    {what}: {v['file']} ({date_label(v['date'], v['date_source'])}): "

@@ -2,7 +2,13 @@
 
 from karabakh_qa.records import Passage
 from karabakh_qa.relations.figures import amounts
-from karabakh_qa.relations.versions import article_sentences, compare, figure_changes
+from karabakh_qa.relations.versions import (
+    article_sentences,
+    compare,
+    differing_figures,
+    figure_changes,
+    named_amounts,
+)
 
 BASE = [
     "The storm hit the coast on Monday night.",
@@ -109,3 +115,34 @@ def test_a_follow_up_that_repeats_the_background_under_a_new_headline_is_no_vers
     assert new_headline.kind() == "corroborates"
     same_headline = compare(a, follow_up, False, ("Storm kills 12", "Storm kills 12"))
     assert same_headline.continuity == 1.0 and same_headline.kind() == "version"
+
+
+def test_one_names_amount_given_differently_in_reworded_sentences_differs():
+    """No changed sentence pair (the two sentences share too few words), yet both
+    give Altria's rise: 5% against 5.11%. Reynolds' 4.5% agrees; a sentence's first
+    word names nothing ("Shares rose 2%" against "Shares rose 3%")."""
+    a = article(
+        "a.txt",
+        ["Shares closed higher, with Altria rising 5% and Reynolds showing gains of 4.5%.",
+         "Shares rose 2% in Asia."],
+    )  # fmt: skip
+    b = article(
+        "b.txt",
+        ["The ruling sent Reynolds shares up 4.5% and Altria shares up 5.11%.",
+         "Shares rose 3% in Europe on a busy day of trading."],
+    )  # fmt: skip
+    cmp = compare(a, b)
+    assert not figure_changes(cmp)
+    (diff,) = differing_figures(cmp, (named_amounts(a), named_amounts(b)))
+    assert diff["measure"] == "percent"
+    assert (diff["before"]["value"], diff["after"]["value"]) == (5, 5.11)
+    text_a = "Shares closed higher, with Altria rising 5% and Reynolds showing gains of 4.5%."
+    text_b = "The ruling sent Reynolds shares up 4.5% and Altria shares up 5.11%."
+    assert text_a[diff["before"]["start"] : diff["before"]["end"]] == "5"
+    assert text_b[diff["after"]["start"] : diff["after"]["end"]] == "5.11"
+
+
+def test_a_name_given_both_values_by_both_articles_does_not_differ():
+    a = article("a.txt", ["Altria rose 5% on Monday.", "Over the year Altria gained 8%."])
+    b = article("b.txt", ["Over the year Altria gained 8%.", "On Monday Altria rose 5%."])
+    assert differing_figures(compare(a, b), (named_amounts(a), named_amounts(b))) == []

@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pytest
 
 from karabakh_qa.service import SearchService
 
@@ -61,6 +62,12 @@ PARAS = [
 ]
 
 
+MORE = [
+    "Opposition members walked out of the chamber before the final count was read.",
+    "A spokesman for the ministry declined to say when the tender would be published.",
+]
+
+
 def test_a_reparagraphed_version_shares_no_paragraph_yet_is_found(tmp_path, embedder):
     """No paragraph of b is a near-copy of one of a (each joins two of a's), so the
     group overlay does not pair them; the articles' shingle bands do."""
@@ -75,6 +82,44 @@ def test_a_reparagraphed_version_shares_no_paragraph_yet_is_found(tmp_path, embe
     index = service.index()
     assert all(len(index.groups.members(r)) == 1 for r in range(index.total_rows))
     assert table(service) == [("version", "a.txt", "b.txt")]
+
+
+@pytest.mark.parametrize(
+    "b_paragraphs, kind",
+    [
+        (PARAS, "version"),  # the update: the same paragraphs, the last rewritten
+        (PARAS[:2] + MORE, "corroborates"),  # a report that shares two paragraphs
+    ],
+)
+def test_two_reports_giving_one_names_figure_differently_differ_on_it(
+    tmp_path, embedder, b_paragraphs, kind
+):
+    """The sentences with the figure are no rewording of each other (not a changed
+    pair), yet both give Harbour Works' rise: the table says the reports differ on
+    a figure, and the hit lists the other report with both values."""
+    s = make_settings(tmp_path)
+    s.articles_dir.mkdir(parents=True)
+
+    def write(name: str, paras: list[str]) -> None:
+        (s.articles_dir / name).write_text("\n\n".join(paras) + "\n")
+
+    write("a.txt", [*PARAS, "Traders said Harbour Works rose 5% after the vote."])
+    write("b.txt", [*b_paragraphs, "The vote sent shares of Harbour Works up 7.5% by noon."])
+    service = SearchService(s, embedder)
+    service.build()
+    assert table(service) == sorted(
+        [(kind, "a.txt", "b.txt"), ("differs-on-figure", "a.txt", "b.txt")]
+    )
+    hits = service.search("Harbour Works shares rose", 10).hits
+    hit = next(h for h in hits if h.passage.source == "a.txt")
+    (other,) = hit.versions
+    assert (other["file"], other["relation"]) == ("b.txt", kind)
+    (figure,) = other["figures"]
+    assert (figure["measure"], figure["before"]["value"], figure["after"]["value"]) == (
+        "percent", 5, 7.5,
+    )  # fmt: skip
+    raw = (s.articles_dir / "b.txt").read_text()
+    assert raw[figure["after"]["start"] : figure["after"]["end"]] == "7.5"
 
 
 def test_new_relations_are_merged_into_the_sorted_table_as_a_full_sort_would():

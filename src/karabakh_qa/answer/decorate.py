@@ -19,7 +19,7 @@ from ..chunk import normalise
 from ..records import Hit, Passage
 from ..relations.corroboration import corroboration
 from ..relations.figures import across, asked_measure, figures, last_sentence, with_counted
-from ..relations.versions import compare, figure_changes
+from ..relations.versions import compare, differing_figures, named_amounts
 from ..sentences import passage_sentences
 from ..sparse import term_spans
 from ..store.protocol import StoreView
@@ -167,14 +167,21 @@ MAX_CHANGES = 40  # sentence changes listed per version (the counts cover them a
 def versions_of(index: StoreView, name: str) -> tuple[dict[str, Any], ...]:
     """The other versions (and copies) of article ``name``, as the relation table
     links them, each with what changed from ``name`` to it, sentence by sentence
-    (``before``: in ``name``, ``after``: in the other), and which figures differ."""
+    (``before``: in ``name``, ``after``: in the other), and which figures differ;
+    also a report that only corroborates it when the two differ on a figure."""
     out = []
-    for rel in index.relations_of(name):
-        found = index.article(rel["file"]) if rel["kind"] in VERSION_KINDS else None
+    rels = index.relations_of(name)
+    differ = {r["file"] for r in rels if r["kind"] == "differs-on-figure"}
+    for rel in rels:
+        shown = rel["kind"] in VERSION_KINDS or (
+            rel["kind"] == "corroborates" and rel["file"] in differ
+        )
+        found = index.article(rel["file"]) if shown else None
         if found is None:
             continue
         meta = found[0]
-        cmp = compare(index.article_sentences(name), index.article_sentences(rel["file"]))
+        mine, theirs = index.article_sentences(name), index.article_sentences(rel["file"])
+        cmp = compare(mine, theirs)
         ops = Counter(c.op for c in cmp.changes)
         out.append(
             {
@@ -188,7 +195,7 @@ def versions_of(index: StoreView, name: str) -> tuple[dict[str, Any], ...]:
                 "added": ops["added"],
                 "removed": ops["removed"],
                 "changes": [c.to_dict() for c in cmp.changes[:MAX_CHANGES]],
-                "figures": figure_changes(cmp),
+                "figures": differing_figures(cmp, (named_amounts(mine), named_amounts(theirs))),
             }
         )
     return tuple(out)

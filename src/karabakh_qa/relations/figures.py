@@ -94,6 +94,12 @@ def amounts(text: str) -> list[Figure]:
         word = m.group("word")
         rank = ORDINALS[word.lower()] if word else int(m.group("digits"))
         out.append(Figure("ordinal", rank, *m.span()))
+    return out + money_and_percent(text)
+
+
+def money_and_percent(text: str) -> list[Figure]:
+    """The percentages and money amounts of :func:`amounts`."""
+    out = []
     for m in _AMOUNT.finditer(text):
         if m.group("cur"):
             scale = _SCALE[(m.group("scale") or "").lower()]

@@ -22,7 +22,10 @@ compared on their words (5-word shingles, case and punctuation folded away):
 Which sentences changed is a diff of the two sentence sequences (difflib's
 matching blocks), given verbatim with offsets into each article, never
 paraphrased; a changed sentence pair whose figures differ for the same measure
-(:mod:`.figures`) is a ``differs-on-figure``. The thresholds are chosen on
+(:mod:`.figures`) is a ``differs-on-figure``, and so are two articles that give
+one name's amount differently in sentences that are no rewording of each other
+("with Altria rising 5%" against "sent ... Altria shares up 5.11%":
+:func:`named_differences`). The thresholds are chosen on
 ``tests/data/bbc_pairs.json`` (README, "Across sources"): there, copies have a
 Jaccard of 0.955 or more and versions 0.82 or less; versions a containment of
 0.498 or more and unrelated look-alikes 0.496 or less, but for three follow-up
@@ -33,6 +36,7 @@ where every version below 0.67 shares 0.33 or more.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +45,7 @@ import numpy as np
 from ..chunk import normalise, sentences
 from ..dedup import minhash_signatures
 from ..records import Passage
-from .figures import Figure, amounts, figures
+from .figures import Figure, amounts, figures, money_and_percent
 
 # Candidates beyond shared paragraphs: MinHash LSH over each article's word
 # shingles, 32 bands of 2 rows: a pair at Jaccard 0.2 (a rewritten version, whose
@@ -267,6 +271,87 @@ def figure_changes(cmp: Comparison) -> list[dict[str, Any]]:
                             "after": _figure(c.after, new),
                         }
                     )
+    return out
+
+
+# An amount's clause: the words since the last comma, colon, "and", "while",
+# "which", "but", "after" or "before" it; the amount is the clause's last name's (a
+# capitalised word, not the sentence's first) when at most NAMED_WORDS words come
+# between them ("Altria shares up 5.11%", "Reynolds showing gains of 4.5%").
+_CLAUSE = re.compile(r"[,;:]|\b(?:and|while|which|but|after|before)\b")
+_NAME = re.compile(r"\b[A-Z][A-Za-z&'-]+\b")
+NAMED_WORDS = 4
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Named:
+    """An amount given for a name ("Altria" in "with Altria rising 5%")."""
+
+    measure: str
+    name: str
+    figure: Figure
+    sentence: Sentence
+
+
+def named_amounts(sents: list[Sentence]) -> list[Named]:
+    """The percentages and money amounts of an article that its sentences attach to
+    a name, in order."""
+    out = []
+    for s in sents:
+        if not _DIGIT.search(s.text):
+            continue
+        for f in money_and_percent(s.text):
+            clause_at = max((m.end() for m in _CLAUSE.finditer(s.text, 0, f.start)), default=0)
+            clause = s.text[clause_at : f.start]
+            names = [m for m in _NAME.finditer(clause) if clause_at + m.start() > 0]
+            if names and len(clause[names[-1].end() :].split()) <= NAMED_WORDS:
+                out.append(Named(f.measure, names[-1].group(), f, s))
+    return out
+
+
+def named_differences(a: list[Named], b: list[Named]) -> list[dict[str, Any]]:
+    """Amounts of one measure for one name that the two articles give differently:
+    each value of a that b never gives for that name and measure, paired with the
+    first such value of b (as :func:`figure_changes` gives them). A name given two
+    values in each of them ("up 5% in January ... 8% a year") differs only on the
+    value one of them lacks."""
+    by_key: dict[tuple[str, str], list[Named]] = {}
+    for n in b:
+        by_key.setdefault((n.measure, n.name), []).append(n)
+    given_a = {(n.measure, n.name, n.figure.value) for n in a}
+    out, seen = [], set()
+    for n in a:
+        theirs = by_key.get((n.measure, n.name), [])
+        if not theirs or any(t.figure.value == n.figure.value for t in theirs):
+            continue
+        other = next(
+            (t for t in theirs if (t.measure, t.name, t.figure.value) not in given_a), None
+        )
+        if other is None or (n.measure, n.name) in seen:
+            continue
+        seen.add((n.measure, n.name))
+        out.append(
+            {
+                "measure": n.measure,
+                "before": _figure(n.sentence, n.figure),
+                "after": _figure(other.sentence, other.figure),
+            }
+        )
+    return out
+
+
+def differing_figures(
+    cmp: Comparison, named: tuple[list[Named], list[Named]]
+) -> list[dict[str, Any]]:
+    """:func:`figure_changes` of the changed sentences, then the :func:`named_differences`
+    of the two articles' ``named`` amounts they do not already give."""
+    out = figure_changes(cmp)
+    before = {c["before"]["start"] for c in out}
+    after = {c["after"]["start"] for c in out}
+    for c in named_differences(*named):
+        if c["before"]["start"] not in before and c["after"]["start"] not in after:
+            out.append(c)
     return out
 
 

@@ -27,10 +27,12 @@ import numpy as np
 from ...dedup import pairs_across, pairs_within
 from ...relations.versions import (
     MIN_AGREEMENT,
+    Named,
     Sentence,
     article_sentences,
     compare,
-    figure_changes,
+    differing_figures,
+    named_amounts,
     shingle_set,
 )
 from . import files
@@ -165,6 +167,7 @@ def update(
         for a, b in zip(known["a"].tolist(), known["b"].tolist(), strict=True)
     }
     cache: dict[str, tuple[list[Sentence], set[int], str]] = {}
+    named: dict[str, list[Named]] = {}
 
     def read(name: str) -> tuple[list[Sentence], set[int], str]:
         """An article's sentences, shingles and headline, read once per update."""
@@ -172,6 +175,11 @@ def update(
             found = sentences_of(name)
             cache[name] = found, shingle_set(found), headline_of(name) if headline_of else ""
         return cache[name]
+
+    def named_of(name: str) -> list[Named]:
+        if name not in named:
+            named[name] = named_amounts(read(name)[0])
+        return named[name]
 
     added: list[Row] = []
     for a, b in sorted(pairs - done):
@@ -185,9 +193,9 @@ def update(
         kind = cmp.kind(linked=is_linked)
         if kind is None:
             continue
-        figs = 0
-        if kind != "corroborates":
-            figs = len(figure_changes(compare(sa, sb, shingles=(ha, hb))))
+        if kind != "corroborates":  # which sentences changed: versions and copies only
+            cmp = compare(sa, sb, shingles=(ha, hb))
+        figs = len(differing_figures(cmp, (named_of(a), named_of(b))))
         added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
         if figs:
             added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
