@@ -63,6 +63,22 @@ def test_heading_becomes_section_and_trailing_widgets_are_dropped():
     assert ps[0].title == "Title of the story"
 
 
+@pytest.mark.parametrize(
+    "first, label",
+    [
+        ("Rank 'set to sell off film unit'", "title"),  # a quote alone ends no sentence
+        ("Call centre users \u2018lose patience\u2019", "title"),
+        ('He said: "We will not go back."', "paragraph"),  # punctuation, then the quote
+        ("Will the talks resume?", "paragraph"),
+    ],
+)
+def test_a_headline_in_quotes_is_the_title(first, label):
+    text = f"{first}\n\n{BODY}\n"
+    assert labels_of(text)[0] == (label, first)
+    title = passages_of(text)[0].title
+    assert title == (first if label == "title" else None)
+
+
 def test_two_short_lines_in_a_row_only_last_can_be_heading():
     widget = "Press Armenia, Turkey asks Russia"
     text = f"{BODY}\n\n{widget}\n\nReal heading\n\n{BODY.replace('full', 'x')}\n"

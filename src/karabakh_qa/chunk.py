@@ -33,7 +33,10 @@ from dataclasses import dataclass, replace
 from .records import Article, Passage, outlet_of, safe_url
 
 TRIM = " \t\r\n\xa0\ufeff\u200b"
-TERMINAL = tuple(".!?…:;\"”’'")
+TERMINAL = tuple(".!?…:;")
+# Closing quotes and brackets after the punctuation ('... he said."'); a quote alone
+# ends nothing: "Rank 'set to sell off film unit'" is a headline, not a sentence.
+CLOSING = "\"”’'»)]"
 HEADING_MAX_WORDS = 14
 HEADING_MAX_CHARS = 120
 
@@ -99,7 +102,7 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _ends_sentence(text: str) -> bool:
-    return text.rstrip(TRIM).endswith(TERMINAL)
+    return text.rstrip(TRIM).rstrip(CLOSING).endswith(TERMINAL)
 
 
 def _continues(line: str, following: str) -> bool:
