@@ -27,6 +27,18 @@ TEXT = (
         ("Who is the chief executive of BP?", "person"),
         ("Which minister resigned?", "person"),
         ("Tell me about the ceasefire", "description"),
+        # the cue that comes first decides: a person asked about, a time in passing
+        ("Who was coaching the champion when he won the Australian Open?", "person"),
+        ("When did the man who founded the firm die?", "date"),
+        ("During which years did he manage the singer?", "date"),
+        ("What deadline did the two carmakers face?", "date"),
+        ("To what level did the central bank raise its rate?", "number"),
+        ("Which Conservative co-chairman compared them to a soap opera?", "person"),
+        ("Which California attorney general pursued the retailer?", "person"),
+        ("Which drama school did the actress leave early?", "place"),
+        ("Which host city was chosen?", "place"),  # a place, though hosts are people
+        ("What general election pledge did the party make?", "description"),
+        ("Which model of phone sold best?", "description"),
     ],
 )
 def test_answer_type(question, kind):

@@ -22,55 +22,77 @@ from ..sparse import tokenize, tokenize_spans
 TYPES = ("person", "organisation", "place", "number", "date", "reason", "description")
 NAMES = ("person", "organisation", "place")
 
-# Question cues, first match wins (lowercased question).
+# Question cues (lowercased question): the cue that starts earliest wins, then the
+# first listed ("Who was coaching Safin when he won?" asks for a person).
 _ORG_NOUNS = (
-    "company|firm|group|bank|club|team|organi[sz]ation|party|body|union|network|channel|"
-    "newspaper|agency|broadcaster|studio|label|maker|manufacturer|airline|retailer|"
-    "carrier|operator|watchdog|regulator|court|council|government|department|ministry|"
-    "band|side|website|site|service|publisher|insurer|chain|brand|business"
+    "company|companies|firm|firms|group|bank|club|team|organi[sz]ation|party|body|union|"
+    "network|channel|newspaper|paper|agency|broadcaster|studio|label|maker|manufacturer|"
+    "airline|retailer|carrier|operator|watchdog|regulator|court|council|government|"
+    "department|ministry|band|side|website|service|publisher|insurer|chain|brand|business|"
+    "supermarket|charity|developer|producer|carmaker|bidder|rival|exchange|association|"
+    "federation|league|commission|authority|institute|alliance|consortium|giant"
 )
 _PLACE_NOUNS = (
-    "country|countries|city|town|venue|stadium|region|state|nation|capital|county|ground|"
-    "arena|street|road|island|river|mountains?|airport|village|district|province|continent|"
-    "port|suburb"
+    "country|countries|city|cities|town|towns|venue|stadium|region|state|nation|capital|"
+    "county|ground|arena|street|road|island|islands|river|mountains?|airport|village|"
+    "district|province|continent|port|suburb|area|areas|site|sites|resort|beach|school|"
+    "university|college|hospital|prison|jail|theatre|cinema|hotel|park|museum|gallery|"
+    "church|cathedral|palace|castle|building|constituency|seat|borough|territory|border|"
+    "coast|lake|sea|ocean|bay|valley|desert|forest|peninsula|circuit|course|oilfields?|"
+    "plant|factory|mine|base|camp|zone|market|markets|location"
 )
 _PERSON_NOUNS = (
-    "player|actor|actress|minister|singer|manager|chief|boss|star|director|author|writer|"
-    "leader|man|woman|person|coach|judge|president|chairman|executive|presenter|winner|"
-    "spokesman|spokeswoman|economist|analyst|striker|midfielder|defender|goalkeeper|captain|"
+    "player|players|actor|actress|minister|singer|manager|chief|boss|star|director|author|"
+    "writer|leader|man|woman|person|coach|judge|president|chairman|chairwoman|chair|"
+    "executive|presenter|winner|spokesman|spokeswoman|spokesperson|economist|analyst|"
+    "striker|midfielder|defender|goalkeeper|keeper|captain|winger|forward|batsman|bowler|"
     "chancellor|secretary|governor|mayor|senator|founder|editor|journalist|composer|"
-    "prosecutor|lawyer|champion|politician|campaigner|rapper|comedian"
+    "prosecutor|lawyer|attorney|champion|politician|campaigner|rapper|comedian|"
+    "speaker|architect|dj|qc|mp|mep|peer|official|officer|expert|scientist|researcher|"
+    "professor|doctor|surgeon|psychologist|ambassador|envoy|king|queen|prince|princess|"
+    "pope|bishop|designer|artist|musician|guitarist|drummer|frontman|producer|"
+    "entrepreneur|tycoon|billionaire|businessman|businesswoman|banker|trader|commissioner|"
+    "deputy|candidate|nominee|athlete|runner|sprinter|cyclist|boxer|golfer|jockey|referee|"
+    "umpire|blogger|dancer|poet|novelist|playwright|filmmaker|host|correspondent|"
+    "reporter|columnist|critic|commentator|adviser|advisor|aide|consultant|premier|"
+    "monarch|widow|wife|husband|son|daughter|father|mother|victim|suspect|defendant|"
+    "hacker|teenager|boy|girl|member|owner|investor|chef|successor|"
+    "predecessor|heir"
 )
 # Words between "which" and the noun it asks about ("which Algerian energy minister",
 # "what annual growth rate"): up to three, none of them a verb or a function word
-# ("what did the company say" asks for a description, not a company).
+# ("what did the company say" asks for a description, not a company); the noun may
+# carry a hyphenated prefix ("co-chairman", "vice-president").
 _MODS = (
     r"(?:(?!(?:did|does|do|is|are|was|were|be|been|has|have|had|will|would|can|could|should|"
     r"may|might|must|of|to|in|on|for|from|by|with|at|as|that|this|these|those|it|its|his|her|"
-    r"their|and|or|not)\b)[\w'’-]+ ){0,3}"
+    r"their|and|or|not)\b)[\w'’-]+ ){0,3}(?:[a-z]+-)?"
 )
 _QUESTION_RULES: tuple[tuple[str, str], ...] = (
     (r"\bhow (many|much|long|old|far|big|large|high|fast|often)\b", "number"),
     (
         r"\b(what|which) " + _MODS + r"(percentage|proportion|share|number|amount|sum|price|"
-        r"figure|rate|total|score|margin|fee|fine|value|cost|salary)\b",
+        r"figure|rate|total|score|margin|fee|fine|value|cost|salary|level|size|height|"
+        r"distance|age|population|budget|profit|loss|deficit|stake|tally)\b",
         "number",
     ),
     (r"\bby how\b|\bat what (price|rate|cost)\b", "number"),
     (
-        r"\bwhen\b|\b(what|which) " + _MODS + r"(year|date|day|month|time|season|decade|week)\b"
-        r"|since when",
+        r"\bwhen\b|\b(what|which) " + _MODS + r"(years?|dates?|days?|months?|time|season|"
+        r"decades?|weeks?|deadline|period|century|hour)\b|since when",
         "date",
     ),
     (r"\bwhere\b|\b(what|which|in which|in what) " + _MODS + "(" + _PLACE_NOUNS + r")\b", "place"),
     (
         r"\bwhy\b|\bwhat (caused|led to|prompted|is the reason|was the reason|were the reasons)"
-        r"|\bfor what reason\b|\bhow come\b",
+        r"|\bfor what reason\b|\bhow come\b|\b(what|which) " + _MODS + r"(cause|reason|"
+        r"reasons|motive|explanation)\b",
         "reason",
     ),
     (r"\b(what|which|whose) " + _MODS + "(" + _ORG_NOUNS + r")\b", "organisation"),
     (r"\bwho(m|se)?\b|\b(what|which) " + _MODS + "(" + _PERSON_NOUNS + r")\b", "person"),
 )
+_QUESTION_CUES = tuple((re.compile(pattern), kind) for pattern, kind in _QUESTION_RULES)
 
 MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December|"
@@ -148,10 +170,10 @@ class Span:
 def answer_type(question: str) -> str:
     """The kind of answer ``question`` asks for (one of ``TYPES``)."""
     q = " ".join(question.lower().split())
-    for pattern, kind in _QUESTION_RULES:
-        if re.search(pattern, q):
-            return kind
-    return "description"
+    found = [
+        (m.start(), n, kind) for n, (cue, kind) in enumerate(_QUESTION_CUES) if (m := cue.search(q))
+    ]
+    return min(found)[2] if found else "description"
 
 
 _PLACE_CUES = re.compile(
