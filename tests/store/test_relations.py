@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from karabakh_qa.service import SearchService
+from karabakh_qa.web import create_app
 
 from ..conftest import make_settings
 
@@ -120,6 +121,10 @@ def test_two_reports_giving_one_names_figure_differently_differ_on_it(
     )  # fmt: skip
     raw = (s.articles_dir / "b.txt").read_text()
     assert raw[figure["after"]["start"] : figure["after"]["end"]] == "7.5"
+    page = create_app(s, service=service).test_client().get("/?q=Harbour+Works+shares+rose")
+    label = {"version": "Another version of this article", "corroborates": "A report sharing"}
+    text = page.data.decode()
+    assert label[kind] in text and "figures differ" in text
 
 
 def test_new_relations_are_merged_into_the_sorted_table_as_a_full_sort_would():
