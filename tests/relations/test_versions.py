@@ -1,5 +1,7 @@
 """Versions, copies and corroboration between two articles, and what changed."""
 
+import pytest
+
 from karabakh_qa.records import Passage
 from karabakh_qa.relations.figures import amounts
 from karabakh_qa.relations.versions import (
@@ -146,3 +148,21 @@ def test_a_name_given_both_values_by_both_articles_does_not_differ():
     a = article("a.txt", ["Altria rose 5% on Monday.", "Over the year Altria gained 8%."])
     b = article("b.txt", ["Over the year Altria gained 8%.", "On Monday Altria rose 5%."])
     assert differing_figures(compare(a, b), (named_amounts(a), named_amounts(b))) == []
+
+
+@pytest.mark.parametrize(
+    ("sentence", "owned"),
+    [
+        ("Allied Domecq shares in London rose 4% by noon.", [("Domecq", 4)]),  # not London's
+        ('"But growth of 0.1% is weak," he said.', []),  # the sentence's first word
+        ("Time Warner said on Friday that it now owns 8% of the firm.", []),  # a day
+        ("It sold a stake to Italian bank Mediobanca for 775m euros ($1bn).", []),  # conversion
+        (
+            "Profits at Barclaycard rose by 5% to £801m.",
+            [("Barclaycard", 5), ("Barclaycard", 801e6)],
+        ),
+    ],
+)
+def test_an_amount_belongs_to_the_name_just_before_it_in_its_clause(sentence, owned):
+    found = named_amounts(article("a.txt", [sentence]))
+    assert [(n.name, n.figure.value) for n in found] == owned

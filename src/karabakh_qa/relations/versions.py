@@ -275,11 +275,22 @@ def figure_changes(cmp: Comparison) -> list[dict[str, Any]]:
 
 
 # An amount's clause: the words since the last comma, colon, "and", "while",
-# "which", "but", "after" or "before" it; the amount is the clause's last name's (a
-# capitalised word, not the sentence's first) when at most NAMED_WORDS words come
-# between them ("Altria shares up 5.11%", "Reynolds showing gains of 4.5%").
+# "which", "but", "after" or "before" it; the amount is the clause's last name's
+# when at most NAMED_WORDS words come between them ("Altria shares up 5.11%",
+# "Reynolds showing gains of 4.5%"). A name is a capitalised word that does not
+# open the sentence and is no month, day or function word ("But", "Mr"); a name
+# after a preposition owns it only when no other does ("Allied Domecq shares in
+# London rose 4%" is Domecq's rise, "Profits at Barclaycard rose 5%" Barclaycard's).
 _CLAUSE = re.compile(r"[,;:]|\b(?:and|while|which|but|after|before)\b")
 _NAME = re.compile(r"\b[A-Z][A-Za-z&'-]+\b")
+_NOT_NAMES = frozenset(
+    "The A An This That These Those It He She They We I You His Her Its Their Our But And "
+    "Or If In On At For From To By With As Mr Mrs Ms Dr Sir Lord Lady Shares January "
+    "February March April May June July August September October November December "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+)
+_AFTER_PREPOSITION = re.compile(r"\b(?:in|at|from|on|since|by|to|of|for|until)\s+$")
+_OPENING = re.compile(r"[^\w]*$")  # nothing but quotes, brackets or spaces before
 NAMED_WORDS = 4
 _DIGIT = re.compile(r"\d")
 
@@ -302,12 +313,23 @@ def named_amounts(sents: list[Sentence]) -> list[Named]:
         if not _DIGIT.search(s.text):
             continue
         for f in money_and_percent(s.text):
+            if s.text[: f.start].rstrip().endswith("("):
+                continue  # "775m euros ($1bn)": a conversion of the amount before it
             clause_at = max((m.end() for m in _CLAUSE.finditer(s.text, 0, f.start)), default=0)
             clause = s.text[clause_at : f.start]
-            names = [m for m in _NAME.finditer(clause) if clause_at + m.start() > 0]
-            if names and len(clause[names[-1].end() :].split()) <= NAMED_WORDS:
-                out.append(Named(f.measure, names[-1].group(), f, s))
+            names = [
+                m for m in _NAME.finditer(clause) if _is_name(s.text, clause_at + m.start(), m)
+            ]
+            free = [m for m in names if not _AFTER_PREPOSITION.search(clause[: m.start()])]
+            owner = (free or names)[-1] if names else None
+            if owner and len(clause[owner.end() :].split()) <= NAMED_WORDS:
+                out.append(Named(f.measure, owner.group(), f, s))
     return out
+
+
+def _is_name(sentence: str, at: int, word: re.Match[str]) -> bool:
+    """Whether capitalised ``word``, at ``at`` in ``sentence``, can own an amount."""
+    return word.group() not in _NOT_NAMES and not _OPENING.fullmatch(sentence[:at])
 
 
 def named_differences(a: list[Named], b: list[Named]) -> list[dict[str, Any]]:
