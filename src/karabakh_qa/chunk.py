@@ -86,11 +86,14 @@ class Unit:
     lines_before: int  # lines of the same block before this unit
 
 
+_THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")  # 1,165 == 1165
+_WORD = re.compile(r"\w+")
+
+
 def normalise(text: str) -> str:
     """Case, punctuation and whitespace folded away: the near-duplicate key."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"(?<=\d)[,.](?=\d{3}\b)", "", text)  # 1,165 == 1165
-    return " ".join(re.findall(r"\w+", text))
+    return " ".join(_WORD.findall(_THOUSANDS.sub("", text)))
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
