@@ -145,3 +145,20 @@ def test_new_relations_are_merged_into_the_sorted_table_as_a_full_sort_would():
         new["shared"] += 1000
         expected = _sorted(np.concatenate([kept, new]))
         assert merge_sorted(kept, new).tolist() == expected.tolist()
+
+
+def test_the_collector_is_paused_for_the_comparisons_and_restored_after():
+    import gc
+
+    from karabakh_qa.store.embedded.relations import collector_paused
+
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()

@@ -17,8 +17,10 @@ texts when shown.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,23 @@ def partners(
     return pairs
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a short loop that makes many small,
+    acyclic objects (each article's sentences): in a build that holds the whole
+    archive's rows, every collection it triggers scans them all (on BBC News the
+    comparisons took 190-260 ms with it, 187 without). Refcounting still frees
+    everything; a collection of the youngest objects follows."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+            gc.collect(0)
+
+
 def update(
     old: np.ndarray,
     gone: set[str],
@@ -182,23 +201,24 @@ def update(
         return named[name]
 
     added: list[Row] = []
-    for a, b in sorted(pairs - done):
-        is_linked = linked is None or (a, b) in linked
-        if is_linked and plausible is not None and not plausible(a, b):
-            added.append(("corroborates", a, b, 0, 0, 0, 0))
-            continue
-        (sa, ha, ta), (sb, hb, tb) = read(a), read(b)
-        heads = (ta, tb) if headline_of else None
-        cmp = compare(sa, sb, diff=False, headlines=heads, shingles=(ha, hb))
-        kind = cmp.kind(linked=is_linked)
-        if kind is None:
-            continue
-        if kind != "corroborates":  # which sentences changed: versions and copies only
-            cmp = compare(sa, sb, shingles=(ha, hb))
-        figs = len(differing_figures(cmp, (named_of(a), named_of(b))))
-        added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
-        if figs:
-            added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
+    with collector_paused():
+        for a, b in sorted(pairs - done):
+            is_linked = linked is None or (a, b) in linked
+            if is_linked and plausible is not None and not plausible(a, b):
+                added.append(("corroborates", a, b, 0, 0, 0, 0))
+                continue
+            (sa, ha, ta), (sb, hb, tb) = read(a), read(b)
+            heads = (ta, tb) if headline_of else None
+            cmp = compare(sa, sb, diff=False, headlines=heads, shingles=(ha, hb))
+            kind = cmp.kind(linked=is_linked)
+            if kind is None:
+                continue
+            if kind != "corroborates":  # which sentences changed: versions and copies only
+                cmp = compare(sa, sb, shingles=(ha, hb))
+            figs = len(differing_figures(cmp, (named_of(a), named_of(b))))
+            added.append((kind, a, b, cmp.shared, cmp.a, cmp.b, figs))
+            if figs:
+                added.append(("differs-on-figure", a, b, cmp.shared, cmp.a, cmp.b, figs))
     new = table(added)
     width = max(kept.dtype["a"].itemsize, new.dtype["a"].itemsize, 1)
     return merge_sorted(kept.astype(_dtype(width)), new.astype(_dtype(width)))
