@@ -101,3 +101,14 @@ def test_a_name_is_shown_whole(model):
     q = "Where did SEC chairman William Donaldson give the speech?"
     span = extract(text, (0, len(text)), q, answer_type(q), model)
     assert span is not None and span.text == "London School of Economics"
+
+
+def test_a_score_is_shown_whole(model):
+    """The rules read "7-5 6-4" as one result; a part of it ("7") is never shown."""
+    text = (
+        "Daniela Hantuchova moved into the quarter-finals of the Dubai Open, after beating "
+        "Elene Likhotseva of Russia 7-5 6-4, and now faces Serena Williams."
+    )
+    q = "By what score did Daniela Hantuchova beat Elene Likhotseva?"
+    span = extract(text, (0, len(text)), q, answer_type(q), model)
+    assert (span.text, text[span.start : span.end]) == ("7-5 6-4", "7-5 6-4")

@@ -147,3 +147,14 @@ def test_a_number_question_marks_the_sentence_that_holds_a_number():
 )
 def test_the_noun_after_which_may_carry_modifiers(question, kind):
     assert answer_type(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Hewitt won 3-6 7-6 (7-3) 6-1 in Melbourne.", [("3-6 7-6 (7-3) 6-1", "number")]),
+        ("Chelsea won 2-1 in 2004-05.", [("2-1", "number"), ("2004-05", "date")]),
+    ],
+)
+def test_a_score_is_one_number_span(text, found):
+    assert [(s.text, s.type) for s in find_spans(text) if s.type in ("number", "date")] == found

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..sparse import STOPWORDS, term_of, tokenize
 from .rank import Ranker
-from .spans import NAMES, TYPES, Span, best_span, find_spans
+from .spans import NAMES, SCORE, TYPES, Span, best_span, find_spans
 
 MAX_WORDS = 5
 NEAR = 8  # a candidate is at most this many words from the question's, or the rules' span
@@ -355,8 +355,9 @@ def extract_many(
         best = int(mine[np.argmax(scores[mine])])
         a, b = int(found.starts[best]), int(found.ends[best])
         rule = sent.rule
-        if kind in NAMES and rule is not None and rule.start <= a and b <= rule.end:
-            a, b = rule.start, rule.end  # a name whole: "London School of Economics"
+        whole = kind in NAMES or (rule is not None and SCORE.fullmatch(rule.text) is not None)
+        if whole and rule is not None and rule.start <= a and b <= rule.end:
+            a, b = rule.start, rule.end  # whole: "London School of Economics", "7-5 6-4"
         out.append(Span(a, b, sent.text[a:b], _type_of(sent, a, b), round(float(scores[best]), 6)))
     return out
 

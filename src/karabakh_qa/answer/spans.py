@@ -106,7 +106,13 @@ _UNIT = (
     r"seconds?|people|jobs|workers|staff|copies|units|votes|seats|goals|runs|wickets|miles|"
     r"km|kilometres|metres|m|kg|tonnes|barrels|shares|pounds|dollars|euros|pence|cents)\b)?"
 )
+# "2-1", "3-6 7-6 (7-3) 6-1": a result, which only means anything whole
+SCORE = re.compile(
+    r"\b\d{1,3}-\d{1,3}(?:\s\(\d{1,2}-\d{1,2}\))?"
+    r"(?:,?\s\d{1,2}-\d{1,2}(?:\s\(\d{1,2}-\d{1,2}\))?)*\b"
+)
 _SPAN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("number", SCORE),  # a score, one or several sets with tie-breaks
     (
         "date",
         re.compile(
