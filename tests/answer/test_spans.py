@@ -158,3 +158,19 @@ def test_the_noun_after_which_may_carry_modifiers(question, kind):
 )
 def test_a_score_is_one_number_span(text, found):
     assert [(s.text, s.type) for s in find_spans(text) if s.type in ("number", "date")] == found
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [  # a full stop after a word ends a name; an initial's does not
+        (
+            "Comments from Algeria. Chakib Khelil said so.",
+            [("Algeria", "place"), ("Chakib Khelil", "person")],
+        ),
+        ("They won at Elland Road. Britain lost.", [("Elland Road", "place")]),
+        ("A conference held in San Francisco. Details were scant.", [("San Francisco", "place")]),
+        ("J. K. Rowling spoke.", [("J. K. Rowling", "person")]),
+    ],
+)
+def test_names_stop_at_a_sentence_end(text, names):
+    assert [(s.text, s.type) for s in find_spans(text)] == names

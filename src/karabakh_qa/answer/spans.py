@@ -134,8 +134,11 @@ _SPAN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+# Capitalised words in a row, joined by a connector; never across a full stop after
+# a word ("Algeria. Chakib Khelil" is two names), but after an initial ("J. K.").
 _CAPITALISED = re.compile(
-    r"\b[A-Z][\w'’&.-]*(?:\s(?:of|de|van|von|der|du|la|le|al|bin|and|&)?\s?[A-Z][\w'’&.-]*)*"
+    r"\b[A-Z][\w'’&.-]*(?:(?<![a-z]{2}\.)\s(?:of|de|van|von|der|du|la|le|al|bin|and|&)?\s?"
+    r"[A-Z][\w'’&.-]*)*"
 )
 _ORG_CUES = re.compile(
     r"\b(?:Ltd|Inc|Corp|Corporation|Group|Bank|Party|Association|Council|Commission|"
@@ -144,6 +147,7 @@ _ORG_CUES = re.compile(
     r"Records|Studios|Pictures|Networks?|Systems|Technologies|Software|Telecom)\b"
     r"|^[A-Z]{2,}$"
 )
+_IN_PLACE = re.compile(r"\b(?:in|at|near)\s$")
 _PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside)\s$")
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"“‘(]\s*)$")
 _NOT_NAMES = frozenset(
@@ -184,7 +188,8 @@ def answer_type(question: str) -> str:
 
 _PLACE_CUES = re.compile(
     r"\b(?:River|Sea|Lake|Mountains?|Valley|Region|Province|District|County|Street|"
-    r"Square|Island|Islands|Bay|Gulf|Ocean|Desert|Airport|Peninsula|Coast|Strait|Corridor)$"
+    r"Square|Island|Islands|Bay|Gulf|Ocean|Desert|Airport|Peninsula|Coast|Strait|Corridor|"
+    r"Road|Avenue|Lane|Stadium|Arena|Bridge)$"
 )
 
 
@@ -193,8 +198,8 @@ def _name_type(text: str, before: str) -> str:
         return "organisation"
     if _PLACE_CUES.search(text):
         return "place"  # "Araz River", "Jabrayil Region": a place, though two words
-    if " " in text:
-        return "person"
+    if " " in text:  # a name of two words after "in" or "at" is a place: "in San Francisco"
+        return "place" if _IN_PLACE.search(before[-8:]) else "person"
     return "place" if _PLACE_BEFORE.search(before[-12:]) else "name"
 
 
