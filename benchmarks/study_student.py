@@ -269,7 +269,7 @@ def train(student, tok, texts: list[str], targets: np.ndarray, args) -> tuple[fl
             opt.step()
             sched.step()
             step += 1
-            running += float(loss) * len(idx)
+            running += float(loss.detach()) * len(idx)
             seen += len(idx)
             if step % 100 == 0:
                 log(f"  step {step}/{steps} loss {running / seen:.4f}")
