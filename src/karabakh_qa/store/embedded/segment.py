@@ -48,9 +48,9 @@ from ...records import Passage, outlet_of, safe_url
 from . import files, vectors
 from .manifest import IndexCorrupt, VectorCodec
 
-SEGMENT_SCHEMA = 9  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
+SEGMENT_SCHEMA = 10  # 4: compound file, multiply-shift MinHash; 5: band index; 8: articles'
 # shingle signatures as a band index; 9: no sha256 column (the article record has
-# it), 32-bit record offsets where they fit
+# it), 32-bit record offsets where they fit; 10: articles' bands of content-word bigrams
 COLUMNS_FILE = "columns.bin"
 ALIGN = 64  # every column starts on a cache line
 FINDS_BEFORE_INDEX = 8  # name lookups by scanning before a segment builds its name dict
