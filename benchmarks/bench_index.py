@@ -1,7 +1,8 @@
 """Indexing throughput on a fixed 300-article BBC News subset: passages per second of
 a whole build (chunking, embedding passages and sentences, BM25, relations, writing)
-for each backend, the build of a baseline commit (before the issue "Indexing
-throughput"), and the raw throughput of the model in the same run.
+for each backend (passage vectors from their sentences, the default, and for
+openvino also passages embedded whole), the build of a baseline commit (before the
+issue "Indexing throughput"), and the raw throughput of the model in the same run.
 
     .venv/bin/python benchmarks/bench_index.py [--baseline d27bd73] [--json out.json]
 
@@ -48,8 +49,11 @@ import sys, time, json
 from pathlib import Path
 from karabakh_qa.config import Settings
 from karabakh_qa.service import SearchService
-articles, index, backend = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+articles, index = Path(sys.argv[1]), Path(sys.argv[2])
+backend, _, passage_vectors = sys.argv[3].partition(":")  # "openvino:model"
 extra = {"backend": backend} if backend else {}
+if passage_vectors:
+    extra["passage_vectors"] = passage_vectors
 settings = Settings(articles_dir=articles, index_dir=index, cache_dir=Path(sys.argv[4]),
                     torch_threads=2, **extra)
 t = time.perf_counter()
@@ -157,7 +161,12 @@ def query_encode(cache: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="d27bd73", help="commit before the issue")
-    parser.add_argument("--backends", default="torch,onnx,openvino")
+    parser.add_argument(
+        "--backends",
+        default="torch,onnx,openvino,openvino:model",
+        help="builds to time: a backend, with :model for passages embedded whole "
+        "(Settings.passage_vectors; the default is the mean of their sentences)",
+    )
     parser.add_argument("--ray", type=int, default=2, help="actors of a local Ray build (0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -16,6 +16,11 @@ SEEDS = PROJECT_ROOT / "seeds"
 
 
 def make_settings(tmp: Path, articles: Path | None = None, **kw) -> Settings:
+    """Settings over the hash embedder. Its passages are embedded whole, as the exact
+    rankings of these tests were written for (the product default, the mean of the
+    sentences' vectors, has tests of its own: tests/store/test_passage_vectors.py;
+    the real model ranks with it in tests/test_model.py)."""
+    kw.setdefault("passage_vectors", "model")
     return Settings(
         articles_dir=articles or tmp / "articles",
         index_dir=tmp / "index",

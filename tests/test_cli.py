@@ -21,7 +21,10 @@ def run(seed_settings, monkeypatch):
 
 
 def args(*a):
-    return [*a, "--model", "hash-bow-64"]
+    """The command over the hash embedder; an index's passages embedded whole, as the
+    other tests' (tests/conftest.py: make_settings)."""
+    whole = ["--passage-vectors", "model"] if a[:1] == ("index",) else []
+    return [*a, "--model", "hash-bow-64", *whole]
 
 
 @pytest.fixture(autouse=True)

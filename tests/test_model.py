@@ -42,6 +42,7 @@ def test_index_records_model_and_weights_hash(real):
         "max_tokens": 256,
         "embed_context": True,
         "backend": "torch",
+        "passage_vectors": "sentences",
     }
 
 

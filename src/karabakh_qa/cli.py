@@ -36,6 +36,7 @@ from .config import (  # noqa: E402
     DEFAULT_BACKEND,
     DEFAULT_MODEL,
     DENSE_MODES,
+    PASSAGE_VECTORS,
     PROJECT_ROOT,
     QUERY_RUNTIMES,
     Settings,
@@ -150,6 +151,14 @@ backend_option = settings_option(
     "the cache folder. Default: the index's backend (openvino for a new index).",
 )
 
+passage_vectors_option = settings_option(
+    "passage_vectors",
+    PASSAGE_VECTORS,
+    "A passage's vector: the length-weighted mean of its sentences' vectors "
+    "(sentences, the default: no model call of its own) or the passage embedded "
+    "whole (model). Changing it rebuilds the index.",
+)
+
 
 def store_options(func: Command) -> Command:
     """--store and --milvus-uri: where passages are searched (Settings.store)."""
@@ -258,6 +267,7 @@ def yield_cores(priority: str) -> None:
 @main.command("index")
 @common
 @backend_option
+@passage_vectors_option
 @store_options
 @click.option(
     "--device",
@@ -693,6 +703,7 @@ def run_evaluation(
 @eval_group.command("beir")
 @model_only
 @backend_option
+@passage_vectors_option
 @dense_option
 @store_options
 @eval_options
@@ -708,6 +719,7 @@ def eval_beir(settings: Settings, folder: Path, split: str) -> tuple[Collection,
 @eval_group.command("squad")
 @model_only
 @backend_option
+@passage_vectors_option
 @dense_option
 @store_options
 @eval_options
@@ -729,6 +741,7 @@ def eval_squad(settings: Settings, file: Path, part: str) -> tuple[Collection, s
 @eval_group.command("news")
 @model_only
 @backend_option
+@passage_vectors_option
 @dense_option
 @query_runtime_option
 @ranker_option

@@ -118,6 +118,7 @@ def model_info(settings: Settings, embedder: Embedder) -> ModelInfo:
         settings.model_max_tokens,
         settings.embed_context,
         embedder.backend_id,
+        settings.passage_vectors,
     )
 
 

@@ -38,6 +38,7 @@ class ModelInfo:
     max_tokens: int
     embed_context: bool
     backend: str = "torch"  # Embedder.backend_id: "torch" or an int8 graph and its hash
+    passage_vectors: str = "model"  # Settings.passage_vectors (before it: the model's)
 
 
 @dataclass(frozen=True)
