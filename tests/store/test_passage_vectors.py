@@ -8,7 +8,7 @@ from karabakh_qa.errors import BadRequest
 from karabakh_qa.sentences import passage_sentences, sentence_embed_text
 from karabakh_qa.service import SearchService
 from karabakh_qa.store.embedded.build import build_index
-from karabakh_qa.store.embedded.rows import embed_text, sentence_mean
+from karabakh_qa.store.embedded.rows import embed_text, sentence_means
 from karabakh_qa.store.embedded.vectors import DEFAULT_CODEC, encode
 
 from ..conftest import make_settings, write
@@ -38,9 +38,10 @@ class Recording:
 
 
 def test_the_mean_is_weighted_by_length_and_a_unit_vector():
-    got = sentence_mean(np.array([[1.0, 0.0], [0.0, 1.0]], np.float16), [30, 10])
-    assert got == pytest.approx(np.array([3.0, 1.0]) / np.sqrt(10.0))
-    assert sentence_mean(np.array([[0.6, 0.8]]), [7]) == pytest.approx([0.6, 0.8])
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float16)
+    got = sentence_means(vectors, np.array([30, 10, 7]), np.array([2, 1]))
+    assert got[0] == pytest.approx(np.array([3.0, 1.0]) / np.sqrt(10.0))
+    assert got[1] == pytest.approx([0.6, 0.8], abs=1e-3)  # float16 in
 
 
 def test_unknown_passage_vectors_setting_is_a_bad_request():
@@ -67,7 +68,8 @@ def test_passages_are_never_embedded_whole_and_hold_their_sentences_mean(tmp_pat
         if p in multi:
             assert embed_text(p, True) not in asked
         vecs = embedder.encode(texts).astype(np.float16)  # as a build keeps them
-        want = sentence_mean(vecs, [len(t) for t in texts]).astype(np.float16)
+        lengths = np.array([len(t) for t in texts])
+        want = sentence_means(vecs, lengths, np.array([len(texts)]))[0].astype(np.float16)
         assert np.array_equal(seg.vectors.codes[r], encode(want[None, :], DEFAULT_CODEC)[0])
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...chunk import chunk_article, normalise
 from ...config import Settings
-from ...dedup import ESTIMATE_VALUES, minhash_signatures
+from ...dedup import ESTIMATE_VALUES, minhash_signatures, range_positions
 from ...embed import Embedder
 from ...records import Article, Passage
 from ...relations.versions import ARTICLE_BANDS, article_signatures
@@ -58,14 +58,18 @@ def passage_key(model: str, p: Passage, settings: Settings, sentences: int) -> s
     return embed_key(model, text)
 
 
-def sentence_mean(vectors: np.ndarray, lengths: list[int]) -> np.ndarray:
-    """A passage's vector from its sentences' (unit) vectors: their mean weighted by
-    each sentence's length in characters, as a unit vector. On SciFact and SQuAD it
-    ranks as the passage embedded whole does (README "Indexing throughput"), and it
-    costs no model call: sentences are embedded anyway, to mark the answer."""
-    mean = np.asarray(lengths, np.float32) @ vectors.astype(np.float32)
-    norm = float(np.linalg.norm(mean))
-    out: np.ndarray = mean / norm if norm > 0 else mean
+def sentence_means(vectors: np.ndarray, lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Passages' vectors from their sentences' (unit) vectors, ``counts[i]`` (>= 1)
+    sentences for passage i, in order: their mean weighted by each sentence's length
+    in characters, as unit vectors. On SciFact and SQuAD it ranks as the passage
+    embedded whole does (README "Indexing throughput"), and costs no model call:
+    sentences are embedded anyway, to mark the answer."""
+    weighted = vectors.astype(np.float32) * np.asarray(lengths, np.float32)[:, None]
+    starts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    sums = np.add.reduceat(weighted, starts, axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    out: np.ndarray = sums / np.where(norms > 0, norms, 1.0)
     return out
 
 
@@ -297,11 +301,13 @@ def _embed_part(
     s_keys = [embed_key(embedder.name, t) for t in s_texts]
     bounds = np.zeros(len(part.passages) + 1, np.int64)
     np.cumsum([len(pspans) for pspans in part.spans], out=bounds[1:])
-    means = settings.passage_vectors == "sentences"
+    from_sentences = settings.passage_vectors == "sentences"
     # A passage made from its sentences needs their vectors, reused codes or not
     # (a code is not the vector it came from).
     mean_of = [
-        i for i, k in enumerate(p_keys) if means and bounds[i + 1] > bounds[i] and k not in p_reuse
+        i
+        for i, k in enumerate(p_keys)
+        if from_sentences and bounds[i + 1] > bounds[i] and k not in p_reuse
     ]
     made = sum(p_keys[i] not in known for i in mean_of)
     needed = {int(j) for i in mean_of for j in range(bounds[i], bounds[i + 1])}
@@ -318,10 +324,15 @@ def _embed_part(
         ),
     ]
     done = embed_pending(keyed, embedder, known, settings, report)
-    for i in mean_of:
-        lo, hi = int(bounds[i]), int(bounds[i + 1])
-        vecs = np.stack([known[k] for k in s_keys[lo:hi]])
-        known[p_keys[i]] = sentence_mean(vecs, [len(t) for t in s_texts[lo:hi]]).astype(np.float16)
+    lengths = np.fromiter((len(t) for t in s_texts), np.int64, len(s_texts))
+    for lo in range(0, len(mean_of), 4096):  # bounded temporaries
+        rows = np.array(mean_of[lo : lo + 4096], np.int64)
+        counts = bounds[rows + 1] - bounds[rows]
+        sents = range_positions(bounds[rows], counts)
+        vecs = np.stack([known[s_keys[j]] for j in sents.tolist()])
+        means = sentence_means(vecs, lengths[sents], counts).astype(np.float16)
+        for i, vec in zip(rows.tolist(), means, strict=True):
+            known[p_keys[i]] = vec
     part.codes = [_codes(p_keys, embedder.dim, known, DEFAULT_CODEC, p_reuse)]
     part.sent_codes = [_codes(s_keys, embedder.dim, known, SENTENCE_CODEC, s_reuse)]
     passages = done.intersection(p_keys)
