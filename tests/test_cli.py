@@ -144,7 +144,11 @@ def test_ask_human_output_says_what_the_page_says(run):
         "\n    Reported in 3 articles; first 2020-10-11 (date line) in 003_10ac5b029c183a1d.txt\n"
         in out.output
     )
-    out = run(*args("ask", "Jabrayil", "-k", "3"))
+    question = (
+        "Armenian armed forces attacking civilian areas in Aghdara, Aghdam, Fuzuli and Jabrayil"
+    )
+    out = run(*args("ask", question, "-k", "1"))
+    assert "\n    — 001_8494f7265b4a0e6d.txt, 2020-10-11, inferred from the text" in out.output
     assert (
         "\n    another version: 000_f1506f499b213b55.txt (date unknown): "
         "0 sentences changed, 0 added, 11 removed\n" in out.output
