@@ -66,7 +66,7 @@ def main() -> None:
     from karabakh_qa.evaluate import load_beir, load_squad
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--l2", type=float, default=1000.0)
+    parser.add_argument("--l2", type=float, default=100.0)
     parser.add_argument("--top", type=int, default=TOP, help="candidates the second phase reads")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--save", type=Path, help="also save the examples (x, y, groups) here")

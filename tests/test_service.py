@@ -28,7 +28,9 @@ def ranked(result):
 
 
 def test_exact_ranking_on_tiny_corpus(tiny):
-    assert ranked(tiny.search("river bridge", 3)) == [("c.txt", 1), ("a.txt", 1), ("b.txt", 1)]
+    # both words in c and a's first paragraph; the third hit has neither, and the
+    # learned order puts a's other paragraph before the bank story
+    assert ranked(tiny.search("river bridge", 3)) == [("c.txt", 1), ("a.txt", 1), ("a.txt", 2)]
     assert ranked(tiny.search("interest rates", 2)) == [("b.txt", 1), ("b.txt", 2)]
 
 
