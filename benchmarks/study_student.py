@@ -182,23 +182,17 @@ def pooled(model, batch):
 
 
 def encode(tok, model, texts: list[str], batch: int = 64, max_length: int = 256) -> np.ndarray:
-    """Sentence vectors of ``texts`` (length-sorted batches, original order back)."""
+    """Sentence vectors of ``texts`` (length-sorted batches, original order back),
+    batched as the index's backends batch them (embed/backends.py: _feeds)."""
     import torch
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    from karabakh_qa.embed.backends import _feeds
+
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
-        for lo in range(0, len(order), batch):
-            idx = order[lo : lo + batch]
-            enc = tok(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            out[idx] = pooled(model, enc).numpy()
+        for at, feeds in _feeds(tok, texts, max_length, batch):
+            out[at] = pooled(model, {k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
     return out
 
 

@@ -310,7 +310,8 @@ def _embed_part(
         if from_sentences and bounds[i + 1] > bounds[i] and k not in p_reuse
     ]
     made = sum(p_keys[i] not in known for i in mean_of)
-    needed = {int(j) for i in mean_of for j in range(bounds[i], bounds[i + 1])}
+    at = np.array(mean_of, np.int64)
+    needed = set(range_positions(bounds[at], bounds[at + 1] - bounds[at]).tolist())
     skip = set(mean_of)
     whole = [i for i, k in enumerate(p_keys) if k not in p_reuse and i not in skip]
     # Passages and sentences in one length-sorted stream: a sentence equal to a
@@ -325,8 +326,8 @@ def _embed_part(
     ]
     done = embed_pending(keyed, embedder, known, settings, report)
     lengths = np.fromiter((len(t) for t in s_texts), np.int64, len(s_texts))
-    for lo in range(0, len(mean_of), 4096):  # bounded temporaries
-        rows = np.array(mean_of[lo : lo + 4096], np.int64)
+    for lo in range(0, len(at), 4096):  # bounded temporaries
+        rows = at[lo : lo + 4096]
         counts = bounds[rows + 1] - bounds[rows]
         sents = range_positions(bounds[rows], counts)
         vecs = np.stack([known[s_keys[j]] for j in sents.tolist()])
