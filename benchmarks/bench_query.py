@@ -37,6 +37,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=4, help="passes over the questions")
     parser.add_argument("--articles", type=int, default=300, help="SciFact abstracts to index")
+    parser.add_argument(
+        "--spans", type=Path, action="append", default=[],
+        help="another answer-span model file to time beside the default (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     queries = QUESTIONS * args.rounds
@@ -101,6 +105,7 @@ def main() -> None:
             "fixed order, rules' spans": one.replace(ranker="fixed", span_model_path=None),
             "learned order, rules' spans": one.replace(span_model_path=None),
             "learned order, learned spans (default)": one,
+            **{f"learned order, spans of {p}": one.replace(span_model_path=p) for p in args.spans},
         }
         services = {name: SearchService(s, builder.embedder) for name, s in variants.items()}
         # the variants in alternating passes (each order in turn), so that all see the

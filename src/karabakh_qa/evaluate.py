@@ -28,6 +28,7 @@ import pytrec_eval
 
 from .answer.extract import FEATURES as SPAN_FEATURES
 from .answer.extract import Sentence, extract_many
+from .answer.forest import Scorer, load_scorer
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
 from .answer.spans import Span, answer_type, best_span, typed_sentence
@@ -252,7 +253,7 @@ def _evaluate(
     spans: list[tuple[float, float] | None] = []
     ranker = load_ranker(settings)
     span_model = (
-        Ranker.load(settings.span_model_path, SPAN_FEATURES) if settings.span_model_path else None
+        load_scorer(settings.span_model_path, SPAN_FEATURES) if settings.span_model_path else None
     )
     if ranker is not None:
         runs[LEARNED] = {}
@@ -304,7 +305,7 @@ def _span_f1(
     question: str,
     collection: Collection,
     qid: str,
-    model: Ranker | None = None,
+    model: Scorer | None = None,
 ) -> tuple[float, float] | None:
     """Token F1 (SQuAD's), against the best gold answer, of the answer span the served
     order's first passage gets from the rules and the one it shows (``model``'s, or

@@ -28,6 +28,7 @@ import numpy as np
 from .answer.collapse import collapse, facets, in_order
 from .answer.decorate import Decorator, figures_of
 from .answer.extract import FEATURES as SPAN_FEATURES
+from .answer.forest import Scorer, load_scorer
 from .answer.judge import AnswerRule, key_terms, missing
 from .answer.query import Query, parse_query
 from .answer.rank import FEATURES as RANK_FEATURES
@@ -155,7 +156,7 @@ class SearchService:
         self._segments = SegmentCache()  # shared by the generations this process opens
         self._lock = threading.Lock()
         self._helper_pool: ThreadPoolExecutor | None = None
-        self._models: dict[Path, Ranker] = {}  # model files read, by path
+        self._models: dict[Path, Scorer] = {}  # model files read, by path
         self._refresher: threading.Thread | None = None
         self.switches: deque[Switch] = deque(maxlen=32)  # the latest generations opened
         # the refresher's other work, for the same measurement: ("prepare" | "release",
@@ -190,18 +191,20 @@ class SearchService:
         s = self.settings
         if s.ranker != "learned" or s.ranker_path is None:
             return None
-        return self._model(s.ranker_path, RANK_FEATURES)
+        return cast(Ranker, self._model(s.ranker_path, RANK_FEATURES, Ranker.load))
 
-    def _span_model(self) -> Ranker | None:
+    def _span_model(self) -> Scorer | None:
         """The answer-span model (answer/extract.py), loaded once; None: the rules."""
         path = self.settings.span_model_path
-        return None if path is None else self._model(path, SPAN_FEATURES)
+        return None if path is None else self._model(path, SPAN_FEATURES, load_scorer)
 
-    def _model(self, path: Path, features: tuple[str, ...]) -> Ranker:
+    def _model(
+        self, path: Path, features: tuple[str, ...], load: Callable[[Path, tuple[str, ...]], Scorer]
+    ) -> Scorer:
         """A model file over ``features``, read once per process."""
         found = self._models.get(path)
         if found is None:
-            found = self._models[path] = Ranker.load(path, features)
+            found = self._models[path] = load(path, features)
         return found
 
     def _helpers(self) -> ThreadPoolExecutor:

@@ -25,8 +25,8 @@ from ..sparse import term_spans
 from ..store.protocol import StoreView
 from .collapse import Result
 from .extract import Sentence, extract_many
+from .forest import Scorer
 from .judge import KeyTerm
-from .rank import Ranker
 from .retrieve import Candidates
 from .spans import Span, best_span, typed_sentence
 
@@ -70,7 +70,7 @@ class Decorator:
         kind: str,
         query_terms: set[str],
         question: str = "",
-        span_model: Ranker | None = None,
+        span_model: Scorer | None = None,
     ) -> None:
         self.index, self.cands, self.fused = index, cands, fused
         self.spans, self.kind, self.terms = spans, kind, query_terms

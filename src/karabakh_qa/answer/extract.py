@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..sparse import STOPWORDS, term_of, tokenize
-from .rank import Ranker
+from .forest import Scorer
 from .spans import NAMES, SCORE, TYPES, Span, best_span, find_spans
 
 MAX_WORDS = 5
@@ -337,13 +337,15 @@ _EMPTY = Candidates(
 
 
 def extract_many(
-    sentences: list[Sentence], question: str, kind: str, model: Ranker
+    sentences: list[Sentence], question: str, kind: str, model: Scorer
 ) -> list[Span | None]:
     """The best candidate phrase of each sentence by ``model`` (typed as the rules'
     span when it lies inside it, else "phrase"); None for a sentence without one."""
     found = candidates(sentences, question, kind)
-    scores = model.score(found.x) if len(found.x) else np.zeros(0)
     allowed = found.allowed(kind)
+    scores = np.full(len(found.x), -np.inf)  # only what may be shown is scored
+    if allowed.any():
+        scores[allowed] = model.score(found.x[allowed])
     out: list[Span | None] = []
     for k, sent in enumerate(sentences):
         mine = np.flatnonzero((found.sentence == k) & allowed)
@@ -388,7 +390,7 @@ def extract(
     within: tuple[int, int],
     question: str,
     kind: str,
-    model: Ranker,
+    model: Scorer,
 ) -> Span | None:
     """:func:`extract_many` for one sentence (its rules' span found here)."""
     return extract_many([Sentence.of(text, within, question, kind)], question, kind, model)[0]

@@ -1,5 +1,5 @@
-"""The query's hot loops, compiled (numba): BM25 accumulation and dot products of
-8-bit codes with the question.
+"""The query's hot loops, compiled (numba): BM25 accumulation, dot products of
+8-bit codes with the question, and the answer-span model's trees.
 
 At 1M passages a query adds ~500k postings into a score array and rescores
 ~10k passage codes. In numpy each makes temporaries (a weighted copy of every
@@ -33,6 +33,7 @@ _KERNELS: dict[str, dict[str, Any]] = {
     "code_dots": {"fastmath": True},
     "_packed6_dot": {"fastmath": True},
     "sentence_best": {},
+    "forest_scores": {},
 }
 
 
@@ -172,6 +173,30 @@ def sentence_best(
                 top = cos + cover
                 best[i] = s - lo
     return best_cos, best_cover, best
+
+
+def forest_scores(
+    x: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    value: np.ndarray,
+) -> np.ndarray:
+    """The sum over trees of each row's leaf value (``answer/forest.py``): from each
+    root, left while ``x[row, feature] <= threshold``, else right, to a leaf
+    (``feature`` -1). Trees are added in order, as LightGBM adds them."""
+    out = np.zeros(x.shape[0], np.float64)
+    for r in range(x.shape[0]):
+        total = 0.0
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while feature[node] >= 0:
+                node = left[node] if x[r, feature[node]] <= threshold[node] else right[node]
+            total += value[node]
+        out[r] = total
+    return out
 
 
 _SOURCES = {name: globals().pop(name) for name in _KERNELS}  # compiled on first use
