@@ -37,17 +37,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXTRAS = (
     "pos", "art_rank", "art_count", "fused_gap", "dense_gap", "sent_gap", "bm25_rel",
-    "pcover", "prox", "holds", "nspans", "length", "cov_gap", "novel", "span_any",
+    "pcover", "prox", "holds", "nspans", "length", "cov_gap", "novel", "span_any", "learned",
 )  # fmt: skip
 
 
 def extras(index, cands, fused, order, text, bq, kind):
     """The features under study for the candidates at ``order``."""
+    from karabakh_qa.answer.extract import DEFAULT_MODEL, FEATURES, extract
+    from karabakh_qa.answer.forest import load_scorer
     from karabakh_qa.answer.spans import best_span, find_spans, matches, phrases
     from karabakh_qa.sentences import passage_sentences
     from karabakh_qa.sparse import tokenize, tokenize_spans
 
     qterms = set(tokenize(text))
+    span_model = load_scorer(DEFAULT_MODEL, FEATURES)
     idf = dict(zip(bq.terms, np.maximum(bq.idf, 0.0).tolist(), strict=True))
     mass = sum(idf.get(t, 0.0) for t in qterms) or 1.0
     feats = cands.features[:, order]
@@ -86,6 +89,9 @@ def extras(index, cands, fused, order, text, bq, kind):
         novel = sum(idf.get(t, 0.0) for t in present - known) / mass
         sp = [best_span(p.text, kind, qterms, w) for w in passage_sentences(p)]
         span_any = max((x.score for x in sp if x), default=0.0)
+        s, e = index.sentence_span(int(cands.rows[i]), int(cands.best_sentence[i]))
+        shown = extract(p.text, (s, e), text, kind, span_model)
+        learned = shown.score if shown else -5.0
         rank_in = seen.get(p.source, 0)
         seen[p.source] = rank_in + 1
         out.append(
@@ -105,6 +111,7 @@ def extras(index, cands, fused, order, text, bq, kind):
                 feats[3, n] - tops[3],
                 novel,
                 span_any,
+                learned,
             ]
         )
     return np.array(out, float).reshape(len(order), len(EXTRAS))
