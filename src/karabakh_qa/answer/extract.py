@@ -9,10 +9,12 @@ that neither starts nor ends with a stop word is a candidate, described by
 features a person would look at: what kind of words it holds against what the
 question asks, how far it sits from the question's words and on which side, the
 word before it (a preposition?) and after it, whether the question's head noun
-("What *station*…") is next to it, and whether the rules picked it. A logistic
-regression trained on the SQuAD tuning part only (``benchmarks/train_spans.py``;
-weights in ``spans.json``) scores them; the best one is shown. The second-phase
-ranker keeps the rules' span as its feature (it was trained on that).
+("What *station*…") is next to it, and whether the rules picked it. Gradient-
+boosted trees trained on the SQuAD tuning part only (``benchmarks/train_spans.py``;
+their arrays in ``spans.json``, read by :mod:`.forest`) score the phrases a question
+may show; the best one is shown (a logistic-regression file, as shipped before,
+still loads). The second-phase ranker keeps the rules' span as its feature (it
+was trained on that).
 
 Offsets are the passage's, as for every span: the verbatim invariant holds.
 """

@@ -32,7 +32,8 @@ DEFAULT_MODEL = Path(__file__).with_name("ranker.json")
 @dataclass(frozen=True)
 class Ranker:
     """A logistic regression over named features (standardised): the second phase's
-    over :data:`FEATURES`, the answer span's over ``extract.FEATURES``."""
+    over :data:`FEATURES` (and, in older files, the answer span's over
+    ``extract.FEATURES``: :func:`.forest.load_scorer` reads both kinds)."""
 
     weights: np.ndarray
     bias: float
