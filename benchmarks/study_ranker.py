@@ -38,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EXTRAS = (
     "pos", "art_rank", "art_count", "fused_gap", "dense_gap", "sent_gap", "bm25_rel",
     "pcover", "prox", "holds", "nspans", "length", "cov_gap", "novel", "span_any", "learned",
+    "ctx_cover",
 )  # fmt: skip
 
 
@@ -92,6 +93,9 @@ def extras(index, cands, fused, order, text, bq, kind):
         s, e = index.sentence_span(int(cands.rows[i]), int(cands.best_sentence[i]))
         shown = extract(p.text, (s, e), text, kind, span_model)
         learned = shown.score if shown else -5.0
+        before = index.previous_passage(int(cands.rows[i]))
+        around = set(tokenize(f"{p.title or ''} {before.text if before else ''}")) | present
+        ctx_cover = sum(idf.get(t, 0.0) for t in around & qterms) / mass
         rank_in = seen.get(p.source, 0)
         seen[p.source] = rank_in + 1
         out.append(
@@ -112,6 +116,7 @@ def extras(index, cands, fused, order, text, bq, kind):
                 novel,
                 span_any,
                 learned,
+                ctx_cover,
             ]
         )
     return np.array(out, float).reshape(len(order), len(EXTRAS))
