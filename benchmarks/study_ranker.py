@@ -22,6 +22,7 @@ Run: .venv/bin/python benchmarks/study_ranker.py --out /tmp/study [--top 20]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -42,16 +43,24 @@ EXTRAS = (
 )  # fmt: skip
 
 
+@functools.cache
+def shipped_span_model():
+    """answer/spans.json, read once (every question's candidates use it)."""
+    from karabakh_qa.answer.extract import DEFAULT_MODEL, FEATURES
+    from karabakh_qa.answer.forest import load_scorer
+
+    return load_scorer(DEFAULT_MODEL, FEATURES)
+
+
 def extras(index, cands, fused, order, text, bq, kind):
     """The features under study for the candidates at ``order``."""
-    from karabakh_qa.answer.extract import DEFAULT_MODEL, FEATURES, extract
-    from karabakh_qa.answer.forest import load_scorer
+    from karabakh_qa.answer.extract import extract
     from karabakh_qa.answer.spans import best_span, find_spans, matches, phrases
     from karabakh_qa.sentences import passage_sentences
     from karabakh_qa.sparse import tokenize, tokenize_spans
 
     qterms = set(tokenize(text))
-    span_model = load_scorer(DEFAULT_MODEL, FEATURES)
+    span_model = shipped_span_model()
     idf = dict(zip(bq.terms, np.maximum(bq.idf, 0.0).tolist(), strict=True))
     mass = sum(idf.get(t, 0.0) for t in qterms) or 1.0
     feats = cands.features[:, order]

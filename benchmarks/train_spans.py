@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,24 +68,47 @@ def examples(path: Path) -> list[dict]:
     return out
 
 
+def stacked(rows: list[dict]) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """The questions that have phrases, their phrases' features stacked, and labels."""
+    kept = [r for r in rows if len(r["f1"])]
+    x = np.vstack([r["x"] for r in kept])
+    y = np.concatenate([r["f1"] >= 0.5 for r in kept]).astype(int)
+    return kept, x, y
+
+
 def fit(rows: list[dict], l2: float):
     from karabakh_qa.answer.rank import train
 
-    x = np.vstack([r["x"] for r in rows if len(r["f1"])])
-    y = np.concatenate([r["f1"] >= 0.5 for r in rows if len(r["f1"])]).astype(float)
-    return train(x, y, l2=l2)
+    _, x, y = stacked(rows)
+    return train(x, y.astype(float), l2=l2)
 
 
-def share(rows: list[dict], model) -> float:
+def regression(model) -> Callable[[np.ndarray], np.ndarray]:
+    """The scores of :func:`fit`'s model."""
     w, b, mean, scale = model
+    return lambda x: ((x - mean) / scale) @ w + b
+
+
+def share(rows: list[dict], score: Callable[[np.ndarray], np.ndarray]) -> float:
+    """The share of ``rows`` whose best-scored phrase, of those the service may show,
+    has F1 >= 0.5."""
     good = 0
     for r in rows:
-        if len(r["f1"]):
-            s = ((r["x"] - mean) / scale) @ w + b
+        if len(r["f1"]) and r["ok"].any():
+            s = score(r["x"])
             s[~r["ok"]] = -np.inf
-            if r["ok"].any():
-                good += r["f1"][int(np.argmax(s))] >= 0.5
+            good += r["f1"][int(np.argmax(s))] >= 0.5
     return good / max(1, len(rows))
+
+
+def cross_validate(rows: list[dict], fold: list[int], fitted) -> float:
+    """Two-fold :func:`share` over articles; ``fitted(rows)`` trains and gives its scores."""
+    hits = 0.0
+    for k in (0, 1):
+        score = fitted([r for r, f in zip(rows, fold, strict=True) if f != k])
+        held = [r for r, f in zip(rows, fold, strict=True) if f == k]
+        hits += share(held, score) * len(held)
+    return hits / len(rows)
 
 
 # LightGBM's settings, chosen by the two-fold cross-validation below on the tuning
@@ -112,23 +136,15 @@ def fit_forest(rows: list[dict]):
         import lightgbm
     except ImportError:
         raise SystemExit("LightGBM is missing: .venv/bin/pip install -e '.[train]'") from None
-    kept = [r for r in rows if len(r["f1"])]
-    x = np.vstack([r["x"] for r in kept])
-    y = np.concatenate([r["f1"] >= 0.5 for r in kept]).astype(int)
+    kept, x, y = stacked(rows)
     model = lightgbm.LGBMRanker(**FOREST)
     model.fit(x, y, group=[len(r["f1"]) for r in kept])
     return model
 
 
-def forest_share(rows: list[dict], model) -> float:
-    """:func:`share` for a LightGBM model."""
-    good = 0
-    for r in rows:
-        if len(r["f1"]) and r["ok"].any():
-            s = model.predict(r["x"], raw_score=True)
-            s[~r["ok"]] = -np.inf
-            good += r["f1"][int(np.argmax(s))] >= 0.5
-    return good / max(1, len(rows))
+def raw_scores(model) -> Callable[[np.ndarray], np.ndarray]:
+    """The scores of a LightGBM model."""
+    return lambda x: model.predict(x, raw_score=True)
 
 
 def to_forest(booster, features: tuple[str, ...], about: str):
@@ -159,12 +175,7 @@ def to_forest(booster, features: tuple[str, ...], about: str):
 def write_forest(rows: list[dict], args: argparse.Namespace, rules: float, fold: list[int]) -> None:
     from karabakh_qa.answer.extract import FEATURES
 
-    hits = 0.0
-    for k in (0, 1):
-        model = fit_forest([r for r, f in zip(rows, fold, strict=True) if f != k])
-        held = [r for r, f in zip(rows, fold, strict=True) if f == k]
-        hits += forest_share(held, model) * len(held)
-    cv = hits / len(rows)
+    cv = cross_validate(rows, fold, lambda part: raw_scores(fit_forest(part)))
     print(f"forest: two-fold CV F1>=0.5 {cv:.4f}")
     model = fit_forest(rows)
     about = (
@@ -173,7 +184,7 @@ def write_forest(rows: list[dict], args: argparse.Namespace, rules: float, fold:
         f"gold sentences), two-fold CV F1>=0.5 {cv:.4f} (rules {rules:.4f})"
     )
     forest = to_forest(model.booster_, FEATURES, about)
-    x = np.vstack([r["x"] for r in rows if len(r["f1"])])
+    _, x, _ = stacked(rows)
     gap = float(np.abs(forest.score(x) - model.predict(x, raw_score=True)).max())
     if gap > 1e-9:
         raise SystemExit(f"the arrays score differently from LightGBM (by {gap}): not written")
@@ -199,12 +210,7 @@ def main() -> None:
         return
     best = None
     for l2 in args.l2:
-        hits = 0.0
-        for k in (0, 1):
-            model = fit([r for r, f in zip(rows, fold, strict=True) if f != k], l2)
-            held = [r for r, f in zip(rows, fold, strict=True) if f == k]
-            hits += share(held, model) * len(held)
-        cv = hits / len(rows)
+        cv = cross_validate(rows, fold, lambda part, l2=l2: regression(fit(part, l2)))
         print(f"l2 {l2}: two-fold CV F1>=0.5 {cv:.4f}")
         if best is None or cv > best[1]:
             best = (l2, cv)

@@ -24,7 +24,8 @@ from ..errors import IndexUnavailable
 from ..store.embedded import kernels
 from .rank import Ranker
 
-ARRAYS = ("feature", "threshold", "left", "right", "value")
+INDEXES = ("roots", "feature", "left", "right")  # the JSON's integer arrays
+VALUES = ("threshold", "value")  # its float arrays
 
 
 class Scorer(Protocol):
@@ -66,8 +67,7 @@ class Forest:
                 "kind": "forest",
                 "features": list(self.features),
                 "about": self.about,
-                "roots": self.roots.tolist(),
-                **{name: getattr(self, name).tolist() for name in ARRAYS},
+                **{name: getattr(self, name).tolist() for name in (*INDEXES, *VALUES)},
             },
             separators=(",", ":"),
         )
@@ -78,13 +78,8 @@ class Forest:
         ``features`` (a walk that could leave the arrays or never reach a leaf)."""
         if tuple(data["features"]) != features:
             raise ValueError(f"features {data['features']} are not {list(features)}")
-        roots = np.asarray(data["roots"], np.int64).reshape(-1)
-        feature, left, right = (
-            np.asarray(data[k], np.int64).reshape(-1) for k in ("feature", "left", "right")
-        )
-        threshold, value = (
-            np.asarray(data[k], np.float64).reshape(-1) for k in ("threshold", "value")
-        )
+        roots, feature, left, right = (np.asarray(data[k], np.int64).ravel() for k in INDEXES)
+        threshold, value = (np.asarray(data[k], np.float64).ravel() for k in VALUES)
         n = len(feature)
         if not all(len(a) == n for a in (threshold, left, right, value)):
             raise ValueError("node arrays of different lengths")
@@ -107,6 +102,6 @@ def load_scorer(path: Path, features: tuple[str, ...]) -> Scorer:
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and data.get("kind") == "forest":
             return Forest.of(data, features)
+        return Ranker.of(data, features)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexUnavailable(f"model {path} is unusable: {exc}") from None
-    return Ranker.load(path, features)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,20 +68,25 @@ class Ranker:
         """A model file over ``features``; one for other features, or unreadable, is
         IndexUnavailable."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if tuple(data["features"]) != features:
-                raise ValueError(f"features {data['features']} are not {list(features)}")
-            return cls(
-                np.array(data["weights"], float),
-                float(data["bias"]),
-                np.array(data["mean"], float),
-                np.array(data["scale"], float),
-                int(data.get("top", TOP)),
-                str(data.get("about", "")),
-                features,
-            )
+            return cls.of(json.loads(path.read_text(encoding="utf-8")), features)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexUnavailable(f"ranker model {path} is unusable: {exc}") from None
+
+    @classmethod
+    def of(cls, data: dict[str, Any], features: tuple[str, ...] = FEATURES) -> Ranker:
+        """A model from its JSON fields; ValueError (or KeyError, TypeError) when they
+        are not a regression over ``features``."""
+        if tuple(data["features"]) != features:
+            raise ValueError(f"features {data['features']} are not {list(features)}")
+        return cls(
+            np.array(data["weights"], float),
+            float(data["bias"]),
+            np.array(data["mean"], float),
+            np.array(data["scale"], float),
+            int(data.get("top", TOP)),
+            str(data.get("about", "")),
+            features,
+        )
 
 
 def phase_two(
