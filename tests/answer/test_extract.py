@@ -10,6 +10,7 @@ import pytest
 from karabakh_qa.answer.extract import (
     DEFAULT_MODEL,
     FEATURES,
+    Frame,
     Sentence,
     candidates,
     extract,
@@ -112,3 +113,50 @@ def test_a_score_is_shown_whole(model):
     q = "By what score did Daniela Hantuchova beat Elene Likhotseva?"
     span = extract(text, (0, len(text)), q, answer_type(q), model)
     assert (span.text, text[span.start : span.end]) == ("7-5 6-4", "7-5 6-4")
+
+
+@pytest.mark.parametrize(
+    ("question", "aux", "last_word", "at_end", "first", "last"),
+    [
+        # an auxiliary after the wh-phrase: the answer follows the question's verb
+        (
+            "What format do Hearst's affiliates transmit in?",
+            True,
+            "in",
+            False,
+            "format",
+            "transmit",
+        ),
+        # no auxiliary: "[Y] founded the city", the answer before the words after "who"
+        ("Who founded the city of Ganja?", False, "", False, "found", "ganja"),
+        # the gap at the end: the answer follows the words before it
+        ("The land a country controls is its greatest what?", False, "", True, "", ""),
+    ],
+)
+def test_a_question_frame_says_where_its_answer_stands(
+    question, aux, last_word, at_end, first, last
+):
+    frame = Frame.of(question)
+    assert (frame.aux, frame.last_word, frame.at_end) == (aux, last_word, at_end)
+    assert (frame.first_term, frame.last_term) == (first, last)
+
+
+def test_alignment_features_of_a_phrase_after_the_questions_verb():
+    text = "ABC stations air in 720p, while Hearst's affiliates transmit in 1080i HD."
+    q = "What format do Hearst's affiliates transmit in?"
+    found = candidates([Sentence.of(text, (0, len(text)), q, answer_type(q))], q, answer_type(q))
+    spans = list(zip(found.starts.tolist(), found.ends.tolist(), strict=True))
+    col = {name: c for c, name in enumerate(FEATURES)}
+
+    def row(phrase: str) -> np.ndarray:
+        at = text.index(phrase)
+        return found.x[spans.index((at, at + len(phrase)))]
+
+    hd, early = row("1080i HD"), row("720p")
+    assert hd[col["after_last_word"]] == 1 and hd[col["gap_left"]] == 1 and hd[col["gap"]] == 1
+    assert early[col["after_last_word"]] == 1 and early[col["gap_left"]] == 0
+    # "hearst", "affiliat", "transmit" on its left (of the question's 4 terms), none after
+    assert hd[col["left_terms"]] == 3 / 4 and hd[col["right_terms"]] == 0
+    assert hd[col["last_left"]] == 1 / 3 and hd[col["first_right"]] == 0
+    assert early[col["clause_right"]] == 1  # the comma after "720p", before "Hearst's"
+    assert hd[col["clause_left"]] == 0 and hd[col["punctuation_after"]] == 0

@@ -9,7 +9,10 @@ that neither starts nor ends with a stop word is a candidate, described by
 features a person would look at: what kind of words it holds against what the
 question asks, how far it sits from the question's words and on which side, the
 word before it (a preposition?) and after it, whether the question's head noun
-("What *station*…") is next to it, and whether the rules picked it. Gradient-
+("What *station*…") is next to it, whether the rules picked it, and where
+it stands against the question's words as a statement of the question would
+order them (:class:`Frame`: "What did X found?" is answered after "found").
+Gradient-
 boosted trees trained on the SQuAD tuning part only (``benchmarks/train_spans.py``;
 their arrays in ``spans.json``, read by :mod:`.forest`) score the phrases a question
 may show; the best one is shown (a logistic-regression file, as shipped before,
@@ -72,6 +75,11 @@ def _names() -> tuple[str, ...]:
     out += ["head_near", "head_next", "position", "inner_stop_word"]
     out += ["capitalised_before", "capitalised_after", "mean_word_length"]
     out += [f"{wh}*capitalised" for wh in _WH] + [f"{wh}*number" for wh in _WH]
+    out += ["left_terms", "right_terms", "aux_question", "aux*left_terms", "plain*right_terms"]
+    out += ["gap_left", "gap_right", "gap", "after_last_word", "wh_at_end", "wh_at_end*before_left"]
+    out += ["wh_position", "left_weight", "right_weight", "clause_left", "clause_right"]
+    out += ["punctuation_before", "punctuation_after", "first_left", "first_right"]
+    out += ["last_left", "last_right"]
     return tuple(out)
 
 
@@ -170,6 +178,61 @@ def question_head(question: str) -> tuple[str, str]:
         if w in _WH:
             return w, ""
     return "other", ""
+
+
+_AUXILIARIES = frozenset(
+    "do does did is was are were has have had can could will would should may might".split()
+)
+_CLAUSE_MARKS = frozenset(",;:()—–")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a question's answer would stand in the sentence that states it. "Who
+    founded X?" keeps a statement's order ("[Y] founded X": the answer before the
+    words after "who"); "What did X found?" has an auxiliary after the wh-phrase and
+    the answer after them ("X founded [Y]"); "…more of what?" ends on the gap, after
+    the words before it ("…more of [Y]"), and "transmit in?" asks for what follows
+    "in". As in the feature-based SQuAD baselines' alignment of question and
+    sentence, but by word order, without a parser."""
+
+    aux: bool  # an auxiliary within three words after the wh-word
+    first: frozenset[str]  # the first two content terms after the wh-word
+    last: frozenset[str]  # the last two content terms after it
+    before: frozenset[str]  # the last two content terms before it
+    last_word: str  # the question's last word when a stop word ("in"), else ""
+    at_end: bool  # the wh-word is among the last two words
+    position: float  # the wh-word's place in the question, 0 to 1
+    first_term: str  # the first content term after the wh-word
+    last_term: str  # the last one
+
+    @classmethod
+    def of(cls, question: str) -> Frame:
+        words = re.findall(r"[\w'’-]+", question)
+        low = [w.lower() for w in words]
+        wh = next((i for i, w in enumerate(low) if w in _WH[:-1]), None)
+        content = [
+            (i, t) for i, w in enumerate(words) if w.lower() not in STOPWORDS and (t := term_of(w))
+        ]
+        last_word = low[-1] if low and low[-1] in STOPWORDS and low[-1] not in _WH else ""
+        if wh is None:
+            return cls(False, frozenset(), frozenset(), frozenset(), last_word, False, 0.0, "", "")
+        k = wh + 1
+        while k < len(low) and k < wh + 4 and low[k] not in _AUXILIARIES:
+            k += 1
+        after = [t for i, t in content if i > wh]
+        before = [t for i, t in content if i < wh]
+        return cls(
+            aux=k < len(low) and low[k] in _AUXILIARIES,
+            first=frozenset(after[:2]),
+            last=frozenset(after[-2:]),
+            before=frozenset(before[-2:]),
+            last_word=last_word,
+            at_end=wh >= len(low) - 2,
+            position=wh / len(low),
+            first_term=after[0] if after else "",
+            last_term=after[-1] if after else "",
+        )
 
 
 def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidates:
@@ -318,8 +381,77 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     x[:, col["mean_word_length"]] = (s1 - s0 - (length - 1)) / length
     x[:, col[f"{wh}*capitalised"]] = shape == 0
     x[:, col[f"{wh}*number"]] = shape == 1
+    _alignment(x, question, (i, j, lo_tok, hi_tok, seg), terms, words, (isq, s_isq, qpos, far))
     shifts = np.array(bases, np.int64)[seg[i]]
     return Candidates(seg[i], s0 - shifts, s1 - shifts, x)
+
+
+def _alignment(
+    x: np.ndarray,
+    question: str,
+    where: tuple[np.ndarray, ...],
+    terms: list[str],
+    words: list[str],
+    asked: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+) -> None:
+    """Write the candidates' alignment features (:class:`Frame`) into ``x``: how many
+    of the question's words stand left and right of each (``where``: first token,
+    one past its last, its sentence's token bounds and sentence), which ones stand
+    right beside it, and how many clause marks lie between."""
+    i, j, lo_tok, hi_tok, seg = where
+    isq, s_isq, qpos, far = asked
+    frame, col, n = Frame.of(question), _COLUMN, len(terms)
+
+    def sums(flags: np.ndarray) -> np.ndarray:
+        out = np.zeros(n + 1, np.int64)
+        np.cumsum(flags, out=out[1:])
+        return out
+
+    def within(of: frozenset[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        s = sums(np.array([t in of for t in terms], bool))
+        found: np.ndarray = (s[b] - s[a]) > 0
+        return found
+
+    asked_n = max(1, len(set(tokenize(question))))
+    left = (s_isq[i] - s_isq[lo_tok]) / asked_n
+    right = (s_isq[hi_tok] - s_isq[j]) / asked_n
+    x[:, col["left_terms"]], x[:, col["right_terms"]] = left, right
+    x[:, col["aux_question"]] = frame.aux
+    x[:, col["aux*left_terms"]] = frame.aux * left
+    x[:, col["plain*right_terms"]] = (not frame.aux) * right
+    gap_left = within(frame.last, np.maximum(i - 3, lo_tok), i)
+    gap_right = within(frame.first, j, np.minimum(j + 3, hi_tok))
+    x[:, col["gap_left"]], x[:, col["gap_right"]] = gap_left, gap_right
+    x[:, col["gap"]] = gap_left if frame.aux else gap_right
+    if frame.last_word:
+        low = np.array([w.lower() == frame.last_word for w in words], bool)
+        x[:, col["after_last_word"]] = (i > lo_tok) & low[np.maximum(i - 1, 0)]
+    x[:, col["wh_at_end"]] = frame.at_end
+    if frame.at_end:
+        x[:, col["wh_at_end*before_left"]] = within(frame.before, np.maximum(i - 3, lo_tok), i)
+    x[:, col["wh_position"]] = frame.position
+    marks = sums(np.array([w in _CLAUSE_MARKS for w in words], bool))
+    x[:, col["punctuation_before"]] = marks[i] - marks[lo_tok]
+    x[:, col["punctuation_after"]] = marks[hi_tok] - marks[j]
+    clause_left, clause_right = np.full(len(i), -1.0), np.full(len(i), -1.0)
+    for p in qpos.tolist():  # the question's words: a few per sentence
+        same = seg[i] == seg[p]
+        on_left, on_right = same & (p < i), same & (p >= j)
+        x[on_left, col["left_weight"]] += 1 / (1 + i[on_left] - p)
+        x[on_right, col["right_weight"]] += 1 / (2 + p - j[on_right])
+        clause_left = np.where(on_left, marks[i] - marks[p + 1], clause_left)  # nearest last
+        clause_right = np.where(on_right & (clause_right < 0), marks[p] - marks[j], clause_right)
+    x[:, col["clause_left"]], x[:, col["clause_right"]] = clause_left, clause_right
+    for name, term in (("first", frame.first_term), ("last", frame.last_term)):
+        at = np.array([p for p, t in enumerate(terms) if term and t == term], np.int64)
+        if not len(at):
+            continue
+        gap = np.minimum(np.abs(at[None, :] - i[:, None]), np.abs(at[None, :] - (j - 1)[:, None]))
+        gap = np.where(seg[at][None, :] == seg[i][:, None], gap, far)
+        d = at[np.argmin(gap, axis=1)]
+        found = gap.min(axis=1) < far
+        x[:, col[f"{name}_left"]] = np.where(found & (d < i), 1 / np.maximum(1, 1 + i - d), 0.0)
+        x[:, col[f"{name}_right"]] = np.where(found & (d >= j), 1 / np.maximum(1, 2 + d - j), 0.0)
 
 
 _ALLOWED_SHAPES = {
