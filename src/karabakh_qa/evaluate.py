@@ -26,17 +26,17 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
+from .answer.decorate import reading_of
 from .answer.extract import FEATURES as SPAN_FEATURES
-from .answer.extract import Sentence, extract_many
+from .answer.extract import answer_in
 from .answer.forest import Scorer, load_scorer
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
-from .answer.spans import Span, answer_type, best_span, typed_sentence
+from .answer.spans import Span, answer_type, best_span
 from .config import Settings
 from .embed import Embedder
 from .errors import BadRequest
 from .records import Article
-from .sentences import passage_sentences
 from .sparse import tokenize
 from .store.embedded.build import build_from_articles
 from .store.embedded.rows import Progress
@@ -317,10 +317,9 @@ def _span_f1(
         return None
     s, e = index.sentence_span(row, int(cands.best_sentence[i]))
     kind, terms = answer_type(question), set(tokenize(question))
-    marked = typed_sentence(passage.text, passage_sentences(passage), (s, e), kind, terms)
-    rule = best_span(passage.text, kind, terms, marked)
-    sentence = Sentence(passage.text, marked, rule)
-    shown = extract_many([sentence], question, kind, model)[0] if model else rule
+    reading = reading_of(passage, (s, e), cands, i, kind, terms)
+    rule = best_span(passage.text, kind, terms, reading.marked)
+    shown = answer_in([reading], question, kind, model)[0][1]
 
     def f1(span: Span | None) -> float:
         if span is None:

@@ -24,7 +24,7 @@ from ..sentences import passage_sentences
 from ..sparse import term_spans
 from ..store.protocol import StoreView
 from .collapse import Result
-from .extract import Sentence, extract_many
+from .extract import Reading, Sentence, answer_in
 from .forest import Scorer
 from .judge import KeyTerm
 from .retrieve import Candidates
@@ -93,7 +93,7 @@ class Decorator:
         """The rules' answer span (the ranking's evidence, "why") and the span a reader
         sees (the learned choice when there is a model, in one batch for a page)."""
         todo = [j for j in dict.fromkeys(wanted) if j not in self._answers]
-        sentences, rules = [], []
+        readings, rules = [], []
         for j in todo:
             row = int(self.cands.rows[j])
             passage = self.index.passage(row)
@@ -103,17 +103,10 @@ class Decorator:
                 self.spans[j] if j in self.spans else best_span(text, self.kind, self.terms, (s, e))
             )
             rules.append(rule)  # the ranking's evidence: of the sentence it ranked by
-            marked = typed_sentence(text, passage_sentences(passage), (s, e), self.kind, self.terms)
-            if marked != (s, e):  # a sentence holding the number or date asked for
-                rule = best_span(text, self.kind, self.terms, marked)
-            sentences.append(Sentence(text, marked, rule))
-        shown = (
-            extract_many(sentences, self.question, self.kind, self.span_model)
-            if self.span_model is not None and sentences
-            else [x.rule for x in sentences]
-        )
+            readings.append(reading_of(passage, (s, e), self.cands, j, self.kind, self.terms))
+        chosen = answer_in(readings, self.question, self.kind, self.span_model) if todo else []
         measure = asked_measure(self.question)
-        for j, rule, sentence, seen in zip(todo, rules, sentences, shown, strict=True):
+        for j, rule, (sentence, seen) in zip(todo, rules, chosen, strict=True):
             self._answers[j] = (rule, _counted(sentence, measure, seen))
             self._marked[j] = list(sentence.within)
 
@@ -233,6 +226,23 @@ def _counted(sentence: Sentence, measure: str | None, seen: Span | None) -> Span
     if seen and any(lo + f.start < seen.end and seen.start < lo + f.end for f in found):
         return None  # every figure here is of another measure
     return seen
+
+
+def reading_of(
+    passage: Passage,
+    marked: tuple[int, int],
+    cands: Candidates,
+    j: int,
+    kind: str,
+    terms: set[str],
+) -> Reading:
+    """Candidate ``j``'s passage to answer from: its sentences and their scores, the
+    one to mark being ``marked`` (the closest in meaning and terms) unless another
+    holds the number or date asked for (spans.typed_sentence)."""
+    spans = passage_sentences(passage)
+    scores = cands.sentence_scores[j] if j < len(cands.sentence_scores) else np.zeros(0)
+    typed = typed_sentence(passage.text, spans, marked, kind, terms)
+    return Reading(passage.text, spans, scores, typed)
 
 
 def _paragraph_before(index: StoreView, row: int) -> str:

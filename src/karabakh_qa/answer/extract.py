@@ -498,6 +498,63 @@ def extract_many(
     return out
 
 
+TOP_SENTENCES = 3  # a passage's sentences read for its answer: its best by meaning and terms
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A passage to answer from: its ``text`` and sentence ``spans``, each sentence's
+    cosine + coverage (``scores``; empty when unknown) and the ``marked`` one (the
+    best by them, or the one holding the number or date asked for)."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    scores: np.ndarray
+    marked: tuple[int, int]
+
+    def sentences(self) -> list[tuple[tuple[int, int], float]]:
+        """The marked sentence, then the others of the best :data:`TOP_SENTENCES`, with
+        their scores (the marked one's 0 when the scores are unknown)."""
+        if len(self.scores) != len(self.spans) or self.marked not in self.spans:
+            return [(self.marked, 0.0)]
+        top = np.argsort(-self.scores, kind="stable")[:TOP_SENTENCES].tolist()
+        mine = self.spans.index(self.marked)
+        picked = [mine] + [k for k in sorted(top) if k != mine]
+        return [(self.spans[k], float(self.scores[k])) for k in picked]
+
+
+def answer_in(
+    readings: list[Reading], question: str, kind: str, model: Scorer | None
+) -> list[tuple[Sentence, Span | None]]:
+    """For each passage, the sentence to mark and its answer span, chosen together:
+    of its best few sentences, the one whose best phrase scores highest with
+    ``model.sentence_weight`` times its cosine + coverage added. The sentence closest
+    to the question is not always the one that answers it: "Which animal may produce
+    a deadly shock?" is closest to the sentence about the shock, while the animal is
+    named in the next. One batch of phrases for the whole page. Without a model: the
+    marked sentence and the rules' span there."""
+    if model is None:
+        marked = [Sentence.of(r.text, r.marked, question, kind) for r in readings]
+        return [(x, x.rule) for x in marked]
+    terms = set(tokenize(question))
+    sentences, owner, weight = [], [], []
+    for n, reading in enumerate(readings):
+        for within, score in reading.sentences():
+            sentences.append(
+                Sentence(reading.text, within, best_span(reading.text, kind, terms, within))
+            )
+            owner.append(n)
+            weight.append(score * model.sentence_weight)
+    found = extract_many(sentences, question, kind, model)
+    best: dict[int, tuple[float, int]] = {}
+    for k, (n, span) in enumerate(zip(owner, found, strict=True)):
+        if k == 0 or owner[k - 1] != n:
+            best.setdefault(n, (-np.inf, k))  # the marked sentence, when none has a span
+        if span is not None and span.score + weight[k] > best[n][0]:
+            best[n] = (span.score + weight[k], k)
+    return [(sentences[best[n][1]], found[best[n][1]]) for n in range(len(readings))]
+
+
 def _conversions(text: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Which spans ``starts:ends`` of ``text`` lie in brackets right after an amount
     (a currency conversion: "£960m ($1.8bn)")."""

@@ -37,6 +37,12 @@ class Scorer(Protocol):
     @property
     def about(self) -> str: ...
 
+    @property
+    def sentence_weight(self) -> float:
+        """What a sentence's cosine + coverage adds to its best phrase's score when
+        an answer's sentence is chosen (answer/extract.py: answer_in)."""
+        ...
+
     def score(self, x: np.ndarray) -> np.ndarray: ...
 
 
@@ -52,6 +58,7 @@ class Forest:
     value: np.ndarray  # float64 per node: a leaf's output
     features: tuple[str, ...]
     about: str = ""
+    sentence_weight: float = 0.0  # see Scorer
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The forest's raw score for each row of ``x`` (rows x features)."""
@@ -67,6 +74,7 @@ class Forest:
                 "kind": "forest",
                 "features": list(self.features),
                 "about": self.about,
+                "sentence_weight": self.sentence_weight,
                 **{name: getattr(self, name).tolist() for name in (*INDEXES, *VALUES)},
             },
             separators=(",", ":"),
@@ -92,7 +100,11 @@ class Forest:
                 raise ValueError("a child that is not after its parent")
         if not (np.isfinite(threshold[split]).all() and np.isfinite(value).all()):
             raise ValueError("a threshold or value that is not finite")
-        return cls(roots, feature, threshold, left, right, value, features, str(data["about"]))
+        weight = float(data.get("sentence_weight", 0.0))
+        if not np.isfinite(weight):
+            raise ValueError("a sentence weight that is not finite")
+        about = str(data["about"])
+        return cls(roots, feature, threshold, left, right, value, features, about, weight)
 
 
 def load_scorer(path: Path, features: tuple[str, ...]) -> Scorer:

@@ -44,6 +44,11 @@ class Ranker:
     about: str = ""
     features: tuple[str, ...] = FEATURES
 
+    @property
+    def sentence_weight(self) -> float:
+        """0: as an answer-span model, a sentence's best phrase alone chooses it."""
+        return 0.0
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """The model's logit for each row of ``x`` (candidates x FEATURES)."""
         logit: np.ndarray = ((x - self.mean) / self.scale) @ self.weights + self.bias

@@ -47,6 +47,8 @@ class Candidates:
     bm25_rank: np.ndarray  # 1-based rank in BM25's top list, 0 if absent
     dense_rank: np.ndarray
     best_sentence: np.ndarray  # per candidate: index of the sentence to mark
+    sentence_scores: tuple[np.ndarray, ...] = ()  # per candidate: each sentence's
+    # cosine + coverage (the answer's sentence may be another of its best few)
 
     def fused(self, method: str, weights: tuple[float, ...], rrf_k: int = 60) -> np.ndarray:
         return fuse(self.features, weights, method, [self.bm25_rank, self.dense_rank], rrf_k)
@@ -150,4 +152,5 @@ def retrieve(
         bm25_rank=ranks_of(rows, sparse_top),
         dense_rank=ranks_of(rows, dense_top),
         best_sentence=sent.best,
+        sentence_scores=tuple(sent.each),
     )

@@ -288,7 +288,7 @@ class MilvusView:
             np.asarray(qidf, np.float64)[known],
             total,
         )
-        return SentenceFeatures(*best)
+        return SentenceFeatures.of(best, np.diff(bounds))
 
     def sentence_span(self, row: int, which: int) -> list[int]:
         return [int(x) for x in self._sentences(row)["spans"][which]]

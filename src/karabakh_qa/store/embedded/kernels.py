@@ -144,16 +144,22 @@ def sentence_best(
     keys: np.ndarray,
     weights: np.ndarray,
     total: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each passage row in ``local``: its best sentence cosine, its best share of
     the question's idf mass (``weights`` of the query's term ids ``keys``, over
     ``total``), and which sentence (index within the passage) has the best sum of
-    the two, the first on ties. Sentence codes are 6-bit (``step``, ``offset``:
-    cosine = step * codes . q + offset)."""
+    the two, the first on ties; and that sum for every sentence of the rows, in
+    order (a reader's sentence may be another one, answer/decorate.py). Sentence
+    codes are 6-bit (``step``, ``offset``: cosine = step * codes . q + offset)."""
     n = local.shape[0]
     best_cos = np.full(n, -1.0)
     best_cover = np.zeros(n)
     best = np.zeros(n, np.int64)
+    size = 0
+    for i in range(n):
+        size += bounds[local[i] + 1] - bounds[local[i]]
+    each = np.zeros(size)
+    at = 0
     for i in range(n):
         lo, hi = bounds[local[i]], bounds[local[i] + 1]
         top = -np.inf
@@ -169,10 +175,12 @@ def sentence_best(
                 cover = cover / total
             best_cos[i] = max(best_cos[i], cos)
             best_cover[i] = max(best_cover[i], cover)
+            each[at] = cos + cover
+            at += 1
             if cos + cover > top:
                 top = cos + cover
                 best[i] = s - lo
-    return best_cos, best_cover, best
+    return best_cos, best_cover, best, each
 
 
 def forest_scores(

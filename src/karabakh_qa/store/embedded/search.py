@@ -98,6 +98,15 @@ class SentenceFeatures:
     cosine: np.ndarray  # best sentence cosine per row
     coverage: np.ndarray  # best share of the question's idf mass per row
     best: np.ndarray  # index within the passage of the sentence to mark
+    each: list[np.ndarray]  # per row: cosine + coverage of each of its sentences
+
+    @classmethod
+    def of(
+        cls, found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], counts: np.ndarray
+    ) -> SentenceFeatures:
+        """From :func:`best_sentences`' arrays, for rows of ``counts`` sentences each."""
+        cos, cover, best, flat = found
+        return cls(cos, cover, best, np.split(flat, np.cumsum(counts)[:-1]))
 
 
 PASSAGE_CACHE = 4096  # decoded passages a generation keeps
@@ -425,10 +434,18 @@ class Snapshot:
         """For each row: best sentence cosine, best idf coverage (of ``total``, the
         question's whole idf mass), and the sentence a reader should see first."""
         n = len(rows)
-        out = SentenceFeatures(np.full(n, -1.0), np.zeros(n), np.zeros(n, np.int64))
+        out = SentenceFeatures(np.full(n, -1.0), np.zeros(n), np.zeros(n, np.int64), [])
+        each: list[np.ndarray] = [np.zeros(0)] * n
         for seg, sel, local in self.by_segment(rows):
-            cos, cover, best = _segment_sentences(seg, local, qvec, terms, qidf, total)
-            out.cosine[sel], out.coverage[sel], out.best[sel] = cos, cover, best
+            part = _segment_sentences(seg, local, qvec, terms, qidf, total)
+            out.cosine[sel], out.coverage[sel], out.best[sel] = (
+                part.cosine,
+                part.coverage,
+                part.best,
+            )
+            for k, scores in zip(sel.tolist(), part.each, strict=True):
+                each[k] = scores
+        out.each = each
         return out
 
     def sentence_span(self, row: int, which: int) -> list[int]:
@@ -444,10 +461,10 @@ def _segment_sentences(
     terms: list[str],
     qidf: np.ndarray,
     total: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> SentenceFeatures:
     ids, found = seg.term_range(terms)
     sent = seg.sentences_of(np.asarray(local, np.int64))  # read for these rows alone
-    return best_sentences(
+    found_best = best_sentences(
         sent.bounds,
         np.arange(len(local), dtype=np.int64),
         sent.codes,
@@ -458,6 +475,7 @@ def _segment_sentences(
         np.asarray(qidf, np.float64)[found],
         total,
     )
+    return SentenceFeatures.of(found_best, np.diff(sent.bounds))
 
 
 def best_sentences(
@@ -470,11 +488,12 @@ def best_sentences(
     keys: np.ndarray,
     weights: np.ndarray,
     total: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per passage ``rows``: best sentence cosine, best idf coverage and the sentence
-    to mark (kernels.sentence_best), over packed 6-bit sentence ``codes`` whose
-    sentences hold the term ids ``sentence_terms`` (pointers, ids); ``keys``: the
-    question's term ids there, ``weights`` their idf."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per passage ``rows``: best sentence cosine, best idf coverage, the sentence to
+    mark, and the sum of the two for each sentence (kernels.sentence_best), over
+    packed 6-bit sentence ``codes`` whose sentences hold the term ids
+    ``sentence_terms`` (pointers, ids); ``keys``: the question's term ids there,
+    ``weights`` their idf."""
     if codec.bits != 6:
         raise IndexCorrupt(f"sentence codes of {codec.bits} bits")
     q = np.ascontiguousarray(qvec, dtype=np.float32)
