@@ -11,7 +11,9 @@ from karabakh_qa.answer.extract import (
     DEFAULT_MODEL,
     FEATURES,
     Frame,
+    Reading,
     Sentence,
+    answer_in,
     candidates,
     extract,
     extract_many,
@@ -160,3 +162,34 @@ def test_alignment_features_of_a_phrase_after_the_questions_verb():
     assert hd[col["last_left"]] == 1 / 3 and hd[col["first_right"]] == 0
     assert early[col["clause_right"]] == 1  # the comma after "720p", before "Hearst's"
     assert hd[col["clause_left"]] == 0 and hd[col["punctuation_after"]] == 0
+
+
+EELS = (
+    "A deadly shock from the river can stun or kill a horse. "
+    "Electric eels produce it, as Humboldt saw in Venezuela in 1800."
+)
+
+
+@pytest.mark.parametrize(
+    ("scores", "within", "shown"),
+    [
+        ([1.0, 0.9], (56, 119), "1800"),  # the next sentence is close enough to be read
+        ([1.0, 0.5], (0, 55), None),  # too far behind (NEAR_SENTENCE): the marked one
+        ([], (0, 55), None),  # no scores: the marked sentence alone
+    ],
+)
+def test_the_answer_sentence_is_chosen_with_its_span(model, scores, within, shown):
+    q = "When did Humboldt see the eels?"
+    reading = Reading(EELS, [(0, 55), (56, 119)], np.array(scores), (0, 55))
+    [(sentence, span)] = answer_in([reading], q, answer_type(q), model)
+    assert sentence.within == within
+    assert (span.text if span else None) == shown
+    if span:
+        assert EELS[span.start : span.end] == span.text
+
+
+def test_without_a_model_the_marked_sentence_keeps_the_rules_span():
+    q = "When did Humboldt see the eels?"
+    reading = Reading(EELS, [(0, 55), (56, 119)], np.array([0.9, 1.0]), (56, 119))
+    [(sentence, span)] = answer_in([reading], q, answer_type(q), None)
+    assert sentence.within == (56, 119) and span == sentence.rule and span.text == "1800"

@@ -45,3 +45,23 @@ def test_dense_search_in_a_helper_thread_gives_the_same_candidates(seed_service,
     assert len(alone.rows) > 0
     for field in ("rows", "reps", "ids", "features", "bm25_rank", "dense_rank", "best_sentence"):
         assert np.array_equal(getattr(alone, field), getattr(beside, field)), field
+
+
+def test_each_candidate_carries_every_sentences_score(seed_service):
+    """Cosine + coverage per sentence: the marked sentence has the highest, and no
+    sentence beats the best cosine and the best coverage taken together."""
+    from karabakh_qa.sentences import passage_sentences
+
+    index = seed_service.index()
+    question = "How many houses have been destroyed in the shelling?"
+    qvec = seed_service.embedder.encode([question])[0]
+    c = retrieve(index, tokenize(question), qvec, 20, None, "exact")
+    assert len(c.sentence_scores) == len(c.rows) > 0
+    several = 0
+    for k, row in enumerate(c.rows.tolist()):
+        each = c.sentence_scores[k]
+        assert len(each) == len(passage_sentences(index.passage(row)))
+        assert each[c.best_sentence[k]] == each.max()  # the first best on ties
+        assert each.max() <= c.features[2, k] + c.features[3, k] + 1e-12
+        several += len(each) > 1
+    assert several > 0

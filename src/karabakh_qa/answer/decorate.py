@@ -103,7 +103,9 @@ class Decorator:
                 self.spans[j] if j in self.spans else best_span(text, self.kind, self.terms, (s, e))
             )
             rules.append(rule)  # the ranking's evidence: of the sentence it ranked by
-            readings.append(reading_of(passage, (s, e), self.cands, j, self.kind, self.terms))
+            reading = reading_of(passage, (s, e), self.cands, j, self.kind, self.terms)
+            reading.known[(s, e)] = rule
+            readings.append(reading)
         chosen = answer_in(readings, self.question, self.kind, self.span_model) if todo else []
         measure = asked_measure(self.question)
         for j, rule, (sentence, seen) in zip(todo, rules, chosen, strict=True):
