@@ -78,4 +78,8 @@ def test_a_logistic_regression_file_loads_as_before():
 def test_the_shipped_span_model_is_a_forest_over_the_span_features():
     model = load_scorer(SPAN_MODEL, SPAN_FEATURES)
     assert isinstance(model, Forest) and "LightGBM" in model.about
-    assert len(model.roots) == 150 and model.score(np.zeros((1, len(SPAN_FEATURES)))).shape == (1,)
+    assert (
+        len(model.roots) == 200
+        and model.sentence_weight == 8.0
+        and model.score(np.zeros((1, len(SPAN_FEATURES)))).shape == (1,)
+    )
