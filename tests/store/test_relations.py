@@ -162,3 +162,27 @@ def test_the_collector_is_paused_for_the_comparisons_and_restored_after():
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_a_hits_versions_are_worked_out_once_a_generation_and_follow_a_rebuild(tmp_path, embedder):
+    """The versions a hit lists are the generation's (kept by the view for the next
+    question), so a build that removes the other version removes them from the hit."""
+    s = make_settings(tmp_path)
+    s.articles_dir.mkdir(parents=True)
+    (s.articles_dir / "a.txt").write_text("\n\n".join(PARAS) + "\n")
+    (s.articles_dir / "b.txt").write_text("\n\n".join([*PARAS[:3], "Work was delayed."]) + "\n")
+    service = SearchService(s, embedder)
+    service.build()
+
+    def versions() -> list[str]:
+        hits = service.search("new bridge over the river", 10).hits
+        hit = next(h for h in hits if h.passage.source == "a.txt")
+        return [v["file"] for v in hit.versions]
+
+    assert versions() == ["b.txt"]
+    index = service.index()
+    assert index.memo("versions", "a.txt", lambda: pytest.fail("worked out again")) is not None
+    assert versions() == ["b.txt"]
+    (s.articles_dir / "b.txt").unlink()
+    service.build()
+    assert service.index() is not index and versions() == []

@@ -79,7 +79,6 @@ class Decorator:
         self._answers: dict[int, tuple[Span | None, Span | None]] = {}  # (rules', shown)
         self._marked: dict[int, list[int]] = {}  # the sentence each hit marks
         self._contexts: dict[int, str] = {}  # what a reader sees around each hit
-        self.versions: dict[str, tuple[dict[str, Any], ...]] = {}  # per article: hits share them
 
     def many(self, results: list[tuple[int, int]], first_rank: int = 1) -> list[Hit]:
         self.prepare(results)
@@ -138,9 +137,9 @@ class Decorator:
         span, seen = self._answers[j]
         copies = copies_of(index, shown, passage)
         corroborated = corroboration(passage, copies)
-        versions = self.versions.get(passage.source)
-        if versions is None:
-            versions = self.versions[passage.source] = versions_of(index, passage.source)
+        versions = index.memo(
+            "versions", passage.source, lambda: versions_of(index, passage.source)
+        )
         return Hit(
             rank=0,
             score=float(self.fused[i]),

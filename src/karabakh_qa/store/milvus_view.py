@@ -30,7 +30,7 @@ from .embedded.bm25 import Bm25Query, idf_of
 from .embedded.manifest import VectorCodec
 from .embedded.search import SentenceFeatures, best_sentences
 from .milvus import MilvusStore, State, StoreUnavailable, files_in, passage_of
-from .protocol import Filters
+from .protocol import Filters, Memo
 
 RECORD_FIELDS = (*MilvusStore.FIELDS, "id", "dense", "sentences")
 
@@ -106,7 +106,7 @@ class _Ready:
         return self.rows
 
 
-class MilvusView:
+class MilvusView(Memo):
     """The candidates of one question in a Milvus store, numbered as rows
     (made by :meth:`MilvusStore.view`, with the state the question reads)."""
 

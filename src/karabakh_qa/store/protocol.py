@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,28 @@ if TYPE_CHECKING:  # the shapes the embedded store returns; no import at run tim
     from ..relations.versions import Sentence
     from .embedded.bm25 import Bm25Query
     from .embedded.search import SentenceFeatures, Snapshot
+
+
+T = TypeVar("T")
+MEMO_SIZE = 4096  # results a view keeps (then it starts again)
+
+
+class Memo:
+    """What a view works out from itself alone, once: an article's versions, say, are
+    the same for every question that shows it while the view serves."""
+
+    _memo: dict[tuple[str, str], Any]
+
+    def memo(self, kind: str, key: str, make: Callable[[], T]) -> T:
+        """``make()`` for (``kind``, ``key``) the first time; kept after that."""
+        store = self.__dict__.setdefault("_memo", {})
+        if (kind, key) in store:
+            found: T = store[(kind, key)]
+            return found
+        if len(store) >= MEMO_SIZE:
+            store.clear()
+        made = store[(kind, key)] = make()
+        return made
 
 
 class Bm25Stats(Protocol):
@@ -79,6 +101,8 @@ class StoreView(Protocol):
     def sentence_features(
         self, rows: np.ndarray, qvec: np.ndarray, terms: list[str], qidf: np.ndarray, total: float
     ) -> SentenceFeatures: ...
+
+    def memo(self, kind: str, key: str, make: Callable[[], T]) -> T: ...  # see Memo
 
     def sentence_span(self, row: int, which: int) -> list[int]: ...
 

@@ -26,6 +26,7 @@ import numpy as np
 from ...pacing import no_pause
 from ...records import Passage
 from ...relations.versions import Sentence
+from ..protocol import Memo
 from . import files, kernels, relations, vectors
 from .bm25 import Bm25View
 from .groups import GroupView, load_overlay, segment_number
@@ -112,7 +113,7 @@ class SentenceFeatures:
 PASSAGE_CACHE = 4096  # decoded passages a generation keeps
 
 
-class Snapshot:
+class Snapshot(Memo):
     """One generation, opened: segments, deletions, statistics and groups."""
 
     def __init__(self, index_dir: Path, manifest: Manifest, cache: SegmentCache) -> None:
