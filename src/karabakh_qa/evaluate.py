@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
-from .answer.decorate import reading_of
+from .answer.decorate import reading_of, shown_answers
 from .answer.extract import FEATURES as SPAN_FEATURES
-from .answer.extract import answer_in
 from .answer.forest import Scorer, load_scorer
 from .answer.rank import Ranker, reorder
 from .answer.retrieve import Candidates, retrieve
@@ -319,7 +318,7 @@ def _span_f1(
     kind, terms = answer_type(question), set(tokenize(question))
     reading = reading_of(passage, (s, e), cands, i, kind, terms)
     rule = best_span(passage.text, kind, terms, reading.marked)
-    shown = answer_in([reading], question, kind, model)[0][1]
+    shown = shown_answers([reading], question, kind, model)[0][1]
 
     def f1(span: Span | None) -> float:
         if span is None:

@@ -105,10 +105,9 @@ class Decorator:
             reading = reading_of(passage, (s, e), self.cands, j, self.kind, self.terms)
             reading.known[(s, e)] = rule
             readings.append(reading)
-        chosen = answer_in(readings, self.question, self.kind, self.span_model) if todo else []
-        measure = asked_measure(self.question)
+        chosen = shown_answers(readings, self.question, self.kind, self.span_model) if todo else []
         for j, rule, (sentence, seen) in zip(todo, rules, chosen, strict=True):
-            self._answers[j] = (rule, _counted(sentence, measure, seen))
+            self._answers[j] = (rule, seen)
             self._marked[j] = list(sentence.within)
 
     def context(self, j: int) -> str:
@@ -207,6 +206,17 @@ def matched_terms(text: str, terms: set[str]) -> list[list[int]]:
 
 
 FIGURE_DEPTH = 100  # results whose sentences are read for the asked measure
+
+
+def shown_answers(
+    readings: list[Reading], question: str, kind: str, model: Scorer | None
+) -> list[tuple[Sentence, Span | None]]:
+    """What a reader sees of each passage: the sentence marked and the answer span in
+    it (:func:`.extract.answer_in`), a count asked for by the figures' rule
+    (:func:`_counted`). The service's hits and ``eval`` both show these."""
+    measure = asked_measure(question)
+    found = answer_in(readings, question, kind, model)
+    return [(sentence, _counted(sentence, measure, seen)) for sentence, seen in found]
 
 
 def _counted(sentence: Sentence, measure: str | None, seen: Span | None) -> Span | None:
