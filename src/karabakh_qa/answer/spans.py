@@ -13,6 +13,7 @@ article's: the verbatim invariant holds for spans too.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,25 @@ def _name_type(text: str, before: str) -> str:
 def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset()) -> list[Span]:
     """Candidate answer spans of ``text`` (numbers with units, dates, names), in text
     order, leaving out those whose every term is one of ``question_terms``."""
+    out = []
+    for span in _spans_of(text):
+        terms = set(tokenize(span.text))
+        if terms and terms <= question_terms:
+            continue  # says back what the question said
+        if span.type not in ("date", "number") and terms & question_terms:
+            trimmed = _without_question_words(span, question_terms)
+            if trimmed is None:
+                continue  # a name the question already names
+            span = trimmed
+        out.append(span)
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _spans_of(text: str) -> tuple[Span, ...]:
+    """Every number, date and name of ``text``, in text order, whatever the question:
+    kept for a text read again (one question reads a sentence for its ranking, its
+    marking and its answer; many questions read the same popular passages)."""
     found: list[Span] = []
     taken = bytearray(len(text))
     for kind, pattern in _SPAN_RULES:
@@ -231,18 +251,7 @@ def find_spans(text: str, question_terms: set[str] | frozenset[str] = frozenset(
             continue  # one capitalised word opening a sentence is not a name
         found.append(Span(s, e, text[s:e], _name_type(text[s:e], text[:s])))
         taken[s:e] = b"\x01" * (e - s)
-    out = []
-    for span in sorted(found, key=lambda x: x.start):
-        terms = set(tokenize(span.text))
-        if terms and terms <= question_terms:
-            continue  # says back what the question said
-        if span.type not in ("date", "number") and terms & question_terms:
-            trimmed = _without_question_words(span, question_terms)
-            if trimmed is None:
-                continue  # a name the question already names
-            span = trimmed
-        out.append(span)
-    return out
+    return tuple(sorted(found, key=lambda x: x.start))
 
 
 _CONNECTORS = frozenset("of de van von der du la le al bin and &".split())

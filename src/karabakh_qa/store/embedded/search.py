@@ -107,7 +107,10 @@ class SentenceFeatures:
     ) -> SentenceFeatures:
         """From :func:`best_sentences`' arrays, for rows of ``counts`` sentences each."""
         cos, cover, best, flat = found
-        return cls(cos, cover, best, np.split(flat, np.cumsum(counts)[:-1]))
+        sizes = np.asarray(counts).tolist()
+        ends = np.cumsum(sizes).tolist()
+        each = [flat[b - n : b] for n, b in zip(sizes, ends, strict=True)]
+        return cls(cos, cover, best, each)
 
 
 PASSAGE_CACHE = 4096  # decoded passages a generation keeps
