@@ -194,3 +194,13 @@ def test_without_a_model_the_marked_sentence_keeps_the_rules_span():
     reading = Reading(EELS, [(0, 55), (56, 119)], np.array([0.9, 1.0]), (56, 119))
     [(sentence, span)] = answer_in([reading], q, answer_type(q), None)
     assert sentence.within == (56, 119) and span == sentence.rule and span.text == "1800"
+
+
+def test_a_time_needs_no_digit_but_a_count_does():
+    text = "The vote was put off until after the election, officials said."
+    q = "When will the vote be held?"
+    found = candidates([Sentence.of(text, (0, len(text)), q, "date")], q, "date")
+    phrases = [text[a:b] for a, b in zip(found.starts.tolist(), found.ends.tolist(), strict=True)]
+    at = phrases.index("election")
+    assert found.allowed("date")[at] and not found.allowed("number")[at]
+    assert not found.allowed("person")[at]  # a name question still wants a capital
