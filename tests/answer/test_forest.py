@@ -62,6 +62,8 @@ def test_its_json_reads_back_to_the_same_scores(tmp_path):
         ({"value": [0, 0, 1.0, 2.0, 3.0]}, "different lengths"),
         ({"threshold": [0.5, float("nan"), 0, 0, 0, 1.0, 0, 0]}, "not finite"),
         ({"roots": None}, "unusable"),
+        ({"sentence_weight": float("inf")}, "sentence weight that is not finite"),
+        ({"sentence_weight": "heavy"}, "unusable"),
     ],
 )
 def test_a_file_that_does_not_describe_trees_is_refused(tmp_path, change, message):
@@ -73,6 +75,13 @@ def test_a_file_that_does_not_describe_trees_is_refused(tmp_path, change, messag
 def test_a_logistic_regression_file_loads_as_before():
     model = load_scorer(RANK_MODEL, RANK_FEATURES)
     assert isinstance(model, Ranker) and model.features == RANK_FEATURES
+    assert model.sentence_weight == 0.0  # as a span model: a sentence's phrase alone
+
+
+def test_a_forest_file_without_a_sentence_weight_loads_with_none(tmp_path):
+    assert load_scorer(write(tmp_path, TREES), FEATURES).sentence_weight == 0.0
+    with_weight = load_scorer(write(tmp_path, {**TREES, "sentence_weight": 2.5}), FEATURES)
+    assert with_weight.sentence_weight == 2.5
 
 
 def test_the_shipped_span_model_is_a_forest_over_the_span_features():
