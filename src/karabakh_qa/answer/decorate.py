@@ -102,9 +102,10 @@ class Decorator:
                 self.spans[j] if j in self.spans else best_span(text, self.kind, self.terms, (s, e))
             )
             rules.append(rule)  # the ranking's evidence: of the sentence it ranked by
-            reading = reading_of(passage, (s, e), self.cands, j, self.kind, self.terms)
-            reading.known[(s, e)] = rule
-            readings.append(reading)
+            known = {(s, e): rule}  # not found twice
+            readings.append(
+                reading_of(passage, (s, e), self.cands, j, self.kind, self.terms, known)
+            )
         chosen = shown_answers(readings, self.question, self.kind, self.span_model) if todo else []
         for j, rule, (sentence, seen) in zip(todo, rules, chosen, strict=True):
             self._answers[j] = (rule, seen)
@@ -246,14 +247,16 @@ def reading_of(
     j: int,
     kind: str,
     terms: set[str],
+    known: dict[tuple[int, int], Span | None] | None = None,
 ) -> Reading:
     """Candidate ``j``'s passage to answer from: its sentences and their scores, the
     one to mark being ``marked`` (the closest in meaning and terms) unless another
-    holds the number or date asked for (spans.typed_sentence)."""
+    holds the number or date asked for (spans.typed_sentence); ``known``: rules' spans
+    of its sentences already found (for the ranking), by sentence."""
     spans = passage_sentences(passage)
     scores = cands.sentence_scores[j] if j < len(cands.sentence_scores) else np.zeros(0)
     typed = typed_sentence(passage.text, spans, marked, kind, terms)
-    return Reading(passage.text, spans, scores, typed)
+    return Reading(passage.text, spans, scores, typed, dict(known or {}))
 
 
 def _paragraph_before(index: StoreView, row: int) -> str:
