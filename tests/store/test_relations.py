@@ -186,3 +186,18 @@ def test_a_hits_versions_are_worked_out_once_a_generation_and_follow_a_rebuild(t
     (s.articles_dir / "b.txt").unlink()
     service.build()
     assert service.index() is not index and versions() == []
+
+
+def test_a_memo_works_a_result_out_once_and_starts_again_when_full(monkeypatch):
+    from karabakh_qa.store import protocol
+
+    monkeypatch.setattr(protocol, "MEMO_SIZE", 2)
+    memo, made = protocol.Memo(), []
+
+    def make(key: str):
+        return lambda: made.append(key) or key.upper()
+
+    assert [memo.memo("k", x, make(x)) for x in ("a", "b", "a")] == ["A", "B", "A"]
+    assert made == ["a", "b"]
+    assert memo.memo("k", "c", make("c")) == "C"  # full: starts again
+    assert memo.memo("k", "a", make("a")) == "A" and made == ["a", "b", "c", "a"]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the shapes the embedded store returns; no import at run tim
 
 
 T = TypeVar("T")
+_MISSING = object()
 MEMO_SIZE = 4096  # results a view keeps (then it starts again)
 
 
@@ -46,9 +47,10 @@ class Memo:
     def memo(self, kind: str, key: str, make: Callable[[], T]) -> T:
         """``make()`` for (``kind``, ``key``) the first time; kept after that."""
         store = self.__dict__.setdefault("_memo", {})
-        if (kind, key) in store:
-            found: T = store[(kind, key)]
-            return found
+        found = store.get((kind, key), _MISSING)  # one lookup: another thread may clear it
+        if found is not _MISSING:
+            kept: T = found
+            return kept
         if len(store) >= MEMO_SIZE:
             store.clear()
         made = store[(kind, key)] = make()
