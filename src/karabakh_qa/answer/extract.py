@@ -274,11 +274,7 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     first = np.searchsorted(seg, seg, side="left")  # each token's sentence: first token
     stop_at = np.searchsorted(seg, seg, side="right")  # ... and one past its last
 
-    def sums(flags: np.ndarray) -> np.ndarray:
-        out = np.zeros(n + 1, np.int64)
-        np.cumsum(flags, out=out[1:])
-        return out
-
+    sums = _prefix_sums
     s_word, s_joined, s_stop = sums(word), sums(joined), sums(stop)
     s_q, s_content, s_isq = sums(isq & content), sums(content), sums(isq)
     s_alpha, s_capalpha, s_digit = sums(alpha), sums(alpha & cap), sums(digit)
@@ -364,10 +360,7 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     wh, head = question_head(question)
     heads = np.array([p for p, t in enumerate(terms) if head and t == head], np.int64)
     if len(heads):
-        gap = np.minimum(
-            np.abs(heads[None, :] - i[:, None]), np.abs(heads[None, :] - (j - 1)[:, None])
-        )
-        gap = np.where(seg[heads][None, :] == seg[i][:, None], gap, far).min(axis=1)
+        gap, _ = _nearest(heads, i, j, seg, far)
         x[:, col["head_near"]] = np.where(gap < far, 1 / (1 + gap), 0.0)  # none: 0
         x[:, col["head_next"]] = gap <= 1
     x[:, col["position"]] = (i - lo_tok) / np.maximum(1, hi_tok - lo_tok)
@@ -384,9 +377,29 @@ def candidates(sentences: list[Sentence], question: str, kind: str) -> Candidate
     x[:, col["mean_word_length"]] = (s1 - s0 - (length - 1)) / length
     x[:, col[f"{wh}*capitalised"]] = shape == 0
     x[:, col[f"{wh}*number"]] = shape == 1
-    _alignment(x, question, (i, j, lo_tok, hi_tok, seg), terms, words, (isq, s_isq, qpos, far))
+    _alignment(x, question, (i, j, lo_tok, hi_tok, seg), terms, words, (s_isq, qpos, far))
     shifts = np.array(bases, np.int64)[seg[i]]
     return Candidates(seg[i], s0 - shifts, s1 - shifts, x)
+
+
+def _prefix_sums(flags: np.ndarray) -> np.ndarray:
+    """Counts of ``flags`` before each position (one more than there are flags), so
+    that a run ``a:b`` holds ``out[b] - out[a]``."""
+    out = np.zeros(len(flags) + 1, np.int64)
+    np.cumsum(flags, out=out[1:])
+    return out
+
+
+def _nearest(
+    at: np.ndarray, i: np.ndarray, j: np.ndarray, seg: np.ndarray, far: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate (tokens ``i:j``, sentence ``seg[i]``): how many tokens from
+    its nearer end to the nearest of the tokens ``at`` in its sentence (``far`` when
+    none), and that token's position."""
+    gap = np.minimum(np.abs(at[None, :] - i[:, None]), np.abs(at[None, :] - (j - 1)[:, None]))
+    gap = np.where(seg[at][None, :] == seg[i][:, None], gap, far)
+    nearest: np.ndarray = at[np.argmin(gap, axis=1)]
+    return gap.min(axis=1), nearest
 
 
 def _alignment(
@@ -395,23 +408,18 @@ def _alignment(
     where: tuple[np.ndarray, ...],
     terms: list[str],
     words: list[str],
-    asked: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    asked: tuple[np.ndarray, np.ndarray, int],
 ) -> None:
     """Write the candidates' alignment features (:class:`Frame`) into ``x``: how many
     of the question's words stand left and right of each (``where``: first token,
     one past its last, its sentence's token bounds and sentence), which ones stand
     right beside it, and how many clause marks lie between."""
     i, j, lo_tok, hi_tok, seg = where
-    isq, s_isq, qpos, far = asked
+    s_isq, qpos, far = asked
     frame, col, n = Frame.of(question), _COLUMN, len(terms)
 
-    def sums(flags: np.ndarray) -> np.ndarray:
-        out = np.zeros(n + 1, np.int64)
-        np.cumsum(flags, out=out[1:])
-        return out
-
     def within(of: frozenset[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        s = sums(np.array([t in of for t in terms], bool))
+        s = _prefix_sums(np.array([t in of for t in terms], bool))
         found: np.ndarray = (s[b] - s[a]) > 0
         return found
 
@@ -433,7 +441,7 @@ def _alignment(
     if frame.at_end:
         x[:, col["wh_at_end*before_left"]] = within(frame.before, np.maximum(i - 3, lo_tok), i)
     x[:, col["wh_position"]] = frame.position
-    marks = sums(np.array([w in _CLAUSE_MARKS for w in words], bool))
+    marks = _prefix_sums(np.array([w in _CLAUSE_MARKS for w in words], bool))
     x[:, col["punctuation_before"]] = marks[i] - marks[lo_tok]
     x[:, col["punctuation_after"]] = marks[hi_tok] - marks[j]
     x[:, col["clause_left"]] = x[:, col["clause_right"]] = -1.0  # no question word there
@@ -453,10 +461,8 @@ def _alignment(
         at = np.array([p for p, t in enumerate(terms) if term and t == term], np.int64)
         if not len(at):
             continue
-        gap = np.minimum(np.abs(at[None, :] - i[:, None]), np.abs(at[None, :] - (j - 1)[:, None]))
-        gap = np.where(seg[at][None, :] == seg[i][:, None], gap, far)
-        d = at[np.argmin(gap, axis=1)]
-        found = gap.min(axis=1) < far
+        gap, d = _nearest(at, i, j, seg, far)
+        found = gap < far
         x[:, col[f"{name}_left"]] = np.where(found & (d < i), 1 / np.maximum(1, 1 + i - d), 0.0)
         x[:, col[f"{name}_right"]] = np.where(found & (d >= j), 1 / np.maximum(1, 2 + d - j), 0.0)
 

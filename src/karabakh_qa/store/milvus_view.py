@@ -277,7 +277,7 @@ class MilvusView(Memo):
         keys = np.array([vocab.get(t, -1) for t in terms], np.int64)
         known = keys >= 0
         width = (self.sentence_codec.bits * len(qvec) + 7) // 8
-        best = best_sentences(
+        return best_sentences(
             np.array(bounds, np.int64),
             np.arange(len(rows), dtype=np.int64),
             np.concatenate(codes) if codes else np.zeros((0, width), np.uint8),
@@ -288,7 +288,6 @@ class MilvusView(Memo):
             np.asarray(qidf, np.float64)[known],
             total,
         )
-        return SentenceFeatures.of(best, np.diff(bounds))
 
     def sentence_span(self, row: int, which: int) -> list[int]:
         return [int(x) for x in self._sentences(row)["spans"][which]]

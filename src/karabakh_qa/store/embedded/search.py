@@ -101,17 +101,6 @@ class SentenceFeatures:
     best: np.ndarray  # index within the passage of the sentence to mark
     each: list[np.ndarray]  # per row: cosine + coverage of each of its sentences
 
-    @classmethod
-    def of(
-        cls, found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], counts: np.ndarray
-    ) -> SentenceFeatures:
-        """From :func:`best_sentences`' arrays, for rows of ``counts`` sentences each."""
-        cos, cover, best, flat = found
-        sizes = np.asarray(counts).tolist()
-        ends = np.cumsum(sizes).tolist()
-        each = [flat[b - n : b] for n, b in zip(sizes, ends, strict=True)]
-        return cls(cos, cover, best, each)
-
 
 PASSAGE_CACHE = 4096  # decoded passages a generation keeps
 
@@ -439,7 +428,7 @@ class Snapshot(Memo):
         question's whole idf mass), and the sentence a reader should see first."""
         n = len(rows)
         out = SentenceFeatures(np.full(n, -1.0), np.zeros(n), np.zeros(n, np.int64), [])
-        each: list[np.ndarray] = [np.zeros(0)] * n
+        out.each = [np.zeros(0)] * n
         for seg, sel, local in self.by_segment(rows):
             part = _segment_sentences(seg, local, qvec, terms, qidf, total)
             out.cosine[sel], out.coverage[sel], out.best[sel] = (
@@ -448,8 +437,7 @@ class Snapshot(Memo):
                 part.best,
             )
             for k, scores in zip(sel.tolist(), part.each, strict=True):
-                each[k] = scores
-        out.each = each
+                out.each[k] = scores
         return out
 
     def sentence_span(self, row: int, which: int) -> list[int]:
@@ -468,7 +456,7 @@ def _segment_sentences(
 ) -> SentenceFeatures:
     ids, found = seg.term_range(terms)
     sent = seg.sentences_of(np.asarray(local, np.int64))  # read for these rows alone
-    found_best = best_sentences(
+    return best_sentences(
         sent.bounds,
         np.arange(len(local), dtype=np.int64),
         sent.codes,
@@ -479,7 +467,6 @@ def _segment_sentences(
         np.asarray(qidf, np.float64)[found],
         total,
     )
-    return SentenceFeatures.of(found_best, np.diff(sent.bounds))
 
 
 def best_sentences(
@@ -492,7 +479,7 @@ def best_sentences(
     keys: np.ndarray,
     weights: np.ndarray,
     total: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> SentenceFeatures:
     """Per passage ``rows``: best sentence cosine, best idf coverage, the sentence to
     mark, and the sum of the two for each sentence (kernels.sentence_best), over
     packed 6-bit sentence ``codes`` whose sentences hold the term ids
@@ -503,7 +490,7 @@ def best_sentences(
     q = np.ascontiguousarray(qvec, dtype=np.float32)
     step = (codec.high - codec.low) / ((1 << codec.bits) - 1)
     offset = (codec.low + 0.5 * step) * float(q.sum())
-    return kernels.sentence_best(
+    cos, cover, best, flat = kernels.sentence_best(
         bounds,
         rows,
         codes,
@@ -515,6 +502,11 @@ def best_sentences(
         keys,
         weights,
         float(total) if len(keys) else 0.0,
+    )
+    ends = np.cumsum(bounds[rows + 1] - bounds[rows]).tolist()  # the kernel's order
+    starts = [0, *ends[:-1]]
+    return SentenceFeatures(
+        cos, cover, best, [flat[a:b] for a, b in zip(starts, ends, strict=True)]
     )
 
 
